@@ -1,0 +1,39 @@
+//! Numbered schema migrations of the device store.
+//!
+//! `PRAGMA user_version` holds the number of the last migration applied. Each migration is a SQL
+//! file under `core/migrations/`, applied in order inside the opening transaction, so a store is
+//! never left half-migrated. A store from a newer app is refused rather than guessed at.
+
+use rusqlite::Transaction;
+
+use crate::{Error, Result};
+
+/// The migrations, in order. Migration `i` (1-based) brings a store from version `i-1` to `i`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_sync.sql"),
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the store up to [`SCHEMA_VERSION`], applying migrations after `user_version` up to
+/// `target` (all of them in normal use; tests stop early to build old stores).
+pub(crate) fn migrate(tx: &Transaction<'_>, target: u32) -> Result<u32> {
+    let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        if version > target {
+            break;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    Ok(tx.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}

@@ -1,0 +1,489 @@
+//! The Team document: roster of devices with roles, the catalogs a team shapes itself (areas,
+//! topics, materials) and the directory of partner organisations workers refer clients to.
+//!
+//! There is exactly one Team document per store. Catalog entries are never deleted, only retired,
+//! so old contacts keep pointing at a name and statistics over past years stay complete.
+
+use autosurgeon::{Hydrate, Reconcile, Text};
+use serde::{Deserialize, Serialize};
+use streetsync_wire::{DeviceId, Role, TeamId};
+
+use crate::ValidationError;
+
+/// Schema version written into every Team document.
+pub const TEAM_SCHEMA_VERSION: u64 = 1;
+
+/// One entry of a catalog (area/Sozialraum, topic, material).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// Stable id: a slug of the first name (`hauptbahnhof`), unique in its catalog.
+    pub id: String,
+    /// Name shown to workers.
+    pub name: String,
+    /// Retired entries stay for old records but are not offered for new ones.
+    pub retired: bool,
+}
+
+/// Which catalog an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Catalog {
+    /// Areas (Sozialräume) the team works in.
+    Area,
+    /// Topics discussed.
+    Topic,
+    /// Materials handed out.
+    Material,
+}
+
+impl Catalog {
+    /// Field name used in validation errors.
+    pub fn field(self) -> &'static str {
+        match self {
+            Catalog::Area => "area_id",
+            Catalog::Topic => "topics",
+            Catalog::Material => "materials",
+        }
+    }
+}
+
+/// A partner organisation of the local network (Jobcenter, Suchthilfe, Erziehungsberatung...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Partner {
+    /// Stable id (random, 8 hex characters are plenty within one team).
+    pub id: String,
+    /// Name of the organisation.
+    pub name: String,
+    /// What it offers (`Schuldnerberatung`, `Substitution`...).
+    pub offers: Vec<String>,
+    /// The person to call.
+    pub contact_person: String,
+    /// Phone number.
+    pub phone: String,
+    /// Street address.
+    pub address: String,
+    /// Notes for colleagues (opening hours, how to get an appointment). Merges by character.
+    pub notes: String,
+    /// Organisations that closed stay for old referrals.
+    pub retired: bool,
+}
+
+/// A device on the team's roster. The roster is the only source of truth for signature checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterDevice {
+    /// Derived from `sign_pk`.
+    pub device_id: DeviceId,
+    /// The member this device belongs to (display name, no real-name requirement).
+    pub member: String,
+    /// Worker or lead.
+    pub role: Role,
+    /// Ed25519 public key.
+    pub sign_pk: [u8; 32],
+    /// X25519 public key that key bundles are sealed to.
+    pub kx_pk: [u8; 32],
+    /// Removed devices stay listed so their old signatures still verify for the audit trail.
+    pub revoked: bool,
+}
+
+/// The team as read from its document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    /// The team id used on the relay.
+    pub id: TeamId,
+    /// Display name.
+    pub name: String,
+    /// Devices and their roles.
+    pub roster: Vec<RosterDevice>,
+    /// Areas (Sozialräume).
+    pub areas: Vec<CatalogEntry>,
+    /// Topics.
+    pub topics: Vec<CatalogEntry>,
+    /// Materials.
+    pub materials: Vec<CatalogEntry>,
+    /// Partner organisations.
+    pub partners: Vec<Partner>,
+}
+
+impl Team {
+    /// The entries of one catalog.
+    pub fn catalog(&self, catalog: Catalog) -> &[CatalogEntry] {
+        match catalog {
+            Catalog::Area => &self.areas,
+            Catalog::Topic => &self.topics,
+            Catalog::Material => &self.materials,
+        }
+    }
+
+    /// Checks that `id` names an entry of `catalog`. Retired entries pass only when `allow_retired`
+    /// (an old record keeps its values when edited).
+    pub fn check_catalog_id(
+        &self,
+        catalog: Catalog,
+        field: &str,
+        id: &str,
+        allow_retired: bool,
+    ) -> Result<(), ValidationError> {
+        match self.catalog(catalog).iter().find(|e| e.id == id) {
+            Some(e) if !e.retired || allow_retired => Ok(()),
+            Some(_) => Err(ValidationError::new(
+                field,
+                format!("'{id}' is retired and cannot be used for new entries"),
+            )),
+            None => {
+                let known: Vec<&str> = self
+                    .catalog(catalog)
+                    .iter()
+                    .filter(|e| !e.retired)
+                    .map(|e| e.id.as_str())
+                    .collect();
+                Err(ValidationError::new(
+                    field,
+                    format!("unknown id '{id}'; known: {}", known.join(", ")),
+                ))
+            }
+        }
+    }
+
+    /// Checks that `id` names a partner organisation.
+    pub fn check_partner(&self, field: &str, id: &str) -> Result<(), ValidationError> {
+        if self.partners.iter().any(|p| p.id == id) {
+            Ok(())
+        } else {
+            Err(ValidationError::new(
+                field,
+                format!("unknown partner organisation '{id}'"),
+            ))
+        }
+    }
+
+    /// The roster entry of a device, if any.
+    pub fn device(&self, id: &DeviceId) -> Option<&RosterDevice> {
+        self.roster.iter().find(|d| &d.device_id == id)
+    }
+
+    /// The display name of an entry, or its id when unknown (for old or foreign data).
+    pub fn name_of(&self, catalog: Catalog, id: &str) -> String {
+        self.catalog(catalog)
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| id.to_owned())
+    }
+}
+
+/// Turns a name into a catalog id: lowercase ASCII letters, digits and dashes, umlauts spelled out.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        match c {
+            'ä' => out.push_str("ae"),
+            'ö' => out.push_str("oe"),
+            'ü' => out.push_str("ue"),
+            'ß' => out.push_str("ss"),
+            c if c.is_ascii_alphanumeric() => out.push(c),
+            _ => {
+                if !out.ends_with('-') && !out.is_empty() {
+                    out.push('-')
+                }
+            }
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// The default topics (domain.md), offered to every new team and editable afterwards.
+pub const DEFAULT_TOPICS: &[&str] = &[
+    "Wohnen (housing)",
+    "Sucht (addiction)",
+    "Arbeit/Jobcenter (work)",
+    "Geld/Schulden (money, debt)",
+    "Gesundheit (health)",
+    "Psychische Gesundheit (mental health)",
+    "Familie (family)",
+    "Gewalt (violence)",
+    "Schule (school)",
+    "Recht (legal)",
+    "Aufenthalt (residence status)",
+];
+
+/// The default materials handed out.
+pub const DEFAULT_MATERIALS: &[&str] = &[
+    "Spritzen (syringes)",
+    "Naloxon (naloxone doses)",
+    "Kondome (condoms)",
+    "Essen (food)",
+    "Schlafsäcke (sleeping bags)",
+];
+
+/// Builds catalog entries from names, giving each a unique slug id.
+pub fn entries_from_names<S: AsRef<str>>(names: &[S]) -> Vec<CatalogEntry> {
+    let mut out: Vec<CatalogEntry> = Vec::new();
+    for n in names {
+        let name = n.as_ref().trim();
+        let base = slug(name.split(" (").next().unwrap_or(name));
+        let base = if base.is_empty() { "entry".to_owned() } else { base };
+        let mut id = base.clone();
+        let mut i = 2;
+        while out.iter().any(|e| e.id == id) {
+            id = format!("{base}-{i}");
+            i += 1;
+        }
+        out.push(CatalogEntry {
+            id,
+            name: name.to_owned(),
+            retired: false,
+        });
+    }
+    out
+}
+
+// ---- Automerge mapping -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct CatalogEntryDoc {
+    #[key]
+    id: String,
+    name: String,
+    retired: bool,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct PartnerDoc {
+    #[key]
+    id: String,
+    name: String,
+    offers: Vec<String>,
+    contact_person: String,
+    phone: String,
+    address: String,
+    notes: Text,
+    retired: bool,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct RosterDeviceDoc {
+    #[key]
+    device_id: String,
+    member: String,
+    role: String,
+    sign_pk: String,
+    kx_pk: String,
+    revoked: bool,
+}
+
+/// The Team document as stored in Automerge.
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct TeamDoc {
+    schema_version: u64,
+    kind: String,
+    id: String,
+    name: String,
+    roster: Vec<RosterDeviceDoc>,
+    areas: Vec<CatalogEntryDoc>,
+    topics: Vec<CatalogEntryDoc>,
+    materials: Vec<CatalogEntryDoc>,
+    partners: Vec<PartnerDoc>,
+}
+
+fn entry_doc(e: &CatalogEntry) -> CatalogEntryDoc {
+    CatalogEntryDoc {
+        id: e.id.clone(),
+        name: e.name.clone(),
+        retired: e.retired,
+    }
+}
+
+fn role_key(r: Role) -> &'static str {
+    match r {
+        Role::Lead => "lead",
+        Role::Worker => "worker",
+    }
+}
+
+fn corrupt(what: &str) -> crate::Error {
+    crate::Error::Corrupt {
+        what: format!("team document: {what}"),
+    }
+}
+
+impl TeamDoc {
+    pub(crate) fn new(team: &Team) -> Self {
+        let mut doc = TeamDoc {
+            schema_version: TEAM_SCHEMA_VERSION,
+            kind: "team".into(),
+            id: team.id.to_string(),
+            name: String::new(),
+            roster: Vec::new(),
+            areas: Vec::new(),
+            topics: Vec::new(),
+            materials: Vec::new(),
+            partners: Vec::new(),
+        };
+        doc.apply(team);
+        doc
+    }
+
+    /// Brings the document in line with `team`, keeping Text objects so concurrent note edits merge.
+    pub(crate) fn apply(&mut self, team: &Team) {
+        self.name = team.name.clone();
+        self.roster = team
+            .roster
+            .iter()
+            .map(|d| RosterDeviceDoc {
+                device_id: d.device_id.to_string(),
+                member: d.member.clone(),
+                role: role_key(d.role).into(),
+                sign_pk: hex::encode(d.sign_pk),
+                kx_pk: hex::encode(d.kx_pk),
+                revoked: d.revoked,
+            })
+            .collect();
+        self.areas = team.areas.iter().map(entry_doc).collect();
+        self.topics = team.topics.iter().map(entry_doc).collect();
+        self.materials = team.materials.iter().map(entry_doc).collect();
+        let mut old: Vec<PartnerDoc> = std::mem::take(&mut self.partners);
+        self.partners = team
+            .partners
+            .iter()
+            .map(|p| {
+                let mut notes = old
+                    .iter_mut()
+                    .find(|o| o.id == p.id)
+                    .map(|o| std::mem::take(&mut o.notes))
+                    .unwrap_or_default();
+                notes.update(&p.notes);
+                PartnerDoc {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    offers: p.offers.clone(),
+                    contact_person: p.contact_person.clone(),
+                    phone: p.phone.clone(),
+                    address: p.address.clone(),
+                    notes,
+                    retired: p.retired,
+                }
+            })
+            .collect();
+    }
+
+    pub(crate) fn to_team(&self) -> crate::Result<Team> {
+        let key32 = |s: &str| -> crate::Result<[u8; 32]> {
+            let v = hex::decode(s).map_err(|_| corrupt("public key is not hex"))?;
+            v.try_into().map_err(|_| corrupt("public key length"))
+        };
+        let entries = |v: &[CatalogEntryDoc]| {
+            v.iter()
+                .map(|e| CatalogEntry {
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    retired: e.retired,
+                })
+                .collect()
+        };
+        let mut roster = Vec::new();
+        for d in &self.roster {
+            let sign_pk = key32(&d.sign_pk)?;
+            let device_id = DeviceId::from_public_key(&sign_pk);
+            if d.device_id != device_id.to_string() {
+                return Err(corrupt("device id does not match its key"));
+            }
+            roster.push(RosterDevice {
+                device_id,
+                member: d.member.clone(),
+                role: if d.role == "lead" { Role::Lead } else { Role::Worker },
+                sign_pk,
+                kx_pk: key32(&d.kx_pk)?,
+                revoked: d.revoked,
+            });
+        }
+        Ok(Team {
+            id: self.id.parse().map_err(|_| corrupt("team id"))?,
+            name: self.name.clone(),
+            roster,
+            areas: entries(&self.areas),
+            topics: entries(&self.topics),
+            materials: entries(&self.materials),
+            partners: self
+                .partners
+                .iter()
+                .map(|p| Partner {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    offers: p.offers.clone(),
+                    contact_person: p.contact_person.clone(),
+                    phone: p.phone.clone(),
+                    address: p.address.clone(),
+                    notes: p.notes.as_str().to_owned(),
+                    retired: p.retired,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Input for a partner organisation in the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PartnerDraft {
+    /// Name of the organisation.
+    pub name: String,
+    /// What it offers.
+    pub offers: Vec<String>,
+    /// The person to call.
+    pub contact_person: String,
+    /// Phone number.
+    pub phone: String,
+    /// Street address.
+    pub address: String,
+    /// Notes for colleagues.
+    pub notes: String,
+}
+
+/// Longest partner note accepted.
+pub const MAX_PARTNER_NOTE_CHARS: usize = 4_000;
+
+impl PartnerDraft {
+    /// Refuses empty names and over-long fields.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.name.trim().is_empty() {
+            return Err(ValidationError::new("name", "must not be empty"));
+        }
+        for (field, value, max) in [
+            ("name", &self.name, 200),
+            ("contact_person", &self.contact_person, 200),
+            ("phone", &self.phone, 50),
+            ("address", &self.address, 300),
+            ("notes", &self.notes, MAX_PARTNER_NOTE_CHARS),
+        ] {
+            let n = value.chars().count();
+            if n > max {
+                return Err(ValidationError::new(
+                    field,
+                    format!("is {n} characters long; the limit is {max}"),
+                ));
+            }
+        }
+        if self.offers.len() > 50 {
+            return Err(ValidationError::new("offers", "at most 50 offers"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_spell_out_umlauts_and_stay_unique() {
+        assert_eq!(slug("Schlafsäcke"), "schlafsaecke");
+        assert_eq!(slug("  Hbf / Süd "), "hbf-sued");
+        let e = entries_from_names(&["Park", "park", "Wohnen (housing)"]);
+        assert_eq!(
+            e.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["park", "park-2", "wohnen"]
+        );
+    }
+}

@@ -1,0 +1,782 @@
+//! `Workspace`: one opened store of one device, and the whole local API on it.
+//!
+//! Every mutation follows one path: validate, hydrate the record's Automerge document, apply,
+//! reconcile, commit, then write document, projection and outbox entry in one durable SQLite
+//! transaction. If anything fails before the commit, nothing is written.
+
+use std::path::{Path, PathBuf};
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ReadDoc};
+use autosurgeon::{Hydrate, Reconcile, hydrate, reconcile};
+use streetsync_wire::{DeviceId, RecordId, Role, TeamId};
+use zeroize::Zeroizing;
+
+use crate::client::{Client, ClientDoc, ClientDraft};
+use crate::contact::{Comment, Contact, ContactDoc, ContactDraft, MAX_COMMENT_CHARS};
+use crate::crypto::{DeviceIdentity, IdentitySecret, TeamKey};
+use crate::query::{ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary};
+use crate::store::{Projection, Store, Writer};
+use crate::team::{
+    Catalog, CatalogEntry, Partner, PartnerDraft, RosterDevice, Team, TeamDoc, entries_from_names,
+};
+use crate::vocab::{CommentKind, ReviewState};
+use crate::{Error, KeySource, RecordKind, Result, ValidationError};
+
+const SECRET_IDENTITY: &str = "device_identity";
+const SECRET_TEAM_KEYS: &str = "team_keys";
+const META_TEAM_ID: &str = "team_id";
+const META_TEAM_DOC: &str = "team_doc_id";
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What a lead enters to found a team.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TeamSetup {
+    /// Team name (`Streetwork Mitte`).
+    pub team_name: String,
+    /// The founding lead's display name.
+    pub member_name: String,
+    /// Areas (Sozialräume) the team works in; at least one.
+    pub areas: Vec<String>,
+    /// Topics; empty means the default list.
+    pub topics: Vec<String>,
+    /// Materials; empty means the default list.
+    pub materials: Vec<String>,
+}
+
+/// What happened when remote changes were merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteApplied {
+    /// The record's kind.
+    pub kind: RecordKind,
+    /// Whether the record is now deleted.
+    pub deleted: bool,
+}
+
+/// One opened device store. Share it across threads behind an `Arc`.
+pub struct Workspace {
+    store: Store,
+    identity: DeviceIdentity,
+    actor: ActorId,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("path", &self.path)
+            .field("device", &self.identity.device_id())
+            .finish()
+    }
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(ValidationError::new(
+            field,
+            format!("is {n} characters long; the limit is {max}"),
+        ));
+    }
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+impl Workspace {
+    /// Opens the store at `path` (created if missing) with the host's key or a passphrase.
+    /// A wrong key fails with [`Error::WrongKey`] and changes nothing.
+    pub fn open(path: impl AsRef<Path>, key: KeySource) -> Result<Self> {
+        Self::open_with(path.as_ref(), key, crate::store::schema::SCHEMA_VERSION)
+    }
+
+    #[doc(hidden)]
+    /// Opens at an older schema version; only for migration tests.
+    pub fn open_at_schema_version(path: impl AsRef<Path>, key: KeySource, version: u32) -> Result<Self> {
+        Self::open_with(path.as_ref(), key, version)
+    }
+
+    fn open_with(path: &Path, key: KeySource, version: u32) -> Result<Self> {
+        let store = Store::open(path, &key, version)?;
+        let identity = store.write(|w| match w.secret(SECRET_IDENTITY)? {
+            Some(bytes) => {
+                let secret: IdentitySecret =
+                    postcard::from_bytes(&bytes).map_err(|_| Error::Corrupt {
+                        what: "device identity".into(),
+                    })?;
+                DeviceIdentity::from_secret(&secret)
+            }
+            None => {
+                let id = DeviceIdentity::generate()?;
+                let bytes = Zeroizing::new(
+                    postcard::to_stdvec(&id.to_secret())
+                        .map_err(|_| Error::Crypto("identity encoding"))?,
+                );
+                w.put_secret(SECRET_IDENTITY, &bytes)?;
+                Ok(id)
+            }
+        })?;
+        // Actor = device id + a per-session random suffix: changes are attributable to a device,
+        // and two processes on one store can never reuse an (actor, seq) pair.
+        let mut actor = identity.device_id().as_bytes().to_vec();
+        actor.extend_from_slice(&crate::crypto::random_bytes::<8>()?);
+        Ok(Self {
+            store,
+            identity,
+            actor: ActorId::from(actor),
+            path: path.to_owned(),
+        })
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.identity.device_id()
+    }
+
+    /// This device's identity (public keys, signing).
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- team -------------------------------------------------------------------------
+
+    /// Founds a team on this device, which becomes its first lead, with a fresh team key.
+    pub fn create_team(&self, setup: TeamSetup) -> Result<Team> {
+        check_len("team_name", &setup.team_name, 200)?;
+        check_len("member_name", &setup.member_name, 200)?;
+        if setup.areas.is_empty() {
+            return Err(ValidationError::new(
+                "areas",
+                "name at least one area (Sozialraum) the team works in",
+            )
+            .into());
+        }
+        let names = |v: &[String], default: &[&str]| -> Vec<String> {
+            if v.is_empty() {
+                default.iter().map(|s| (*s).to_owned()).collect()
+            } else {
+                v.to_vec()
+            }
+        };
+        let team = Team {
+            id: TeamId::random(),
+            name: setup.team_name.trim().to_owned(),
+            roster: vec![RosterDevice {
+                device_id: self.device_id(),
+                member: setup.member_name.trim().to_owned(),
+                role: Role::Lead,
+                sign_pk: self.identity.sign_public(),
+                kx_pk: self.identity.kx_public(),
+                revoked: false,
+            }],
+            areas: entries_from_names(&setup.areas),
+            topics: entries_from_names(&names(&setup.topics, crate::team::DEFAULT_TOPICS)),
+            materials: entries_from_names(&names(&setup.materials, crate::team::DEFAULT_MATERIALS)),
+            partners: Vec::new(),
+        };
+        let key = TeamKey::generate(1)?;
+        self.store.write(|w| {
+            if w.meta(META_TEAM_ID)?.is_some() {
+                return Err(Error::AlreadyInTeam);
+            }
+            let doc_id = RecordId::random();
+            w.put_meta(META_TEAM_ID, team.id.as_bytes())?;
+            w.put_meta(META_TEAM_DOC, doc_id.as_bytes())?;
+            let keys = Zeroizing::new(
+                postcard::to_stdvec(&vec![key.clone()]).map_err(|_| Error::Crypto("key encoding"))?,
+            );
+            w.put_secret(SECRET_TEAM_KEYS, &keys)?;
+            let mut doc = crate::document::new().with_actor(self.actor.clone());
+            let before = doc.get_heads();
+            reconcile(&mut doc, &TeamDoc::new(&team))?;
+            self.finish(w, doc_id, RecordKind::Team, &mut doc, &before, "create team")?;
+            w.set_team(team.clone());
+            Ok(())
+        })?;
+        Ok(team)
+    }
+
+    /// The team, or [`Error::NoTeam`].
+    pub fn team(&self) -> Result<Team> {
+        self.store
+            .read(|r| r.cache.team.clone().ok_or(Error::NoTeam))
+    }
+
+    /// The team's id, if this device is in a team.
+    pub fn team_id(&self) -> Result<Option<TeamId>> {
+        self.store.read(|r| {
+            Ok(r.meta(META_TEAM_ID)?
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(TeamId::from_bytes))
+        })
+    }
+
+    /// The record id of the Team document.
+    pub(crate) fn team_doc_id(&self) -> Result<RecordId> {
+        self.store.read(|r| {
+            r.meta(META_TEAM_DOC)?
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(RecordId::from_bytes)
+                .ok_or(Error::NoTeam)
+        })
+    }
+
+    /// The team keys this device holds, newest epoch last.
+    pub(crate) fn team_keys(&self) -> Result<Vec<TeamKey>> {
+        self.store.read(|r| match r.secret(SECRET_TEAM_KEYS)? {
+            Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                what: "team keys".into(),
+            }),
+            None => Err(Error::NoTeam),
+        })
+    }
+
+    /// This device's role in the team.
+    pub fn my_role(&self) -> Result<Role> {
+        let team = self.team()?;
+        match team.device(&self.device_id()) {
+            Some(d) if !d.revoked => Ok(d.role),
+            Some(_) => Err(Error::NotAllowed("this device was removed from the team".into())),
+            None => Err(Error::NotAllowed("this device is not on the team's roster".into())),
+        }
+    }
+
+    fn require_lead(&self, what: &str) -> Result<()> {
+        match self.my_role()? {
+            Role::Lead => Ok(()),
+            Role::Worker => Err(Error::NotAllowed(format!("only a team lead can {what}"))),
+        }
+    }
+
+    /// Changes the Team document with `f` (leads only).
+    fn change_team<T>(&self, what: &str, f: impl FnOnce(&mut Team) -> Result<T>) -> Result<T> {
+        self.require_lead(what)?;
+        let doc_id = self.team_doc_id()?;
+        self.store.write(|w| {
+            let (_, mut doc) = w.doc(&doc_id)?.ok_or(Error::NoTeam)?;
+            doc.set_actor(self.actor.clone());
+            let before = doc.get_heads();
+            let mut td: TeamDoc = hydrate(&doc)?;
+            let mut team = td.to_team()?;
+            let out = f(&mut team)?;
+            td.apply(&team);
+            reconcile(&mut doc, &td)?;
+            self.finish(w, doc_id, RecordKind::Team, &mut doc, &before, what)?;
+            let team: TeamDoc = hydrate(&doc)?;
+            w.set_team(team.to_team()?);
+            Ok(out)
+        })
+    }
+
+    /// Adds an entry to a catalog (leads only). The id is a slug of the name.
+    pub fn add_catalog_entry(&self, catalog: Catalog, name: &str) -> Result<CatalogEntry> {
+        check_len("name", name, 200)?;
+        self.change_team("change the catalogs", |team| {
+            let list = match catalog {
+                Catalog::Area => &mut team.areas,
+                Catalog::Topic => &mut team.topics,
+                Catalog::Material => &mut team.materials,
+            };
+            if list.iter().any(|e| e.name.eq_ignore_ascii_case(name.trim())) {
+                return Err(ValidationError::new("name", format!("'{name}' is already listed")).into());
+            }
+            let mut names: Vec<String> = list.iter().map(|e| e.name.clone()).collect();
+            names.push(name.trim().to_owned());
+            let entry = entries_from_names(&names)
+                .pop()
+                .ok_or(Error::Crypto("catalog"))?;
+            list.push(entry.clone());
+            Ok(entry)
+        })
+    }
+
+    /// Retires a catalog entry: old records keep it, new ones cannot use it (leads only).
+    pub fn retire_catalog_entry(&self, catalog: Catalog, id: &str) -> Result<()> {
+        self.change_team("change the catalogs", |team| {
+            let list = match catalog {
+                Catalog::Area => &mut team.areas,
+                Catalog::Topic => &mut team.topics,
+                Catalog::Material => &mut team.materials,
+            };
+            let e = list.iter_mut().find(|e| e.id == id).ok_or_else(|| {
+                ValidationError::new(catalog.field(), format!("unknown id '{id}'"))
+            })?;
+            e.retired = true;
+            Ok(())
+        })
+    }
+
+    /// Adds a partner organisation to the directory (leads only).
+    pub fn add_partner(&self, draft: PartnerDraft) -> Result<Partner> {
+        draft.validate()?;
+        let id = hex::encode(crate::crypto::random_bytes::<4>()?);
+        self.change_team("edit the partner directory", |team| {
+            let p = Partner {
+                id: id.clone(),
+                name: draft.name.trim().to_owned(),
+                offers: draft.offers.clone(),
+                contact_person: draft.contact_person.clone(),
+                phone: draft.phone.clone(),
+                address: draft.address.clone(),
+                notes: draft.notes.clone(),
+                retired: false,
+            };
+            team.partners.push(p.clone());
+            Ok(p)
+        })
+    }
+
+    /// Updates a partner organisation (leads only). Notes merge by character with concurrent edits.
+    pub fn update_partner(&self, id: &str, draft: PartnerDraft) -> Result<Partner> {
+        draft.validate()?;
+        self.change_team("edit the partner directory", |team| {
+            let p = team
+                .partners
+                .iter_mut()
+                .find(|p| p.id == id)
+                .ok_or_else(|| ValidationError::new("partner_id", format!("unknown partner '{id}'")))?;
+            p.name = draft.name.trim().to_owned();
+            p.offers = draft.offers;
+            p.contact_person = draft.contact_person;
+            p.phone = draft.phone;
+            p.address = draft.address;
+            p.notes = draft.notes;
+            Ok(p.clone())
+        })
+    }
+
+    /// Marks a partner organisation as closed; old referrals keep it (leads only).
+    pub fn retire_partner(&self, id: &str) -> Result<()> {
+        self.change_team("edit the partner directory", |team| {
+            let p = team
+                .partners
+                .iter_mut()
+                .find(|p| p.id == id)
+                .ok_or_else(|| ValidationError::new("partner_id", format!("unknown partner '{id}'")))?;
+            p.retired = true;
+            Ok(())
+        })
+    }
+
+    /// The partner directory (open organisations first, then by name).
+    pub fn partners(&self) -> Result<Vec<Partner>> {
+        let mut v = self.team()?.partners;
+        v.sort_by(|a, b| a.retired.cmp(&b.retired).then(a.name.cmp(&b.name)));
+        Ok(v)
+    }
+
+    // ---- generic record path ----------------------------------------------------------
+
+    /// Commits `doc`'s pending operations, stores the document and queues the change.
+    fn finish(
+        &self,
+        w: &mut Writer<'_>,
+        id: RecordId,
+        kind: RecordKind,
+        doc: &mut AutoCommit,
+        before: &[automerge::ChangeHash],
+        message: &str,
+    ) -> Result<()> {
+        doc.commit_with(
+            CommitOptions::default()
+                .with_message(message.to_owned())
+                .with_time(now_ms() / 1000),
+        );
+        let changes = Zeroizing::new(doc.save_after(before));
+        w.put_doc(&id, kind, doc)?;
+        if !changes.is_empty() && doc.get_heads() != before {
+            w.push_outbox(&id, kind, &changes)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a record of `kind`, applies `f` to its hydrated form, and writes everything back.
+    fn mutate<D, T>(
+        &self,
+        id: RecordId,
+        kind: RecordKind,
+        message: &str,
+        f: impl FnOnce(&mut D, &Writer<'_>) -> Result<T>,
+        project: impl FnOnce(&D) -> Result<Option<Projection>>,
+    ) -> Result<T>
+    where
+        D: Hydrate + Reconcile,
+    {
+        self.store.write(|w| {
+            let (found, mut doc) = w.doc(&id)?.ok_or(Error::NotFound { kind, id })?;
+            if found != kind || is_deleted(&doc) {
+                return Err(Error::NotFound { kind, id });
+            }
+            doc.set_actor(self.actor.clone());
+            let before = doc.get_heads();
+            let mut d: D = hydrate(&doc)?;
+            let out = f(&mut d, w)?;
+            reconcile(&mut doc, &d)?;
+            self.finish(w, id, kind, &mut doc, &before, message)?;
+            match project(&d)? {
+                Some(p) => w.put_projection(&id, p)?,
+                None => w.remove_projection(&id)?,
+            }
+            Ok(out)
+        })
+    }
+
+    fn create<D: Reconcile>(&self, id: RecordId, kind: RecordKind, d: &D, projection: Projection) -> Result<()> {
+        self.store.write(|w| {
+            let mut doc = crate::document::new().with_actor(self.actor.clone());
+            let before = doc.get_heads();
+            reconcile(&mut doc, d)?;
+            self.finish(w, id, kind, &mut doc, &before, "create")?;
+            w.put_projection(&id, projection)
+        })
+    }
+
+    fn read_doc<D: Hydrate>(&self, id: RecordId, kind: RecordKind) -> Result<D> {
+        self.store.read(|r| {
+            let (found, doc) = r.doc(&id)?.ok_or(Error::NotFound { kind, id })?;
+            if found != kind || is_deleted(&doc) {
+                return Err(Error::NotFound { kind, id });
+            }
+            Ok(hydrate(&doc)?)
+        })
+    }
+
+    fn soft_delete(&self, id: RecordId, kind: RecordKind) -> Result<()> {
+        self.store.write(|w| {
+            let (found, mut doc) = w.doc(&id)?.ok_or(Error::NotFound { kind, id })?;
+            if found != kind || is_deleted(&doc) {
+                return Err(Error::NotFound { kind, id });
+            }
+            doc.set_actor(self.actor.clone());
+            let before = doc.get_heads();
+            doc.put(automerge::ROOT, "deleted", true)?;
+            self.finish(w, id, kind, &mut doc, &before, "delete")?;
+            w.remove_projection(&id)
+        })
+    }
+
+    // ---- contacts ---------------------------------------------------------------------
+
+    /// Logs a new contact. Durable when this returns.
+    pub fn create_contact(&self, draft: ContactDraft) -> Result<Contact> {
+        let team = self.team()?;
+        draft.validate(&team, None)?;
+        let id = RecordId::random();
+        let doc = ContactDoc::new(id, &draft, &self.device_id().to_string(), now_ms());
+        let contact = doc.to_contact()?;
+        self.create(
+            id,
+            RecordKind::Contact,
+            &doc,
+            Projection::Contact(Box::new(ContactSummary::of(&contact))),
+        )?;
+        Ok(contact)
+    }
+
+    /// Replaces a contact's fields. The note is merged by character with concurrent edits.
+    pub fn update_contact(&self, id: RecordId, draft: ContactDraft) -> Result<Contact> {
+        let team = self.team()?;
+        self.mutate(
+            id,
+            RecordKind::Contact,
+            "edit contact",
+            |d: &mut ContactDoc, _| {
+                let old = d.to_contact()?;
+                draft.validate(&team, Some(&old.fields))?;
+                d.apply(&draft, now_ms());
+                d.to_contact()
+            },
+            contact_projection,
+        )
+    }
+
+    /// One contact.
+    pub fn get_contact(&self, id: RecordId) -> Result<Contact> {
+        self.read_doc::<ContactDoc>(id, RecordKind::Contact)?.to_contact()
+    }
+
+    /// Lists contacts matching `filter`, newest first.
+    pub fn list_contacts(&self, filter: &ContactFilter) -> Result<ContactPage> {
+        filter.validate()?;
+        self.store.read(|r| Ok(filter.run(r.cache.contacts.values())))
+    }
+
+    /// Every contact's projection (for statistics and export).
+    pub fn contact_summaries(&self) -> Result<Vec<ContactSummary>> {
+        self.store
+            .read(|r| Ok(r.cache.contacts.values().map(|c| c.summary.clone()).collect()))
+    }
+
+    /// Deletes a contact logged by mistake; the deletion syncs to the team. (Erasure of every
+    /// trace on the relay and all devices is the lead's separate `erase`.)
+    pub fn delete_contact(&self, id: RecordId) -> Result<()> {
+        self.soft_delete(id, RecordKind::Contact)
+    }
+
+    // ---- review -----------------------------------------------------------------------
+
+    fn review(
+        &self,
+        id: RecordId,
+        message: &str,
+        f: impl FnOnce(&mut ContactDoc, &Contact) -> Result<()>,
+    ) -> Result<Contact> {
+        self.mutate(
+            id,
+            RecordKind::Contact,
+            message,
+            |d: &mut ContactDoc, _| {
+                let c = d.to_contact()?;
+                f(d, &c)?;
+                d.to_contact()
+            },
+            contact_projection,
+        )
+    }
+
+    fn comment_of(&self, kind: CommentKind, text: &str) -> Result<Comment> {
+        check_len("text", text, MAX_COMMENT_CHARS)?;
+        Ok(Comment {
+            id: hex::encode(crate::crypto::random_bytes::<8>()?),
+            author: self.device_id().to_string(),
+            at: now_ms(),
+            kind,
+            text: text.to_owned(),
+        })
+    }
+
+    /// Hands a contact in for review.
+    pub fn submit_contact(&self, id: RecordId) -> Result<Contact> {
+        self.review(id, "submit for review", |d, c| match c.review {
+            ReviewState::Approved => Err(Error::NotAllowed("the contact is already approved".into())),
+            _ => {
+                d.set_review(ReviewState::Submitted, now_ms());
+                Ok(())
+            }
+        })
+    }
+
+    /// Approves a contact (leads only).
+    pub fn approve_contact(&self, id: RecordId) -> Result<Contact> {
+        self.require_lead("approve a contact")?;
+        self.review(id, "approve", |d, _| {
+            d.set_review(ReviewState::Approved, now_ms());
+            Ok(())
+        })
+    }
+
+    /// Sends a question back to the worker (leads only); the contact waits for an answer.
+    pub fn request_changes(&self, id: RecordId, question: &str) -> Result<Contact> {
+        self.require_lead("ask for changes")?;
+        let comment = self.comment_of(CommentKind::Question, question)?;
+        self.review(id, "request changes", |d, _| {
+            d.add_comment(comment, now_ms());
+            d.set_review(ReviewState::ChangesRequested, now_ms());
+            Ok(())
+        })
+    }
+
+    /// Adds a remark to the review thread.
+    pub fn comment_contact(&self, id: RecordId, text: &str) -> Result<Contact> {
+        let comment = self.comment_of(CommentKind::Remark, text)?;
+        self.review(id, "comment", |d, _| {
+            d.add_comment(comment, now_ms());
+            Ok(())
+        })
+    }
+
+    /// Answers the lead's question and hands the contact in again.
+    pub fn answer_contact(&self, id: RecordId, text: &str) -> Result<Contact> {
+        let comment = self.comment_of(CommentKind::Answer, text)?;
+        self.review(id, "answer", |d, _| {
+            d.add_comment(comment, now_ms());
+            d.set_review(ReviewState::Submitted, now_ms());
+            Ok(())
+        })
+    }
+
+    // ---- clients ----------------------------------------------------------------------
+
+    fn check_code_free(&self, code: &str, except: Option<RecordId>) -> Result<()> {
+        let taken = self.store.read(|r| {
+            Ok(r.cache
+                .clients
+                .values()
+                .any(|c| c.code.eq_ignore_ascii_case(code) && Some(c.id) != except))
+        })?;
+        if taken {
+            return Err(ValidationError::new("code", format!("'{code}' is already used by another client")).into());
+        }
+        Ok(())
+    }
+
+    /// Creates a client record.
+    pub fn create_client(&self, draft: ClientDraft) -> Result<Client> {
+        self.team()?;
+        draft.validate()?;
+        self.check_code_free(&draft.code, None)?;
+        let id = RecordId::random();
+        let doc = ClientDoc::new(id, &draft, &self.device_id().to_string(), now_ms());
+        let client = doc.to_client()?;
+        self.create(id, RecordKind::Client, &doc, Projection::Client(ClientSummary::of(&client)))?;
+        Ok(client)
+    }
+
+    /// Replaces a client's fields; notes merge by character.
+    pub fn update_client(&self, id: RecordId, draft: ClientDraft) -> Result<Client> {
+        draft.validate()?;
+        self.check_code_free(&draft.code, Some(id))?;
+        self.mutate(
+            id,
+            RecordKind::Client,
+            "edit client",
+            |d: &mut ClientDoc, _| {
+                d.apply(&draft, now_ms());
+                d.to_client()
+            },
+            |d| Ok(Some(Projection::Client(ClientSummary::of(&d.to_client()?)))),
+        )
+    }
+
+    /// One client.
+    pub fn get_client(&self, id: RecordId) -> Result<Client> {
+        self.read_doc::<ClientDoc>(id, RecordKind::Client)?.to_client()
+    }
+
+    /// Lists clients matching `filter`, by code.
+    pub fn list_clients(&self, filter: &ClientFilter) -> Result<Vec<ClientSummary>> {
+        self.store.read(|r| {
+            let mut v: Vec<ClientSummary> = r
+                .cache
+                .clients
+                .values()
+                .filter(|c| filter.matches(c))
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| a.code.cmp(&b.code));
+            Ok(v)
+        })
+    }
+
+    /// Deletes a client record; the deletion syncs to the team.
+    pub fn delete_client(&self, id: RecordId) -> Result<()> {
+        self.soft_delete(id, RecordKind::Client)
+    }
+
+    /// Ids of records whose stored data failed to open (damaged file); everything else works.
+    pub fn damaged_records(&self) -> Result<Vec<RecordId>> {
+        self.store.read(|r| Ok(r.cache.damaged.clone()))
+    }
+
+    /// How many local changes wait to be pushed to the relay.
+    pub fn pending_changes(&self) -> Result<u64> {
+        self.store.read(|r| r.outbox_len())
+    }
+
+    /// Up to `limit` local changes waiting for the relay, oldest first.
+    pub fn pending_outbox(&self, limit: usize) -> Result<Vec<crate::OutboxEntry>> {
+        self.store.read(|r| r.outbox(limit))
+    }
+
+    /// The whole document of a record (`Automerge::save`), for snapshots and for handing a record
+    /// to another store.
+    pub fn export_document(&self, id: RecordId) -> Result<Vec<u8>> {
+        self.store.read(|r| {
+            let (kind, mut doc) = r.doc(&id)?.ok_or(Error::NotFound {
+                kind: RecordKind::Contact,
+                id,
+            })?;
+            let _ = kind;
+            Ok(doc.save())
+        })
+    }
+
+    // ---- remote changes ---------------------------------------------------------------
+
+    /// Merges Automerge changes (or a whole saved document) received from a teammate into the
+    /// record `id`, updating its projection. Idempotent: applying the same changes twice is a no-op.
+    pub fn apply_remote(&self, id: RecordId, changes: &[u8]) -> Result<RemoteApplied> {
+        self.store.write(|w| apply_remote_in(w, id, changes))
+    }
+}
+
+fn contact_projection(d: &ContactDoc) -> Result<Option<Projection>> {
+    Ok(Some(Projection::Contact(Box::new(ContactSummary::of(&d.to_contact()?)))))
+}
+
+fn is_deleted(doc: &AutoCommit) -> bool {
+    matches!(
+        doc.get(automerge::ROOT, "deleted"),
+        Ok(Some((automerge::Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true))
+    )
+}
+
+fn doc_kind(doc: &AutoCommit) -> Option<RecordKind> {
+    match doc.get(automerge::ROOT, "kind") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+            automerge::ScalarValue::Str(k) => RecordKind::from_name(k),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Merges remote changes inside an open write transaction (the sync client applies a whole page
+/// in one transaction together with its cursor).
+pub(crate) fn apply_remote_in(w: &mut Writer<'_>, id: RecordId, changes: &[u8]) -> Result<RemoteApplied> {
+    let existing = w.doc(&id)?;
+    let known_kind = existing.as_ref().map(|(k, _)| *k);
+    let mut doc = existing.map(|(_, d)| d).unwrap_or_else(crate::document::new);
+    doc.load_incremental(changes)
+        .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
+    let kind = doc_kind(&doc)
+        .ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;
+    if known_kind.is_some_and(|k| k != kind) {
+        return Err(Error::Protocol(format!("record {id} changed its kind")));
+    }
+    let deleted = is_deleted(&doc);
+    let projection = match kind {
+        RecordKind::Contact => {
+            let d: ContactDoc = hydrate(&doc)
+                .map_err(|e| Error::Protocol(format!("contact {id} is malformed: {e}")))?;
+            Projection::Contact(Box::new(ContactSummary::of(&d.to_contact()?)))
+        }
+        RecordKind::Client => {
+            let d: ClientDoc = hydrate(&doc)
+                .map_err(|e| Error::Protocol(format!("client {id} is malformed: {e}")))?;
+            Projection::Client(ClientSummary::of(&d.to_client()?))
+        }
+        RecordKind::Team => {
+            let d: TeamDoc = hydrate(&doc)
+                .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
+            let team = d.to_team()?;
+            w.put_doc(&id, kind, &mut doc)?;
+            w.set_team(team);
+            return Ok(RemoteApplied { kind, deleted });
+        }
+    };
+    w.put_doc(&id, kind, &mut doc)?;
+    if deleted {
+        w.remove_projection(&id)?;
+    } else {
+        w.put_projection(&id, projection)?;
+    }
+    Ok(RemoteApplied { kind, deleted })
+}

@@ -1,0 +1,158 @@
+//! Request authentication: the signed `Authorization` header.
+//!
+//! [`Signed`] reads the header and the body and checks the clock window; [`Member`] goes on to
+//! find the device in the path's team, verify the signature against its registered key, refuse
+//! replays, revoked devices and wrong teams, and charge the device's rate limit. Handlers that take
+//! a [`Member`] therefore only ever run for an authenticated, current member of the team.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::{Method, StatusCode, Uri, header};
+use serde::de::DeserializeOwned;
+use streetsync_wire::auth::AuthHeader;
+use streetsync_wire::{CLOCK_TOLERANCE_MS, DeviceInfo, MAX_BODY_BYTES, TeamId};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::now_ms;
+
+/// A request whose `Authorization` header parsed and whose timestamp is within the window.
+/// The signature is not checked yet: that needs the device's key.
+#[derive(Debug)]
+pub struct Signed {
+    /// The parsed header.
+    pub header: AuthHeader,
+    /// The HTTP method.
+    pub method: Method,
+    /// The request URI (its path and query are signed).
+    pub uri: Uri,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"))
+    } else {
+        ApiError::BadRequest("the request body could not be read".into())
+    }
+}
+
+impl FromRequest<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated("this request needs a signed Authorization header".into()))?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not ASCII".into()))?;
+        let header = AuthHeader::parse(value).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        let now = now_ms();
+        if (header.ts_ms - now).abs() > CLOCK_TOLERANCE_MS || header.ts_ms < state.started_ms {
+            return Err(ApiError::ClockSkew { server_time: now });
+        }
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let body = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        Ok(Signed { header, method, uri, body })
+    }
+}
+
+impl Signed {
+    /// The signed request target: path and query exactly as received.
+    pub fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
+
+    /// Verifies the signature under `sign_pk`, then refuses a replayed nonce and charges the rate
+    /// limit of the header's device.
+    pub fn verify(&self, state: &AppState, sign_pk: &[u8]) -> Result<(), ApiError> {
+        self.header
+            .verify(sign_pk, self.method.as_str(), self.path_and_query(), &self.body)
+            .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))?;
+        if !state
+            .replay
+            .check_and_insert(self.header.device, self.header.nonce, self.header.ts_ms, now_ms())
+        {
+            return Err(ApiError::Replayed);
+        }
+        state
+            .rate_limit
+            .check(self.header.device)
+            .map_err(|retry_after_ms| ApiError::RateLimited { retry_after_ms })
+    }
+
+    /// Parses the body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        json_body(&self.body)
+    }
+}
+
+/// Parses a JSON body, refusing it as `bad_request` with the parser's reason.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
+}
+
+/// An authenticated, unrevoked member of the path's `{team}`.
+#[derive(Debug)]
+pub struct Member {
+    /// The path's team.
+    pub team: TeamId,
+    /// The device, as registered in that team.
+    pub device: DeviceInfo,
+    /// The signed request.
+    pub request: Signed,
+}
+
+impl Member {
+    /// Refuses with `not_lead` unless the device is a lead.
+    pub fn require_lead(&self) -> Result<(), ApiError> {
+        match self.device.keys.role {
+            streetsync_wire::Role::Lead => Ok(()),
+            streetsync_wire::Role::Worker => Err(ApiError::NotLead),
+        }
+    }
+}
+
+impl FromRequest<AppState> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let params = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|_| ApiError::BadRequest("the path could not be read".into()))?;
+        let team: TeamId = params
+            .iter()
+            .find(|(name, _)| *name == "team")
+            .ok_or_else(|| ApiError::Internal("route without a {team} parameter uses Member".into()))?
+            .1
+            .parse()
+            .map_err(|_| ApiError::BadRequest("the team id in the path is not 32 lowercase hex characters".into()))?;
+        let request = Signed::from_request(Request::from_parts(parts, body), state).await?;
+        let device_id = request.header.device;
+        let (in_team, anywhere) = state
+            .db(move |s| {
+                let in_team = s.device(team, device_id)?;
+                let anywhere = match in_team {
+                    Some(_) => None,
+                    None => s.device_in_any_team(device_id)?,
+                };
+                Ok((in_team, anywhere))
+            })
+            .await?;
+        let Some(known) = in_team.as_ref().or(anywhere.as_ref()) else {
+            return Err(ApiError::UnknownDevice);
+        };
+        request.verify(state, &known.keys.sign_pk)?;
+        let device = in_team.ok_or(ApiError::WrongTeam)?;
+        if device.revoked {
+            return Err(ApiError::Revoked);
+        }
+        Ok(Member { team, device, request })
+    }
+}

@@ -1,0 +1,139 @@
+//! The streetsync relay: a blind store-and-forward server for sealed, signed envelopes.
+//!
+//! It keeps, per team, an append-only log of envelopes it cannot open, the public keys of the
+//! team's devices (to check signatures), and sealed key bundles between devices. `docs/protocol.md`
+//! is the contract it serves; `docs/operations.md` says how to run it.
+//!
+//! - [`config`]: flags and environment variables.
+//! - [`http`]: router, authentication, handlers, refusals.
+//! - [`storage`]: the [`storage::Storage`] trait and its SQLite backend.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod storage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::http::AppState;
+use crate::http::limits::{RateLimiter, ReplayCache};
+use crate::http::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::storage::sqlite::SqliteStorage;
+
+/// The current time as unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Why the relay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The database could not be opened or migrated.
+    #[error("opening the database: {0}")]
+    Storage(#[from] storage::StorageError),
+    /// The listening socket failed.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// The storage opener thread failed.
+    #[error("startup: {0}")]
+    Startup(String),
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Opens the storage, binds, prints `listening on <addr>` to stdout, and serves until SIGTERM or
+/// SIGINT; then lets in-flight requests finish, closes live sockets and returns.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let started_ms = now_ms();
+    let data_dir = config.data_dir.clone();
+    let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&data_dir))
+        .await
+        .map_err(|e| RunError::Startup(e.to_string()))??;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (live_tasks, mut live_drained) = mpsc::channel::<()>(1);
+    let state = AppState {
+        storage: Arc::new(storage),
+        metrics: Arc::new(Metrics::new()),
+        replay: Arc::new(ReplayCache::default()),
+        rate_limit: Arc::new(RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst)),
+        live: Arc::new(LiveHub::default()),
+        started_ms,
+        shutdown: shutdown_rx.clone(),
+        live_tasks,
+    };
+    let app = http::router(state);
+
+    let listener = TcpListener::bind(config.bind).await?;
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "relay started");
+
+    let mut stopping = shutdown_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        while !*stopping.borrow_and_update() {
+            if stopping.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    tokio::select! {
+        result = &mut server => {
+            result.map_err(|e| RunError::Startup(e.to_string()))??;
+            return Ok(());
+        }
+        () = shutdown_signal() => {}
+    }
+    // Tells the server to stop accepting and the live sockets to close.
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.map_err(|e| RunError::Startup(e.to_string()))??,
+        Err(_) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+            server.abort();
+        }
+    }
+    // The router (and its state's sender) is gone; wait for live socket tasks to drop theirs.
+    if tokio::time::timeout(Duration::from_secs(5), live_drained.recv()).await.is_err() {
+        tracing::warn!("live sockets did not close in time");
+    }
+    tracing::info!("relay stopped");
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Where the relay keeps teams, devices, the envelope logs and bundles.
+//!
+//! The HTTP layer talks only to the [`Storage`] trait, so the embedded SQLite backend
+//! ([`sqlite::SqliteStorage`], the default) can later be joined by a PostgreSQL one that lets
+//! several stateless relay instances share one database (see `docs/adr/0003-relay-storage.md`).
+//!
+//! The trait is synchronous: implementations block, and the HTTP layer calls them from
+//! `tokio::task::spawn_blocking`, never on the async workers.
+
+pub mod sqlite;
+
+use streetsync_wire::{Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, PullResponse, PushResult, TeamId};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The team id is already taken.
+    #[error("team exists")]
+    TeamExists,
+    /// The device is already registered in this team.
+    #[error("device exists")]
+    DeviceExists,
+    /// No such team.
+    #[error("no such team")]
+    TeamNotFound,
+    /// No such device in this team.
+    #[error("no such device")]
+    DeviceNotFound,
+    /// A snapshot claims to cover sequence numbers the log has not given out yet.
+    #[error("snapshot covers {covers}, but the log's head is {head}")]
+    CoversBeyondHead {
+        /// The snapshot's `covers`.
+        covers: u64,
+        /// The log's head when the snapshot was appended.
+        head: u64,
+    },
+    /// The database schema is newer than this build.
+    #[error("database schema version {found} is newer than this relay's {known}; upgrade the relay")]
+    SchemaTooNew {
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// Stored data that does not parse (a bug or a damaged file).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A database failure.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A filesystem failure while opening the database.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What appending a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// One result per envelope, in order.
+    pub results: Vec<PushResult>,
+    /// The team's head after the batch.
+    pub head: u64,
+    /// How many envelopes were new (not duplicates).
+    pub appended: u64,
+    /// How many older entries compaction or erasure deleted.
+    pub dropped: u64,
+}
+
+/// The relay's persistent state. Every method is one atomic operation.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates a team with its founding device; [`StorageError::TeamExists`] if the id is taken.
+    fn create_team(&self, team: TeamId, founder: &DeviceKeys, now_ms: i64) -> Result<(), StorageError>;
+
+    /// Registers a device in an existing team; [`StorageError::DeviceExists`] if it is there.
+    fn add_device(&self, team: TeamId, device: &DeviceKeys, now_ms: i64) -> Result<(), StorageError>;
+
+    /// The device `id` of `team`, if registered (revoked or not).
+    fn device(&self, team: TeamId, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError>;
+
+    /// The device `id` in any team (to tell "wrong team" from "unknown device").
+    fn device_in_any_team(&self, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError>;
+
+    /// Every device of the team, revoked ones included, in registration order.
+    fn list_devices(&self, team: TeamId) -> Result<Vec<DeviceInfo>, StorageError>;
+
+    /// Marks a device revoked; [`StorageError::DeviceNotFound`] if the team has no such device.
+    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError>;
+
+    /// Stores a bundle for `to`; [`StorageError::DeviceNotFound`] if `to` is not in the team.
+    fn post_bundle(
+        &self,
+        team: TeamId,
+        from: DeviceId,
+        to: DeviceId,
+        blob: &[u8],
+        now_ms: i64,
+    ) -> Result<u64, StorageError>;
+
+    /// Bundles addressed to `to`, oldest first.
+    fn bundles_for(&self, team: TeamId, to: DeviceId) -> Result<Vec<Bundle>, StorageError>;
+
+    /// Deletes bundle `id` if it is addressed to `to`; false if there is no such bundle.
+    fn delete_bundle(&self, team: TeamId, to: DeviceId, id: u64) -> Result<bool, StorageError>;
+
+    /// Appends envelopes (already verified by the caller) in one transaction.
+    ///
+    /// An id the log already accepted gets its old seq and `duplicate: true`. A new snapshot then
+    /// deletes its record's change and snapshot entries with `seq <= covers`; a new tombstone
+    /// deletes every earlier entry of its record. Any error rolls the whole batch back.
+    fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError>;
+
+    /// Entries with `seq > after`, ascending, at most `limit` and (past the first) at most about
+    /// `max_bytes` of envelope JSON.
+    fn pull(&self, team: TeamId, after: u64, limit: u32, max_bytes: usize) -> Result<PullResponse, StorageError>;
+
+    /// The team's head, or `None` if there is no such team.
+    fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError>;
+}

@@ -1,0 +1,486 @@
+//! The embedded SQLite backend, the relay's default.
+//!
+//! One file in the data directory, WAL journal, `synchronous=FULL` so an acknowledged push
+//! survives a power cut, numbered migrations from `server/migrations/`. All writes go through one
+//! writer connection (SQLite allows one writer at a time anyway); reads use a small pool of
+//! reader connections, which WAL lets run beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use streetsync_wire::{
+    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, PullEntry, PullResponse, PushResult,
+    Role, TeamId,
+};
+
+use super::{AppendOutcome, Storage, StorageError};
+
+/// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// Reader connections kept open between reads.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "relay.sqlite3";
+
+/// [`Storage`] on one SQLite file.
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: a panic elsewhere rolled its transaction back already.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Runs every migration newer than the file's `user_version`, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StorageError::SchemaTooNew { found, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied relay database migration");
+    }
+    Ok(())
+}
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Worker => "worker",
+        Role::Lead => "lead",
+    }
+}
+
+fn i64_of(n: u64) -> Result<i64, StorageError> {
+    i64::try_from(n).map_err(|_| StorageError::Corrupt(format!("{n} does not fit SQLite's INTEGER")))
+}
+
+fn u64_of(n: i64) -> Result<u64, StorageError> {
+    u64::try_from(n).map_err(|_| StorageError::Corrupt(format!("negative counter {n}")))
+}
+
+fn array_of<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], StorageError> {
+    <[u8; N]>::try_from(bytes.as_slice())
+        .map_err(|_| StorageError::Corrupt(format!("{what} has {} bytes, not {N}", bytes.len())))
+}
+
+/// A `devices` row as read.
+type DeviceRow = (Vec<u8>, Vec<u8>, Vec<u8>, String, bool);
+
+const DEVICE_COLUMNS: &str = "id, sign_pk, kx_pk, role, revoked";
+
+fn read_device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn device_info((id, sign_pk, kx_pk, role, revoked): DeviceRow) -> Result<DeviceInfo, StorageError> {
+    let role = match role.as_str() {
+        "worker" => Role::Worker,
+        "lead" => Role::Lead,
+        other => return Err(StorageError::Corrupt(format!("unknown role {other:?}"))),
+    };
+    Ok(DeviceInfo {
+        keys: DeviceKeys {
+            id: DeviceId::from_bytes(array_of(id, "device id")?),
+            sign_pk: array_of(sign_pk, "sign_pk")?,
+            kx_pk: array_of(kx_pk, "kx_pk")?,
+            role,
+        },
+        revoked,
+    })
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) `relay.sqlite3` in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = open_connection(&path)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStorage {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in an immediate transaction on the writer connection; commits only on `Ok`.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a pooled reader connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn team_exists(conn: &Connection, team: TeamId) -> Result<bool, StorageError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM teams WHERE id = ?1", [team.as_bytes()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn insert_device(conn: &Connection, team: TeamId, d: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+    let inserted = conn.execute(
+        "INSERT INTO devices (team, id, sign_pk, kx_pk, role, revoked, added_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT DO NOTHING",
+        params![team.as_bytes(), d.id.as_bytes(), d.sign_pk, d.kx_pk, role_str(d.role), now_ms],
+    )?;
+    if inserted == 0 {
+        return Err(StorageError::DeviceExists);
+    }
+    Ok(())
+}
+
+impl Storage for SqliteStorage {
+    fn create_team(&self, team: TeamId, founder: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
+                params![team.as_bytes(), now_ms],
+            )?;
+            if inserted == 0 {
+                return Err(StorageError::TeamExists);
+            }
+            insert_device(tx, team, founder, now_ms)
+        })
+    }
+
+    fn add_device(&self, team: TeamId, device: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+        self.write(|tx| {
+            if !team_exists(tx, team)? {
+                return Err(StorageError::TeamNotFound);
+            }
+            insert_device(tx, team, device, now_ms)
+        })
+    }
+
+    fn device(&self, team: TeamId, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError> {
+        self.read(|conn| {
+            conn.query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE team = ?1 AND id = ?2"),
+                params![team.as_bytes(), id.as_bytes()],
+                read_device_row,
+            )
+            .optional()?
+            .map(device_info)
+            .transpose()
+        })
+    }
+
+    fn device_in_any_team(&self, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError> {
+        self.read(|conn| {
+            conn.query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1 LIMIT 1"),
+                [id.as_bytes()],
+                read_device_row,
+            )
+            .optional()?
+            .map(device_info)
+            .transpose()
+        })
+    }
+
+    fn list_devices(&self, team: TeamId) -> Result<Vec<DeviceInfo>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE team = ?1 ORDER BY added_ms, id"
+            ))?;
+            let rows = stmt.query_map([team.as_bytes()], read_device_row)?;
+            rows.map(|row| device_info(row?)).collect()
+        })
+    }
+
+    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE devices SET revoked = 1 WHERE team = ?1 AND id = ?2",
+                params![team.as_bytes(), id.as_bytes()],
+            )?;
+            if changed == 0 {
+                return Err(StorageError::DeviceNotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn post_bundle(
+        &self,
+        team: TeamId,
+        from: DeviceId,
+        to: DeviceId,
+        blob: &[u8],
+        now_ms: i64,
+    ) -> Result<u64, StorageError> {
+        self.write(|tx| {
+            let known = tx
+                .query_row(
+                    "SELECT 1 FROM devices WHERE team = ?1 AND id = ?2 AND revoked = 0",
+                    params![team.as_bytes(), to.as_bytes()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !known {
+                return Err(StorageError::DeviceNotFound);
+            }
+            tx.execute(
+                "INSERT INTO bundles (team, sender, recipient, blob, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![team.as_bytes(), from.as_bytes(), to.as_bytes(), blob, now_ms],
+            )?;
+            u64_of(tx.last_insert_rowid())
+        })
+    }
+
+    fn bundles_for(&self, team: TeamId, to: DeviceId) -> Result<Vec<Bundle>, StorageError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, sender, blob FROM bundles WHERE team = ?1 AND recipient = ?2 ORDER BY id")?;
+            let rows = stmt.query_map(params![team.as_bytes(), to.as_bytes()], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
+            })?;
+            rows.map(|row| {
+                let (id, from, blob) = row?;
+                Ok(Bundle {
+                    id: u64_of(id)?,
+                    from: DeviceId::from_bytes(array_of(from, "bundle sender")?),
+                    blob,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn delete_bundle(&self, team: TeamId, to: DeviceId, id: u64) -> Result<bool, StorageError> {
+        let id = i64::try_from(id).unwrap_or(-1);
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM bundles WHERE id = ?1 AND team = ?2 AND recipient = ?3",
+                params![id, team.as_bytes(), to.as_bytes()],
+            )? == 1)
+        })
+    }
+
+    fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError> {
+        self.write(|tx| {
+            let head: Option<i64> = tx
+                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .optional()?;
+            let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+            let mut outcome = AppendOutcome {
+                results: Vec::with_capacity(envelopes.len()),
+                head,
+                appended: 0,
+                dropped: 0,
+            };
+            let mut seen = tx.prepare_cached("SELECT seq FROM envelope_ids WHERE team = ?1 AND id = ?2")?;
+            let mut remember = tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for env in envelopes {
+                let existing: Option<i64> = seen
+                    .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = existing {
+                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
+                    continue;
+                }
+                if env.kind == EnvelopeKind::Snapshot && env.covers > head {
+                    return Err(StorageError::CoversBeyondHead { covers: env.covers, head });
+                }
+                head += 1;
+                let seq = i64_of(head)?;
+                let body = serde_json::to_string(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                insert.execute(params![
+                    team.as_bytes(),
+                    seq,
+                    env.doc.as_bytes(),
+                    env.id.as_bytes(),
+                    env.kind.code(),
+                    i64_of(env.covers)?,
+                    body
+                ])?;
+                remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
+                outcome.dropped += match env.kind {
+                    EnvelopeKind::Change => 0,
+                    EnvelopeKind::Snapshot => tx.execute(
+                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
+                        params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
+                    )? as u64,
+                    EnvelopeKind::Tombstone => tx.execute(
+                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
+                        params![team.as_bytes(), env.doc.as_bytes(), seq],
+                    )? as u64,
+                };
+                outcome.appended += 1;
+                outcome.results.push(PushResult { id: env.id, seq: head, duplicate: false });
+            }
+            tx.execute("UPDATE teams SET head = ?1 WHERE id = ?2", params![i64_of(head)?, team.as_bytes()])?;
+            outcome.head = head;
+            Ok(outcome)
+        })
+    }
+
+    fn pull(&self, team: TeamId, after: u64, limit: u32, max_bytes: usize) -> Result<PullResponse, StorageError> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let head: Option<i64> = tx
+                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .optional()?;
+            let head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+            let mut stmt =
+                tx.prepare_cached("SELECT seq, body FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+            let mut rows = stmt.query(params![team.as_bytes(), i64_of(after)?, i64::from(limit) + 1])?;
+            let mut entries = Vec::new();
+            let mut bytes = 0usize;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                let seq = u64_of(row.get(0)?)?;
+                let body: String = row.get(1)?;
+                let full = entries.len() >= limit as usize || (!entries.is_empty() && bytes + body.len() > max_bytes);
+                if full {
+                    more = true;
+                    break;
+                }
+                bytes += body.len();
+                let envelope: Envelope =
+                    serde_json::from_str(&body).map_err(|e| StorageError::Corrupt(format!("log entry {seq}: {e}")))?;
+                entries.push(PullEntry { seq, envelope });
+            }
+            Ok(PullResponse { entries, head, more })
+        })
+    }
+
+    fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError> {
+        self.read(|conn| {
+            let head: Option<i64> = conn
+                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .optional()?;
+            head.map(u64_of).transpose()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use streetsync_wire::{ENVELOPE_VERSION, EnvelopeId, RecordId};
+
+    use super::*;
+
+    fn keys(n: u8, role: Role) -> DeviceKeys {
+        DeviceKeys { id: DeviceId::from_bytes([n; 16]), sign_pk: [n; 32], kx_pk: [n; 32], role }
+    }
+
+    fn env(team: TeamId, doc: RecordId, kind: EnvelopeKind, covers: u64) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            team,
+            doc,
+            id: EnvelopeId::random(),
+            kind,
+            epoch: 1,
+            author: DeviceId::from_bytes([1; 16]),
+            covers,
+            nonce: [0; 12],
+            ciphertext: vec![1, 2, 3],
+            sig: [0; 64],
+        }
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStorage::open(dir.path()).unwrap());
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let v: i64 = lock(&s.writer).pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 1);
+        let mode: String = lock(&s.writer).pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        lock(&s.writer).pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        assert!(matches!(
+            SqliteStorage::open(dir.path()),
+            Err(StorageError::SchemaTooNew { found: 99, known: 1 })
+        ));
+    }
+
+    #[test]
+    fn append_pull_compact_erase() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let team = TeamId::random();
+        s.create_team(team, &keys(1, Role::Lead), 0).unwrap();
+        assert!(matches!(s.create_team(team, &keys(1, Role::Lead), 0), Err(StorageError::TeamExists)));
+        let (a, b) = (RecordId::random(), RecordId::random());
+        let batch: Vec<_> = [a, b, a, b].iter().map(|d| env(team, *d, EnvelopeKind::Change, 0)).collect();
+        let out = s.append(team, &batch).unwrap();
+        assert_eq!(out.head, 4);
+        assert_eq!(out.results.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let again = s.append(team, &batch).unwrap();
+        assert!(again.results.iter().all(|r| r.duplicate));
+        assert_eq!(again.head, 4);
+
+        let too_far = env(team, a, EnvelopeKind::Snapshot, 5);
+        assert!(matches!(s.append(team, &[too_far]), Err(StorageError::CoversBeyondHead { .. })));
+        let snap = s.append(team, &[env(team, a, EnvelopeKind::Snapshot, 3)]).unwrap();
+        assert_eq!((snap.head, snap.dropped), (5, 2));
+        let page = s.pull(team, 0, 10, usize::MAX).unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 4, 5]);
+        // A retry of a compacted change is still a duplicate.
+        let retry = s.append(team, &batch[..1]).unwrap();
+        assert_eq!(retry.results[0], PushResult { id: batch[0].id, seq: 1, duplicate: true });
+
+        let erased = s.append(team, &[env(team, b, EnvelopeKind::Tombstone, 0)]).unwrap();
+        assert_eq!(erased.dropped, 2);
+        let page = s.pull(team, 0, 1, usize::MAX).unwrap();
+        assert_eq!((page.entries.len(), page.more, page.head), (1, true, 6));
+        let page = s.pull(team, 5, 10, 1).unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
+    }
+}
