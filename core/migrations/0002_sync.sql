@@ -12,3 +12,8 @@ CREATE TABLE quarantine (
     body     BLOB NOT NULL
 );
 CREATE INDEX outbox_doc ON outbox (doc_id);
+-- How many change envelopes each record has gathered since its last snapshot (compaction trigger).
+CREATE TABLE doc_activity (
+    doc_id         BLOB PRIMARY KEY,
+    since_snapshot INTEGER NOT NULL
+);

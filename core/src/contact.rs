@@ -218,7 +218,11 @@ impl ContactDraft {
 
     /// Checks the draft against the field's rules and the team's catalogs. `previous` is the stored
     /// version when editing, so retired catalog entries an old record already uses stay valid.
-    pub fn validate(&self, team: &Team, previous: Option<&ContactDraft>) -> Result<(), ValidationError> {
+    pub fn validate(
+        &self,
+        team: &Team,
+        previous: Option<&ContactDraft>,
+    ) -> Result<(), ValidationError> {
         if let Some(end) = self.end_time
             && end < self.start_time
         {
@@ -265,12 +269,7 @@ impl ContactDraft {
             ));
         }
         for t in &self.topics {
-            team.check_catalog_id(
-                Catalog::Topic,
-                "topics",
-                t,
-                was(&|p| p.topics.contains(t)),
-            )?;
+            team.check_catalog_id(Catalog::Topic, "topics", t, was(&|p| p.topics.contains(t)))?;
         }
         let mut seen = Vec::new();
         for m in &self.materials {

@@ -72,8 +72,8 @@ impl StorageKey {
             )
             .into());
         }
-        let iterations = std::num::NonZeroU32::new(iterations)
-            .ok_or(Error::Crypto("zero KDF iterations"))?;
+        let iterations =
+            std::num::NonZeroU32::new(iterations).ok_or(Error::Crypto("zero KDF iterations"))?;
         let mut out = [0u8; KEY_LEN];
         ring::pbkdf2::derive(
             ring::pbkdf2::PBKDF2_HMAC_SHA256,
@@ -263,7 +263,12 @@ impl TeamKey {
     }
 
     /// Seals an envelope payload; `header` (the envelope's header bytes) is the associated data.
-    pub(crate) fn seal(&self, nonce: [u8; NONCE_LEN], header: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        header: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let key = aead_key(&self.key)?;
         let mut body = plaintext.to_vec();
         key.seal_in_place_append_tag(
@@ -276,11 +281,20 @@ impl TeamKey {
     }
 
     /// Opens an envelope payload. `None` when the tag does not verify.
-    pub(crate) fn open(&self, nonce: [u8; NONCE_LEN], header: &[u8], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        header: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let key = aead_key(&self.key).ok()?;
         let mut body = Zeroizing::new(ciphertext.to_vec());
         let len = key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(header),
+                &mut body,
+            )
             .ok()?
             .len();
         body.truncate(len);
@@ -375,7 +389,11 @@ impl DeviceIdentity {
         nonce.copy_from_slice(&blob[32..32 + NONCE_LEN]);
         let mut body = Zeroizing::new(blob[32 + NONCE_LEN..].to_vec());
         let len = key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&eph), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&eph),
+                &mut body,
+            )
             .map_err(|_| Error::Protocol("key bundle does not open with this device's key".into()))?
             .len();
         body.truncate(len);
@@ -403,8 +421,12 @@ pub fn seal_to_device(recipient_kx: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u
     let key = bundle_key(shared.as_bytes(), &eph_pub, recipient_kx)?;
     let nonce: [u8; NONCE_LEN] = random_bytes()?;
     let mut body = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&eph_pub), &mut body)
-        .map_err(|_| Error::Crypto("sealing failed"))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(&eph_pub),
+        &mut body,
+    )
+    .map_err(|_| Error::Crypto("sealing failed"))?;
     let mut out = Vec::with_capacity(32 + NONCE_LEN + body.len());
     out.extend_from_slice(&eph_pub);
     out.extend_from_slice(&nonce);
@@ -423,8 +445,12 @@ mod tests {
     #[test]
     fn seal_open_round_trip_binds_purpose_kind_and_id() {
         let s = sealer();
-        let blob = s.seal(Purpose::Document, 1, b"id-1", b"hello").expect("seal");
-        let open = s.open(Purpose::Document, 1, b"id-1", &blob, String::new).expect("open");
+        let blob = s
+            .seal(Purpose::Document, 1, b"id-1", b"hello")
+            .expect("seal");
+        let open = s
+            .open(Purpose::Document, 1, b"id-1", &blob, String::new)
+            .expect("open");
         assert_eq!(open.as_slice(), b"hello");
         for (p, k, id) in [
             (Purpose::Projection, 1, &b"id-1"[..]),
@@ -445,15 +471,24 @@ mod tests {
         let sum = sha256(&canary);
         s.check_canary(&canary, &sum).expect("right key");
         let other = Sealer::new(&StorageKey::from_bytes(&[8u8; 32]).expect("key")).expect("sealer");
-        assert!(matches!(other.check_canary(&canary, &sum), Err(Error::WrongKey)));
+        assert!(matches!(
+            other.check_canary(&canary, &sum),
+            Err(Error::WrongKey)
+        ));
         let mut damaged = canary.clone();
         damaged[20] ^= 1;
-        assert!(matches!(s.check_canary(&damaged, &sum), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            s.check_canary(&damaged, &sum),
+            Err(Error::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn storage_key_must_be_32_bytes_and_passphrase_8_chars() {
-        assert!(matches!(StorageKey::from_bytes(&[0u8; 31]), Err(Error::Invalid(_))));
+        assert!(matches!(
+            StorageKey::from_bytes(&[0u8; 31]),
+            Err(Error::Invalid(_))
+        ));
         assert!(matches!(
             StorageKey::from_passphrase("short", b"salt", 1),
             Err(Error::Invalid(_))
@@ -470,7 +505,10 @@ mod tests {
         let alice = DeviceIdentity::generate().expect("id");
         let bob = DeviceIdentity::generate().expect("id");
         let blob = seal_to_device(&alice.kx_public(), b"team key").expect("seal");
-        assert_eq!(alice.open_bundle(&blob).expect("open").as_slice(), b"team key");
+        assert_eq!(
+            alice.open_bundle(&blob).expect("open").as_slice(),
+            b"team key"
+        );
         assert!(bob.open_bundle(&blob).is_err());
     }
 
@@ -478,7 +516,10 @@ mod tests {
     fn team_key_binds_header() {
         let k = TeamKey::generate(1).expect("key");
         let ct = k.seal([1; 12], b"header", b"changes").expect("seal");
-        assert_eq!(k.open([1; 12], b"header", &ct).expect("open").as_slice(), b"changes");
+        assert_eq!(
+            k.open([1; 12], b"header", &ct).expect("open").as_slice(),
+            b"changes"
+        );
         assert!(k.open([1; 12], b"other", &ct).is_none());
     }
 }

@@ -63,7 +63,9 @@ pub enum Error {
     #[error("not allowed: {0}")]
     NotAllowed(String),
     /// The store file was written by a newer version of streetsync.
-    #[error("the store has schema version {found}, newer than this app supports ({supported}); update the app")]
+    #[error(
+        "the store has schema version {found}, newer than this app supports ({supported}); update the app"
+    )]
     SchemaTooNew {
         /// Version found in the file.
         found: u32,
@@ -92,6 +94,13 @@ pub enum Error {
         code: String,
         /// The relay's message.
         message: String,
+    },
+    /// Remote changes depend on earlier changes this device has not received yet; they are kept
+    /// and applied once those arrive.
+    #[error("changes for record {id} depend on changes not received yet")]
+    MissingDependencies {
+        /// The record.
+        id: RecordId,
     },
     /// The relay or a teammate sent something that does not follow the protocol.
     #[error("protocol violation: {0}")]

@@ -39,6 +39,7 @@ pub mod crypto;
 mod error;
 pub mod query;
 mod store;
+pub mod sync;
 pub mod team;
 pub mod vocab;
 pub mod workspace;
@@ -53,8 +54,14 @@ pub use query::{ClientFilter, ClientSummary, ContactFilter, ContactPage, Contact
 pub use store::OutboxEntry;
 pub use store::schema::SCHEMA_VERSION;
 pub use streetsync_wire::{DeviceId, RecordId, Role, TeamId};
+pub use sync::{
+    LiveHandle, Quarantined, SyncClient, SyncListener, SyncOptions, SyncPhase, SyncProgress,
+    SyncReport, SyncStatus,
+};
 pub use team::{Catalog, CatalogEntry, Partner, PartnerDraft, RosterDevice, Team};
-pub use workspace::{RemoteApplied, TeamSetup, Workspace};
+pub use workspace::{
+    ChangeListener, ChangeOrigin, RecordChange, RemoteApplied, Subscription, TeamSetup, Workspace,
+};
 
 /// Automerge documents as this crate opens them.
 ///

@@ -8,9 +8,9 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use streetsync_wire::RecordId;
 
+use crate::client::Client;
 use crate::contact::{Contact, MaterialCount};
 use crate::vocab::{AgeBand, Gender, ReviewState, Setting};
-use crate::client::Client;
 
 /// What a list shows of a contact (and what statistics count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,11 +242,19 @@ impl ContactFilter {
         let total = hits.len();
         let key = |s: &ContactSummary| (s.date, s.start_time, s.id);
         if self.safeguarding_first {
-            hits.sort_unstable_by(|a, b| b.safeguarding.cmp(&a.safeguarding).then(key(b).cmp(&key(a))));
+            hits.sort_unstable_by(|a, b| {
+                b.safeguarding
+                    .cmp(&a.safeguarding)
+                    .then(key(b).cmp(&key(a)))
+            });
         } else {
             hits.sort_unstable_by_key(|s| std::cmp::Reverse(key(s)));
         }
-        let limit = if self.limit == 0 { DEFAULT_PAGE } else { self.limit };
+        let limit = if self.limit == 0 {
+            DEFAULT_PAGE
+        } else {
+            self.limit
+        };
         ContactPage {
             items: hits
                 .into_iter()

@@ -224,7 +224,11 @@ pub fn entries_from_names<S: AsRef<str>>(names: &[S]) -> Vec<CatalogEntry> {
     for n in names {
         let name = n.as_ref().trim();
         let base = slug(name.split(" (").next().unwrap_or(name));
-        let base = if base.is_empty() { "entry".to_owned() } else { base };
+        let base = if base.is_empty() {
+            "entry".to_owned()
+        } else {
+            base
+        };
         let mut id = base.clone();
         let mut i = 2;
         while out.iter().any(|e| e.id == id) {
@@ -393,7 +397,11 @@ impl TeamDoc {
             roster.push(RosterDevice {
                 device_id,
                 member: d.member.clone(),
-                role: if d.role == "lead" { Role::Lead } else { Role::Worker },
+                role: if d.role == "lead" {
+                    Role::Lead
+                } else {
+                    Role::Worker
+                },
                 sign_pk,
                 kx_pk: key32(&d.kx_pk)?,
                 revoked: d.revoked,

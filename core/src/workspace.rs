@@ -60,12 +60,90 @@ pub struct RemoteApplied {
     pub deleted: bool,
 }
 
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOrigin {
+    /// Written on this device.
+    Local,
+    /// Received from a teammate through sync.
+    Remote,
+}
+
+/// One record that changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordChange {
+    /// The record.
+    pub id: RecordId,
+    /// Its kind.
+    pub kind: RecordKind,
+    /// Local or remote.
+    pub origin: ChangeOrigin,
+    /// Whether the record is gone (deleted or erased).
+    pub removed: bool,
+}
+
+/// Receives record changes after they are durably stored. Called on the writing thread, never
+/// while the store is locked; keep it quick (post to the UI thread).
+pub trait ChangeListener: Send + Sync {
+    /// Records changed.
+    fn on_changes(&self, changes: &[RecordChange]);
+}
+
+/// Keeps a [`ChangeListener`] subscribed; dropping it unsubscribes.
+pub struct Subscription {
+    id: u64,
+    listeners: std::sync::Weak<Listeners>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(l) = self.listeners.upgrade() {
+            l.list
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Listeners {
+    next: std::sync::atomic::AtomicU64,
+    list: std::sync::Mutex<Vec<(u64, std::sync::Arc<dyn ChangeListener>)>>,
+    /// Wakes the live sync loop when a local change waits in the outbox.
+    pub(crate) local_change: tokio::sync::Notify,
+}
+
+impl Listeners {
+    pub(crate) fn emit(&self, changes: &[RecordChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        if changes.iter().any(|c| c.origin == ChangeOrigin::Local) {
+            self.local_change.notify_one();
+        }
+        // Copy the list so no lock is held while host code runs.
+        let list: Vec<_> = self
+            .list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        for l in list {
+            l.on_changes(changes);
+        }
+    }
+}
+
 /// One opened device store. Share it across threads behind an `Arc`.
 pub struct Workspace {
     store: Store,
     identity: DeviceIdentity,
     actor: ActorId,
     path: PathBuf,
+    pub(crate) listeners: std::sync::Arc<Listeners>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -100,7 +178,11 @@ impl Workspace {
 
     #[doc(hidden)]
     /// Opens at an older schema version; only for migration tests.
-    pub fn open_at_schema_version(path: impl AsRef<Path>, key: KeySource, version: u32) -> Result<Self> {
+    pub fn open_at_schema_version(
+        path: impl AsRef<Path>,
+        key: KeySource,
+        version: u32,
+    ) -> Result<Self> {
         Self::open_with(path.as_ref(), key, version)
     }
 
@@ -133,7 +215,44 @@ impl Workspace {
             identity,
             actor: ActorId::from(actor),
             path: path.to_owned(),
+            listeners: Default::default(),
         })
+    }
+
+    /// Subscribes to record changes (local and remote).
+    pub fn subscribe(&self, listener: std::sync::Arc<dyn ChangeListener>) -> Subscription {
+        let id = self
+            .listeners
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.listeners
+            .list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, listener));
+        Subscription {
+            id,
+            listeners: std::sync::Arc::downgrade(&self.listeners),
+        }
+    }
+
+    fn local(&self, id: RecordId, kind: RecordKind, removed: bool) {
+        self.listeners.emit(&[RecordChange {
+            id,
+            kind,
+            origin: ChangeOrigin::Local,
+            removed,
+        }]);
+    }
+
+    /// This device's public keys, to hand to a lead who adds the device to the team.
+    pub fn device_keys(&self, role: Role) -> streetsync_wire::DeviceKeys {
+        streetsync_wire::DeviceKeys {
+            id: self.device_id(),
+            sign_pk: self.identity.sign_public(),
+            kx_pk: self.identity.kx_public(),
+            role,
+        }
     }
 
     /// This device's id.
@@ -192,24 +311,34 @@ impl Workspace {
             partners: Vec::new(),
         };
         let key = TeamKey::generate(1)?;
-        self.store.write(|w| {
-            if w.meta(META_TEAM_ID)?.is_some() {
-                return Err(Error::AlreadyInTeam);
-            }
-            let doc_id = RecordId::random();
-            w.put_meta(META_TEAM_ID, team.id.as_bytes())?;
-            w.put_meta(META_TEAM_DOC, doc_id.as_bytes())?;
-            let keys = Zeroizing::new(
-                postcard::to_stdvec(&vec![key.clone()]).map_err(|_| Error::Crypto("key encoding"))?,
-            );
-            w.put_secret(SECRET_TEAM_KEYS, &keys)?;
-            let mut doc = crate::document::new().with_actor(self.actor.clone());
-            let before = doc.get_heads();
-            reconcile(&mut doc, &TeamDoc::new(&team))?;
-            self.finish(w, doc_id, RecordKind::Team, &mut doc, &before, "create team")?;
-            w.set_team(team.clone());
-            Ok(())
-        })?;
+        self.store
+            .write(|w| {
+                if w.meta(META_TEAM_ID)?.is_some() {
+                    return Err(Error::AlreadyInTeam);
+                }
+                let doc_id = RecordId::random();
+                w.put_meta(META_TEAM_ID, team.id.as_bytes())?;
+                w.put_meta(META_TEAM_DOC, doc_id.as_bytes())?;
+                let keys = Zeroizing::new(
+                    postcard::to_stdvec(&vec![key.clone()])
+                        .map_err(|_| Error::Crypto("key encoding"))?,
+                );
+                w.put_secret(SECRET_TEAM_KEYS, &keys)?;
+                let mut doc = crate::document::new().with_actor(self.actor.clone());
+                let before = doc.get_heads();
+                reconcile(&mut doc, TeamDoc::new(&team))?;
+                self.finish(
+                    w,
+                    doc_id,
+                    RecordKind::Team,
+                    &mut doc,
+                    &before,
+                    "create team",
+                )?;
+                w.set_team(team.clone());
+                Ok(doc_id)
+            })
+            .map(|doc_id| self.local(doc_id, RecordKind::Team, false))?;
         Ok(team)
     }
 
@@ -253,8 +382,12 @@ impl Workspace {
         let team = self.team()?;
         match team.device(&self.device_id()) {
             Some(d) if !d.revoked => Ok(d.role),
-            Some(_) => Err(Error::NotAllowed("this device was removed from the team".into())),
-            None => Err(Error::NotAllowed("this device is not on the team's roster".into())),
+            Some(_) => Err(Error::NotAllowed(
+                "this device was removed from the team".into(),
+            )),
+            None => Err(Error::NotAllowed(
+                "this device is not on the team's roster".into(),
+            )),
         }
     }
 
@@ -269,19 +402,46 @@ impl Workspace {
     fn change_team<T>(&self, what: &str, f: impl FnOnce(&mut Team) -> Result<T>) -> Result<T> {
         self.require_lead(what)?;
         let doc_id = self.team_doc_id()?;
-        self.store.write(|w| {
-            let (_, mut doc) = w.doc(&doc_id)?.ok_or(Error::NoTeam)?;
-            doc.set_actor(self.actor.clone());
-            let before = doc.get_heads();
-            let mut td: TeamDoc = hydrate(&doc)?;
-            let mut team = td.to_team()?;
-            let out = f(&mut team)?;
-            td.apply(&team);
-            reconcile(&mut doc, &td)?;
-            self.finish(w, doc_id, RecordKind::Team, &mut doc, &before, what)?;
-            let team: TeamDoc = hydrate(&doc)?;
-            w.set_team(team.to_team()?);
-            Ok(out)
+        self.store
+            .write(|w| {
+                let (_, mut doc) = w.doc(&doc_id)?.ok_or(Error::NoTeam)?;
+                doc.set_actor(self.actor.clone());
+                let before = doc.get_heads();
+                let mut td: TeamDoc = hydrate(&doc)?;
+                let mut team = td.to_team()?;
+                let out = f(&mut team)?;
+                td.apply(&team);
+                reconcile(&mut doc, &td)?;
+                self.finish(w, doc_id, RecordKind::Team, &mut doc, &before, what)?;
+                let team: TeamDoc = hydrate(&doc)?;
+                w.set_team(team.to_team()?);
+                Ok(out)
+            })
+            .inspect(|_| self.local(doc_id, RecordKind::Team, false))
+    }
+
+    /// Puts a device on the roster (leads only). Used by the sync client when a lead adds a device.
+    pub(crate) fn add_roster_device(
+        &self,
+        keys: &streetsync_wire::DeviceKeys,
+        member: &str,
+    ) -> Result<()> {
+        check_len("member", member, 200)?;
+        self.change_team("add devices", |team| {
+            if let Some(d) = team.roster.iter_mut().find(|d| d.device_id == keys.id) {
+                d.member = member.trim().to_owned();
+                d.role = keys.role;
+                return Ok(());
+            }
+            team.roster.push(RosterDevice {
+                device_id: keys.id,
+                member: member.trim().to_owned(),
+                role: keys.role,
+                sign_pk: keys.sign_pk,
+                kx_pk: keys.kx_pk,
+                revoked: false,
+            });
+            Ok(())
         })
     }
 
@@ -294,8 +454,13 @@ impl Workspace {
                 Catalog::Topic => &mut team.topics,
                 Catalog::Material => &mut team.materials,
             };
-            if list.iter().any(|e| e.name.eq_ignore_ascii_case(name.trim())) {
-                return Err(ValidationError::new("name", format!("'{name}' is already listed")).into());
+            if list
+                .iter()
+                .any(|e| e.name.eq_ignore_ascii_case(name.trim()))
+            {
+                return Err(
+                    ValidationError::new("name", format!("'{name}' is already listed")).into(),
+                );
             }
             let mut names: Vec<String> = list.iter().map(|e| e.name.clone()).collect();
             names.push(name.trim().to_owned());
@@ -351,7 +516,9 @@ impl Workspace {
                 .partners
                 .iter_mut()
                 .find(|p| p.id == id)
-                .ok_or_else(|| ValidationError::new("partner_id", format!("unknown partner '{id}'")))?;
+                .ok_or_else(|| {
+                    ValidationError::new("partner_id", format!("unknown partner '{id}'"))
+                })?;
             p.name = draft.name.trim().to_owned();
             p.offers = draft.offers;
             p.contact_person = draft.contact_person;
@@ -369,7 +536,9 @@ impl Workspace {
                 .partners
                 .iter_mut()
                 .find(|p| p.id == id)
-                .ok_or_else(|| ValidationError::new("partner_id", format!("unknown partner '{id}'")))?;
+                .ok_or_else(|| {
+                    ValidationError::new("partner_id", format!("unknown partner '{id}'"))
+                })?;
             p.retired = true;
             Ok(())
         })
@@ -419,33 +588,43 @@ impl Workspace {
     where
         D: Hydrate + Reconcile,
     {
-        self.store.write(|w| {
-            let (found, mut doc) = w.doc(&id)?.ok_or(Error::NotFound { kind, id })?;
-            if found != kind || is_deleted(&doc) {
-                return Err(Error::NotFound { kind, id });
-            }
-            doc.set_actor(self.actor.clone());
-            let before = doc.get_heads();
-            let mut d: D = hydrate(&doc)?;
-            let out = f(&mut d, w)?;
-            reconcile(&mut doc, &d)?;
-            self.finish(w, id, kind, &mut doc, &before, message)?;
-            match project(&d)? {
-                Some(p) => w.put_projection(&id, p)?,
-                None => w.remove_projection(&id)?,
-            }
-            Ok(out)
-        })
+        self.store
+            .write(|w| {
+                let (found, mut doc) = w.doc(&id)?.ok_or(Error::NotFound { kind, id })?;
+                if found != kind || is_deleted(&doc) {
+                    return Err(Error::NotFound { kind, id });
+                }
+                doc.set_actor(self.actor.clone());
+                let before = doc.get_heads();
+                let mut d: D = hydrate(&doc)?;
+                let out = f(&mut d, w)?;
+                reconcile(&mut doc, &d)?;
+                self.finish(w, id, kind, &mut doc, &before, message)?;
+                match project(&d)? {
+                    Some(p) => w.put_projection(&id, p)?,
+                    None => w.remove_projection(&id)?,
+                }
+                Ok(out)
+            })
+            .inspect(|_| self.local(id, kind, false))
     }
 
-    fn create<D: Reconcile>(&self, id: RecordId, kind: RecordKind, d: &D, projection: Projection) -> Result<()> {
+    fn create<D: Reconcile>(
+        &self,
+        id: RecordId,
+        kind: RecordKind,
+        d: &D,
+        projection: Projection,
+    ) -> Result<()> {
         self.store.write(|w| {
             let mut doc = crate::document::new().with_actor(self.actor.clone());
             let before = doc.get_heads();
             reconcile(&mut doc, d)?;
             self.finish(w, id, kind, &mut doc, &before, "create")?;
             w.put_projection(&id, projection)
-        })
+        })?;
+        self.local(id, kind, false);
+        Ok(())
     }
 
     fn read_doc<D: Hydrate>(&self, id: RecordId, kind: RecordKind) -> Result<D> {
@@ -469,7 +648,9 @@ impl Workspace {
             doc.put(automerge::ROOT, "deleted", true)?;
             self.finish(w, id, kind, &mut doc, &before, "delete")?;
             w.remove_projection(&id)
-        })
+        })?;
+        self.local(id, kind, true);
+        Ok(())
     }
 
     // ---- contacts ---------------------------------------------------------------------
@@ -509,19 +690,26 @@ impl Workspace {
 
     /// One contact.
     pub fn get_contact(&self, id: RecordId) -> Result<Contact> {
-        self.read_doc::<ContactDoc>(id, RecordKind::Contact)?.to_contact()
+        self.read_doc::<ContactDoc>(id, RecordKind::Contact)?
+            .to_contact()
     }
 
     /// Lists contacts matching `filter`, newest first.
     pub fn list_contacts(&self, filter: &ContactFilter) -> Result<ContactPage> {
         filter.validate()?;
-        self.store.read(|r| Ok(filter.run(r.cache.contacts.values())))
+        self.store
+            .read(|r| Ok(filter.run(r.cache.contacts.values())))
     }
 
     /// Every contact's projection (for statistics and export).
     pub fn contact_summaries(&self) -> Result<Vec<ContactSummary>> {
-        self.store
-            .read(|r| Ok(r.cache.contacts.values().map(|c| c.summary.clone()).collect()))
+        self.store.read(|r| {
+            Ok(r.cache
+                .contacts
+                .values()
+                .map(|c| c.summary.clone())
+                .collect())
+        })
     }
 
     /// Deletes a contact logged by mistake; the deletion syncs to the team. (Erasure of every
@@ -565,7 +753,9 @@ impl Workspace {
     /// Hands a contact in for review.
     pub fn submit_contact(&self, id: RecordId) -> Result<Contact> {
         self.review(id, "submit for review", |d, c| match c.review {
-            ReviewState::Approved => Err(Error::NotAllowed("the contact is already approved".into())),
+            ReviewState::Approved => {
+                Err(Error::NotAllowed("the contact is already approved".into()))
+            }
             _ => {
                 d.set_review(ReviewState::Submitted, now_ms());
                 Ok(())
@@ -622,7 +812,11 @@ impl Workspace {
                 .any(|c| c.code.eq_ignore_ascii_case(code) && Some(c.id) != except))
         })?;
         if taken {
-            return Err(ValidationError::new("code", format!("'{code}' is already used by another client")).into());
+            return Err(ValidationError::new(
+                "code",
+                format!("'{code}' is already used by another client"),
+            )
+            .into());
         }
         Ok(())
     }
@@ -635,7 +829,12 @@ impl Workspace {
         let id = RecordId::random();
         let doc = ClientDoc::new(id, &draft, &self.device_id().to_string(), now_ms());
         let client = doc.to_client()?;
-        self.create(id, RecordKind::Client, &doc, Projection::Client(ClientSummary::of(&client)))?;
+        self.create(
+            id,
+            RecordKind::Client,
+            &doc,
+            Projection::Client(ClientSummary::of(&client)),
+        )?;
         Ok(client)
     }
 
@@ -657,7 +856,8 @@ impl Workspace {
 
     /// One client.
     pub fn get_client(&self, id: RecordId) -> Result<Client> {
-        self.read_doc::<ClientDoc>(id, RecordKind::Client)?.to_client()
+        self.read_doc::<ClientDoc>(id, RecordKind::Client)?
+            .to_client()
     }
 
     /// Lists clients matching `filter`, by code.
@@ -713,12 +913,43 @@ impl Workspace {
     /// Merges Automerge changes (or a whole saved document) received from a teammate into the
     /// record `id`, updating its projection. Idempotent: applying the same changes twice is a no-op.
     pub fn apply_remote(&self, id: RecordId, changes: &[u8]) -> Result<RemoteApplied> {
-        self.store.write(|w| apply_remote_in(w, id, changes))
+        let applied = self.store.write(|w| apply_remote_in(w, id, changes))?;
+        self.listeners.emit(&[RecordChange {
+            id,
+            kind: applied.kind,
+            origin: ChangeOrigin::Remote,
+            removed: applied.deleted,
+        }]);
+        Ok(applied)
+    }
+
+    /// Becomes a member of a team from a key bundle: stores team id, keys and the team document.
+    pub(crate) fn join_from_bundle(&self, bundle: &crate::sync::JoinBundle) -> Result<()> {
+        self.store.write(|w| {
+            if w.meta(META_TEAM_ID)?.is_some() {
+                return Err(Error::AlreadyInTeam);
+            }
+            w.put_meta(META_TEAM_ID, bundle.team_id.as_bytes())?;
+            w.put_meta(META_TEAM_DOC, bundle.team_doc_id.as_bytes())?;
+            let keys = Zeroizing::new(
+                postcard::to_stdvec(&bundle.keys).map_err(|_| Error::Crypto("key encoding"))?,
+            );
+            w.put_secret(SECRET_TEAM_KEYS, &keys)?;
+            let applied = apply_remote_in(w, bundle.team_doc_id, &bundle.team_doc)?;
+            if applied.kind != RecordKind::Team {
+                return Err(Error::Protocol(
+                    "the bundle's team document is not a team".into(),
+                ));
+            }
+            Ok(())
+        })
     }
 }
 
 fn contact_projection(d: &ContactDoc) -> Result<Option<Projection>> {
-    Ok(Some(Projection::Contact(Box::new(ContactSummary::of(&d.to_contact()?)))))
+    Ok(Some(Projection::Contact(Box::new(ContactSummary::of(
+        &d.to_contact()?,
+    )))))
 }
 
 fn is_deleted(doc: &AutoCommit) -> bool {
@@ -740,14 +971,25 @@ fn doc_kind(doc: &AutoCommit) -> Option<RecordKind> {
 
 /// Merges remote changes inside an open write transaction (the sync client applies a whole page
 /// in one transaction together with its cursor).
-pub(crate) fn apply_remote_in(w: &mut Writer<'_>, id: RecordId, changes: &[u8]) -> Result<RemoteApplied> {
+pub(crate) fn apply_remote_in(
+    w: &mut Writer<'_>,
+    id: RecordId,
+    changes: &[u8],
+) -> Result<RemoteApplied> {
     let existing = w.doc(&id)?;
     let known_kind = existing.as_ref().map(|(k, _)| *k);
-    let mut doc = existing.map(|(_, d)| d).unwrap_or_else(crate::document::new);
+    let mut doc = existing
+        .map(|(_, d)| d)
+        .unwrap_or_else(crate::document::new);
     doc.load_incremental(changes)
         .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
-    let kind = doc_kind(&doc)
-        .ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;
+    // Changes whose dependencies are missing wait in Automerge's queue and would be dropped by
+    // `save`; refuse them so the caller keeps them until the earlier changes arrive.
+    if !doc.get_missing_deps(&[]).is_empty() {
+        return Err(Error::MissingDependencies { id });
+    }
+    let kind =
+        doc_kind(&doc).ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;
     if known_kind.is_some_and(|k| k != kind) {
         return Err(Error::Protocol(format!("record {id} changed its kind")));
     }

@@ -61,7 +61,11 @@ fn contact_round_trip_update_and_delete() {
     draft.safeguarding = true;
     draft.note = "Kälte, sucht Schlafplatz.".into();
     let c = ws.create_contact(draft.clone()).unwrap();
-    assert_eq!(c.fields.topics, vec!["wohnen", "sucht"], "duplicate topics fold");
+    assert_eq!(
+        c.fields.topics,
+        vec!["wohnen", "sucht"],
+        "duplicate topics fold"
+    );
     assert_eq!(c.fields.location.unwrap().lat, 50.94);
     let got = ws.get_contact(c.id).unwrap();
     assert_eq!(got, c);
@@ -72,20 +76,35 @@ fn contact_round_trip_update_and_delete() {
     edit.note.push_str(" Termin Dienstag.");
     edit.materials[0].count = 5;
     let updated = ws.update_contact(c.id, edit).unwrap();
-    assert_eq!(updated.fields.note, "Kälte, sucht Schlafplatz. Termin Dienstag.");
+    assert_eq!(
+        updated.fields.note,
+        "Kälte, sucht Schlafplatz. Termin Dienstag."
+    );
     assert_eq!(updated.fields.materials[0].count, 5);
     assert!(updated.updated_at >= c.updated_at);
 
     // Reopen: everything is on disk.
     drop(ws);
     let ws = Workspace::open(dir.path().join("lead.db"), key(1)).unwrap();
-    assert_eq!(ws.get_contact(c.id).unwrap().fields.note, updated.fields.note);
-    assert_eq!(ws.list_contacts(&ContactFilter::default()).unwrap().total, 1);
+    assert_eq!(
+        ws.get_contact(c.id).unwrap().fields.note,
+        updated.fields.note
+    );
+    assert_eq!(
+        ws.list_contacts(&ContactFilter::default()).unwrap().total,
+        1
+    );
 
     ws.delete_contact(c.id).unwrap();
     assert!(matches!(ws.get_contact(c.id), Err(Error::NotFound { .. })));
-    assert_eq!(ws.list_contacts(&ContactFilter::default()).unwrap().total, 0);
-    assert!(matches!(ws.delete_contact(c.id), Err(Error::NotFound { .. })));
+    assert_eq!(
+        ws.list_contacts(&ContactFilter::default()).unwrap().total,
+        0
+    );
+    assert!(matches!(
+        ws.delete_contact(c.id),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -111,42 +130,106 @@ fn every_filter_narrows_the_list() {
 
     let (from, to) = (d(2025, 2, 1), d(2025, 4, 30));
     assert_eq!(
-        count(ContactFilter { from: Some(from), to: Some(to), ..Default::default() }),
+        count(ContactFilter {
+            from: Some(from),
+            to: Some(to),
+            ..Default::default()
+        }),
         expect(&|c| c.fields.date >= from && c.fields.date <= to)
     );
     assert_eq!(
-        count(ContactFilter { area_id: Some("stadtpark".into()), ..Default::default() }),
+        count(ContactFilter {
+            area_id: Some("stadtpark".into()),
+            ..Default::default()
+        }),
         expect(&|c| c.fields.area_id == "stadtpark")
     );
     assert_eq!(
-        count(ContactFilter { topic_id: Some("schule".into()), ..Default::default() }),
+        count(ContactFilter {
+            topic_id: Some("schule".into()),
+            ..Default::default()
+        }),
         expect(&|c| c.fields.topics.contains(&"schule".to_string()))
     );
-    assert_eq!(count(ContactFilter { author: Some(ws.device_id().to_string()), ..Default::default() }), all.len());
-    assert_eq!(count(ContactFilter { author: Some("someone-else".into()), ..Default::default() }), 0);
-    assert_eq!(count(ContactFilter { review: Some(ReviewState::Submitted), ..Default::default() }), 1);
-    assert_eq!(count(ContactFilter { client_code: Some("zz-2001".into()), ..Default::default() }), 1);
     assert_eq!(
-        count(ContactFilter { safeguarding: Some(true), ..Default::default() }),
+        count(ContactFilter {
+            author: Some(ws.device_id().to_string()),
+            ..Default::default()
+        }),
+        all.len()
+    );
+    assert_eq!(
+        count(ContactFilter {
+            author: Some("someone-else".into()),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        count(ContactFilter {
+            review: Some(ReviewState::Submitted),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        count(ContactFilter {
+            client_code: Some("zz-2001".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        count(ContactFilter {
+            safeguarding: Some(true),
+            ..Default::default()
+        }),
         expect(&|c| c.fields.safeguarding)
     );
     // Full text: all words, any case, ß folded.
     let page = ws
-        .list_contacts(&ContactFilter { text: Some("KIND strassenfest".into()), ..Default::default() })
+        .list_contacts(&ContactFilter {
+            text: Some("KIND strassenfest".into()),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items[0].id, sp.id);
     assert_eq!(
-        count(ContactFilter { text: Some("Jobcenter".into()), ..Default::default() }),
-        expect(&|c| c.fields.note.to_lowercase().contains("jobcenter") || c.fields.place.to_lowercase().contains("jobcenter"))
+        count(ContactFilter {
+            text: Some("Jobcenter".into()),
+            ..Default::default()
+        }),
+        expect(&|c| c.fields.note.to_lowercase().contains("jobcenter")
+            || c.fields.place.to_lowercase().contains("jobcenter"))
     );
     // Paging, newest first; safeguarding first when asked.
-    let p1 = ws.list_contacts(&ContactFilter { limit: 10, ..Default::default() }).unwrap();
-    let p2 = ws.list_contacts(&ContactFilter { limit: 10, offset: 10, ..Default::default() }).unwrap();
+    let p1 = ws
+        .list_contacts(&ContactFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let p2 = ws
+        .list_contacts(&ContactFilter {
+            limit: 10,
+            offset: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(p1.items.len(), 10);
-    assert!(p1.items.windows(2).all(|w| (w[0].date, w[0].start_time) >= (w[1].date, w[1].start_time)));
+    assert!(
+        p1.items
+            .windows(2)
+            .all(|w| (w[0].date, w[0].start_time) >= (w[1].date, w[1].start_time))
+    );
     assert!(p1.items.last().unwrap().date >= p2.items[0].date);
-    let q = ws.list_contacts(&ContactFilter { safeguarding_first: true, ..Default::default() }).unwrap();
+    let q = ws
+        .list_contacts(&ContactFilter {
+            safeguarding_first: true,
+            ..Default::default()
+        })
+        .unwrap();
     assert!(q.items[0].safeguarding);
     // A bad filter is a typed error.
     assert!(matches!(
@@ -164,16 +247,49 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
     let outbox_before = ws.pending_changes().unwrap();
 
     let cases: Vec<(&str, Box<dyn Fn(&mut ContactDraft)>)> = vec![
-        ("materials[kondome].count", Box::new(|d| d.materials = vec![MaterialCount { material_id: "kondome".into(), count: -3 }])),
+        (
+            "materials[kondome].count",
+            Box::new(|d| {
+                d.materials = vec![MaterialCount {
+                    material_id: "kondome".into(),
+                    count: -3,
+                }]
+            }),
+        ),
         ("persons", Box::new(|d| d.persons = -1)),
         ("persons", Box::new(|d| d.persons = 0)),
         ("end_time", Box::new(|d| d.end_time = Some(t(9, 0)))),
         ("area_id", Box::new(|d| d.area_id = "mond".into())),
         ("topics", Box::new(|d| d.topics = vec!["astrologie".into()])),
-        ("materials", Box::new(|d| d.materials = vec![MaterialCount { material_id: "gold".into(), count: 1 }])),
-        ("note", Box::new(|d| d.note = "x".repeat(contact::MAX_NOTE_CHARS + 1))),
-        ("client_code", Box::new(|d| d.client_code = Some("Max Mustermann".into()))),
-        ("referrals[0].partner_id", Box::new(|d| d.referrals = vec![Referral { id: "r".into(), partner_id: "nope".into(), reason: String::new(), consent: None, outcome: vocab::ReferralOutcome::Open }])),
+        (
+            "materials",
+            Box::new(|d| {
+                d.materials = vec![MaterialCount {
+                    material_id: "gold".into(),
+                    count: 1,
+                }]
+            }),
+        ),
+        (
+            "note",
+            Box::new(|d| d.note = "x".repeat(contact::MAX_NOTE_CHARS + 1)),
+        ),
+        (
+            "client_code",
+            Box::new(|d| d.client_code = Some("Max Mustermann".into())),
+        ),
+        (
+            "referrals[0].partner_id",
+            Box::new(|d| {
+                d.referrals = vec![Referral {
+                    id: "r".into(),
+                    partner_id: "nope".into(),
+                    reason: String::new(),
+                    consent: None,
+                    outcome: vocab::ReferralOutcome::Open,
+                }]
+            }),
+        ),
     ];
     for (field, mutate) in cases {
         let mut bad = ok.clone();
@@ -192,9 +308,15 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
         bad.note = "x".repeat(contact::MAX_NOTE_CHARS + 1);
         ws.create_contact(bad).unwrap_err().to_string()
     };
-    assert!(note_err.contains("10000"), "the message names the limit: {note_err}");
+    assert!(
+        note_err.contains("10000"),
+        "the message names the limit: {note_err}"
+    );
     // Nothing half-written.
-    assert_eq!(ws.list_contacts(&ContactFilter::default()).unwrap().total, 1);
+    assert_eq!(
+        ws.list_contacts(&ContactFilter::default()).unwrap().total,
+        1
+    );
     assert_eq!(ws.get_contact(c.id).unwrap(), c);
     assert_eq!(ws.pending_changes().unwrap(), outbox_before);
 }
@@ -203,13 +325,27 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
 fn referral_needs_consent_unless_anonymous() {
     let dir = tempfile::tempdir().unwrap();
     let ws = lead_store(dir.path());
-    let p = ws.add_partner(PartnerDraft { name: "Jobcenter Mitte".into(), ..Default::default() }).unwrap();
+    let p = ws
+        .add_partner(PartnerDraft {
+            name: "Jobcenter Mitte".into(),
+            ..Default::default()
+        })
+        .unwrap();
     let mut dr = ContactDraft::new(d(2026, 1, 5), t(10, 0), "hauptbahnhof");
-    dr.referrals = vec![Referral { id: "r".into(), partner_id: p.id.clone(), reason: "ALG II".into(), consent: None, outcome: vocab::ReferralOutcome::Open }];
+    dr.referrals = vec![Referral {
+        id: "r".into(),
+        partner_id: p.id.clone(),
+        reason: "ALG II".into(),
+        consent: None,
+        outcome: vocab::ReferralOutcome::Open,
+    }];
     ws.create_contact(dr.clone()).expect("anonymous referral");
     dr.client_code = Some("KE-1999".into());
     let e = ws.create_contact(dr).unwrap_err();
-    assert!(matches!(&e, Error::Invalid(v) if v.field == "referrals[0].consent"), "{e}");
+    assert!(
+        matches!(&e, Error::Invalid(v) if v.field == "referrals[0].consent"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -222,18 +358,32 @@ fn wrong_key_is_told_apart_from_damage_and_damage_stays_local() {
     let b = ws.create_contact(draft(&mut rng, 2)).unwrap();
     drop(ws);
 
-    assert!(matches!(Workspace::open(&path, key(2)), Err(Error::WrongKey)));
-    assert!(matches!(Workspace::open(&path, KeySource::passphrase("not the key at all")), Err(Error::WrongKey)));
+    assert!(matches!(
+        Workspace::open(&path, key(2)),
+        Err(Error::WrongKey)
+    ));
+    assert!(matches!(
+        Workspace::open(&path, KeySource::passphrase("not the key at all")),
+        Err(Error::WrongKey)
+    ));
 
     // Flip one byte in contact a's document and in its projection.
     let conn = Connection::open(&path).unwrap();
     for table in ["documents", "projections"] {
         let mut blob: Vec<u8> = conn
-            .query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), [a.id.as_bytes().as_slice()], |r| r.get(0))
+            .query_row(
+                &format!("SELECT body FROM {table} WHERE id = ?1"),
+                [a.id.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
             .unwrap();
         let mid = blob.len() / 2;
         blob[mid] ^= 0x01;
-        conn.execute(&format!("UPDATE {table} SET body = ?1 WHERE id = ?2"), rusqlite::params![blob, a.id.as_bytes().as_slice()]).unwrap();
+        conn.execute(
+            &format!("UPDATE {table} SET body = ?1 WHERE id = ?2"),
+            rusqlite::params![blob, a.id.as_bytes().as_slice()],
+        )
+        .unwrap();
     }
     drop(conn);
     let ws = Workspace::open(&path, key(1)).unwrap();
@@ -242,30 +392,50 @@ fn wrong_key_is_told_apart_from_damage_and_damage_stays_local() {
     // The rest works: read, list, write.
     assert_eq!(ws.get_contact(b.id).unwrap(), b);
     let page = ws.list_contacts(&ContactFilter::default()).unwrap();
-    assert_eq!(page.items.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(
+        page.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
     ws.create_contact(draft(&mut rng, 3)).unwrap();
     drop(ws);
 
     // Damage to the canary itself is Corrupt, not WrongKey.
     let conn = Connection::open(&path).unwrap();
-    let mut canary: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'canary'", [], |r| r.get(0)).unwrap();
+    let mut canary: Vec<u8> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'canary'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     canary[5] ^= 0x80;
-    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'canary'", [canary]).unwrap();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'canary'", [canary])
+        .unwrap();
     drop(conn);
-    assert!(matches!(Workspace::open(&path, key(1)), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Workspace::open(&path, key(1)),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]
 fn passphrase_store_reopens_and_refuses_other_passphrases() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
-    let pass = |p: &str| KeySource::Passphrase { passphrase: zeroize::Zeroizing::new(p.into()), iterations: 10_000 };
+    let pass = |p: &str| KeySource::Passphrase {
+        passphrase: zeroize::Zeroizing::new(p.into()),
+        iterations: 10_000,
+    };
     let ws = Workspace::open(&path, pass("Winter im Stadtpark")).unwrap();
     ws.create_team(setup()).unwrap();
     drop(ws);
     assert!(Workspace::open(&path, pass("Winter im Stadtpark")).is_ok());
-    assert!(matches!(Workspace::open(&path, pass("Sommer im Stadtpark")), Err(Error::WrongKey)));
-    assert!(matches!(Workspace::open(dir.path().join("q.db"), pass("kurz")), Err(Error::Invalid(_))));
+    assert!(matches!(
+        Workspace::open(&path, pass("Sommer im Stadtpark")),
+        Err(Error::WrongKey)
+    ));
+    assert!(matches!(
+        Workspace::open(dir.path().join("q.db"), pass("kurz")),
+        Err(Error::Invalid(_))
+    ));
 }
 
 #[test]
@@ -277,11 +447,22 @@ fn plaintext_never_reaches_the_file() {
     dr.place = "MARKER-PLACE-4711".into();
     dr.client_code = Some("MARKER-CODE-4711".into());
     ws.create_contact(dr).unwrap();
-    ws.create_client(ClientDraft::new("MARKER-CLIENT-4711")).unwrap();
+    ws.create_client(ClientDraft::new("MARKER-CLIENT-4711"))
+        .unwrap();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        for m in ["MARKER-NOTE", "MARKER-PLACE", "MARKER-CODE", "MARKER-CLIENT", "Hauptbahnhof", "Streetwork Mitte"] {
-            assert!(!bytes.windows(m.len()).any(|w| w == m.as_bytes()), "{m} found in plaintext");
+        for m in [
+            "MARKER-NOTE",
+            "MARKER-PLACE",
+            "MARKER-CODE",
+            "MARKER-CLIENT",
+            "Hauptbahnhof",
+            "Streetwork Mitte",
+        ] {
+            assert!(
+                !bytes.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{m} found in plaintext"
+            );
         }
     }
 }
@@ -291,7 +472,10 @@ fn schema_of(path: &std::path::Path) -> Vec<(String, String)> {
     let mut stmt = conn
         .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 #[test]
@@ -303,7 +487,10 @@ fn a_migrated_store_equals_a_fresh_one_and_keeps_its_data() {
     let mut rng = Rng(11);
     let c = ws.create_contact(draft(&mut rng, 5)).unwrap();
     drop(ws);
-    let v: u32 = Connection::open(&old).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: u32 = Connection::open(&old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 1);
 
     let ws = Workspace::open(&old, key(1)).unwrap();
@@ -312,13 +499,24 @@ fn a_migrated_store_equals_a_fresh_one_and_keeps_its_data() {
     let fresh = dir.path().join("fresh.db");
     drop(Workspace::open(&fresh, key(1)).unwrap());
     assert_eq!(schema_of(&old), schema_of(&fresh));
-    let version = |p: &std::path::Path| -> u32 { Connection::open(p).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap() };
+    let version = |p: &std::path::Path| -> u32 {
+        Connection::open(p)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
     assert_eq!(version(&old), SCHEMA_VERSION);
     assert_eq!(version(&fresh), SCHEMA_VERSION);
 
     // A store from a newer app is refused, not guessed at.
-    Connection::open(&fresh).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
-    assert!(matches!(Workspace::open(&fresh, key(1)), Err(Error::SchemaTooNew { .. })));
+    Connection::open(&fresh)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    assert!(matches!(
+        Workspace::open(&fresh, key(1)),
+        Err(Error::SchemaTooNew { .. })
+    ));
 }
 
 #[test]
@@ -327,9 +525,13 @@ fn wal_and_durable_commits_are_on() {
     let ws = lead_store(dir.path());
     drop(ws);
     let conn = Connection::open(dir.path().join("lead.db")).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
 }
 
@@ -346,15 +548,25 @@ fn threads_share_one_store() {
                 for i in 0..25 {
                     let c = ws.create_contact(draft(&mut rng, i)).unwrap();
                     ids.push(c.id);
-                    ws.list_contacts(&ContactFilter { text: Some("termin".into()), ..Default::default() }).unwrap();
+                    ws.list_contacts(&ContactFilter {
+                        text: Some("termin".into()),
+                        ..Default::default()
+                    })
+                    .unwrap();
                 }
                 ids
             })
         })
         .collect();
-    let ids: Vec<RecordId> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ids: Vec<RecordId> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(ids.len(), 100);
-    assert_eq!(ws.list_contacts(&ContactFilter::default()).unwrap().total, 100);
+    assert_eq!(
+        ws.list_contacts(&ContactFilter::default()).unwrap().total,
+        100
+    );
     for id in ids {
         ws.get_contact(id).unwrap();
     }
@@ -368,7 +580,11 @@ fn a_second_connection_sees_changes_made_by_the_first() {
     assert_eq!(b.list_contacts(&ContactFilter::default()).unwrap().total, 0);
     let mut rng = Rng(5);
     a.create_contact(draft(&mut rng, 1)).unwrap();
-    assert_eq!(b.list_contacts(&ContactFilter::default()).unwrap().total, 1, "cache reloads on data_version change");
+    assert_eq!(
+        b.list_contacts(&ContactFilter::default()).unwrap().total,
+        1,
+        "cache reloads on data_version change"
+    );
 }
 
 #[test]
@@ -379,44 +595,86 @@ fn clients_catalogs_and_directory() {
     cd.alias = Some("Micha".into());
     cd.notes = "kommt oft dienstags".into();
     let c = ws.create_client(cd.clone()).unwrap();
-    assert!(matches!(ws.create_client(ClientDraft::new("ma-1987-k")), Err(Error::Invalid(e)) if e.field == "code"));
+    assert!(
+        matches!(ws.create_client(ClientDraft::new("ma-1987-k")), Err(Error::Invalid(e)) if e.field == "code")
+    );
     cd.notes.push_str(", hat jetzt einen Hund");
     let u = ws.update_client(c.id, cd).unwrap();
     assert_eq!(ws.get_client(c.id).unwrap(), u);
-    assert_eq!(ws.list_clients(&ClientFilter { text: Some("mich".into()) }).unwrap().len(), 1);
+    assert_eq!(
+        ws.list_clients(&ClientFilter {
+            text: Some("mich".into())
+        })
+        .unwrap()
+        .len(),
+        1
+    );
     ws.delete_client(c.id).unwrap();
-    assert!(ws.list_clients(&ClientFilter::default()).unwrap().is_empty());
+    assert!(
+        ws.list_clients(&ClientFilter::default())
+            .unwrap()
+            .is_empty()
+    );
 
     let e = ws.add_catalog_entry(Catalog::Area, "Neumarkt").unwrap();
     assert_eq!(e.id, "neumarkt");
-    ws.create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "neumarkt")).unwrap();
+    ws.create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "neumarkt"))
+        .unwrap();
     ws.retire_catalog_entry(Catalog::Area, "neumarkt").unwrap();
-    let err = ws.create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "neumarkt")).unwrap_err();
+    let err = ws
+        .create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "neumarkt"))
+        .unwrap_err();
     assert!(err.to_string().contains("retired"), "{err}");
-    assert!(matches!(ws.add_catalog_entry(Catalog::Area, "neumarkt"), Err(Error::Invalid(_))));
+    assert!(matches!(
+        ws.add_catalog_entry(Catalog::Area, "neumarkt"),
+        Err(Error::Invalid(_))
+    ));
 
-    let p = ws.add_partner(PartnerDraft { name: "Erziehungsberatung Süd".into(), notes: "Termine".into(), ..Default::default() }).unwrap();
-    let mut pd = PartnerDraft { name: p.name.clone(), notes: "Termine dienstags".into(), ..Default::default() };
+    let p = ws
+        .add_partner(PartnerDraft {
+            name: "Erziehungsberatung Süd".into(),
+            notes: "Termine".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut pd = PartnerDraft {
+        name: p.name.clone(),
+        notes: "Termine dienstags".into(),
+        ..Default::default()
+    };
     pd.phone = "0221 555".into();
     ws.update_partner(&p.id, pd).unwrap();
     assert_eq!(ws.partners().unwrap()[0].notes, "Termine dienstags");
-    assert!(matches!(ws.add_partner(PartnerDraft::default()), Err(Error::Invalid(e)) if e.field == "name"));
+    assert!(
+        matches!(ws.add_partner(PartnerDraft::default()), Err(Error::Invalid(e)) if e.field == "name")
+    );
 }
 
 #[test]
 fn review_thread_and_roles() {
     let dir = tempfile::tempdir().unwrap();
     let ws = lead_store(dir.path());
-    let c = ws.create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "stadtpark")).unwrap();
-    assert_eq!(ws.submit_contact(c.id).unwrap().review, ReviewState::Submitted);
+    let c = ws
+        .create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "stadtpark"))
+        .unwrap();
+    assert_eq!(
+        ws.submit_contact(c.id).unwrap().review,
+        ReviewState::Submitted
+    );
     let asked = ws.request_changes(c.id, "Wer war noch dabei?").unwrap();
     assert_eq!(asked.review, ReviewState::ChangesRequested);
     assert!(asked.open_question());
     let answered = ws.answer_contact(c.id, "Zwei Freunde von ihm.").unwrap();
     assert_eq!(answered.review, ReviewState::Submitted);
     assert_eq!(answered.comments.len(), 2);
-    assert_eq!(ws.approve_contact(c.id).unwrap().review, ReviewState::Approved);
-    assert!(matches!(ws.comment_contact(c.id, "  "), Err(Error::Invalid(_))));
+    assert_eq!(
+        ws.approve_contact(c.id).unwrap().review,
+        ReviewState::Approved
+    );
+    assert!(matches!(
+        ws.comment_contact(c.id, "  "),
+        Err(Error::Invalid(_))
+    ));
     assert_eq!(ws.my_role().unwrap(), Role::Lead);
 }
 
@@ -425,7 +683,9 @@ fn unknown_fields_from_a_newer_version_survive_edits() {
     use automerge::transaction::Transactable;
     let dir = tempfile::tempdir().unwrap();
     let a = lead_store(dir.path());
-    let c = a.create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "stadtpark")).unwrap();
+    let c = a
+        .create_contact(ContactDraft::new(d(2026, 2, 1), t(9, 0), "stadtpark"))
+        .unwrap();
     // A newer app adds a field this version does not know.
     let mut doc = automerge::AutoCommit::load(&a.export_document(c.id).unwrap()).unwrap();
     doc.put(automerge::ROOT, "future_field", "from v2").unwrap();
@@ -435,7 +695,12 @@ fn unknown_fields_from_a_newer_version_survive_edits() {
     a.update_contact(c.id, f).unwrap();
     let doc = automerge::AutoCommit::load(&a.export_document(c.id).unwrap()).unwrap();
     use automerge::ReadDoc;
-    let v = doc.get(automerge::ROOT, "future_field").unwrap().unwrap().0.to_string();
+    let v = doc
+        .get(automerge::ROOT, "future_field")
+        .unwrap()
+        .unwrap()
+        .0
+        .to_string();
     assert!(v.contains("from v2"), "{v}");
 }
 
@@ -443,11 +708,17 @@ fn unknown_fields_from_a_newer_version_survive_edits() {
 fn no_team_and_already_in_team_are_typed() {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path().join("x.db"), key(1)).unwrap();
-    assert!(matches!(ws.create_contact(ContactDraft::new(d(2026, 1, 1), t(9, 0), "x")), Err(Error::NoTeam)));
+    assert!(matches!(
+        ws.create_contact(ContactDraft::new(d(2026, 1, 1), t(9, 0), "x")),
+        Err(Error::NoTeam)
+    ));
     ws.create_team(setup()).unwrap();
     assert!(matches!(ws.create_team(setup()), Err(Error::AlreadyInTeam)));
     assert!(matches!(
-        ws.create_team(TeamSetup { areas: vec![], ..setup() }),
+        ws.create_team(TeamSetup {
+            areas: vec![],
+            ..setup()
+        }),
         Err(Error::AlreadyInTeam) | Err(Error::Invalid(_))
     ));
 }

@@ -33,6 +33,10 @@ pub struct Config {
     pub log: String,
 
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT before exiting anyway.
-    #[arg(long, env = "STREETSYNC_RELAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "STREETSYNC_RELAY_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30
+    )]
     pub shutdown_grace_secs: u64,
 }

@@ -86,7 +86,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         storage: Arc::new(storage),
         metrics: Arc::new(Metrics::new()),
         replay: Arc::new(ReplayCache::default()),
-        rate_limit: Arc::new(RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst)),
+        rate_limit: Arc::new(RateLimiter::new(
+            config.rate_limit_per_sec,
+            config.rate_limit_burst,
+        )),
         live: Arc::new(LiveHub::default()),
         started_ms,
         shutdown: shutdown_rx.clone(),
@@ -126,12 +129,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => result.map_err(|e| RunError::Startup(e.to_string()))??,
         Err(_) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish in time"
+            );
             server.abort();
         }
     }
     // The router (and its state's sender) is gone; wait for live socket tasks to drop theirs.
-    if tokio::time::timeout(Duration::from_secs(5), live_drained.recv()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), live_drained.recv())
+        .await
+        .is_err()
+    {
         tracing::warn!("live sockets did not close in time");
     }
     tracing::info!("relay stopped");

@@ -62,10 +62,26 @@ impl Metrics {
         let envelopes_dropped = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let devices_online = Gauge::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
-        registry.register("http_request_bytes", "Request body bytes received", bytes_in.clone());
-        registry.register("http_response_bytes", "Response body bytes sent", bytes_out.clone());
-        registry.register("envelopes_stored", "Envelopes appended to a team log", envelopes_stored.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_bytes",
+            "Request body bytes received",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "http_response_bytes",
+            "Response body bytes sent",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "envelopes_stored",
+            "Envelopes appended to a team log",
+            envelopes_stored.clone(),
+        );
         registry.register(
             "envelopes_duplicate",
             "Pushed envelopes the log already held",
@@ -77,7 +93,11 @@ impl Metrics {
             envelopes_dropped.clone(),
         );
         registry.register("errors", "Refused requests by error code", errors.clone());
-        registry.register("devices_online", "Open live WebSocket connections", devices_online.clone());
+        registry.register(
+            "devices_online",
+            "Open live WebSocket connections",
+            devices_online.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -94,7 +114,9 @@ impl Metrics {
     /// Counts one refusal.
     pub fn error(&self, code: ErrorCode) {
         self.errors
-            .get_or_create(&ErrorLabels { code: code.as_str().to_owned() })
+            .get_or_create(&ErrorLabels {
+                code: code.as_str().to_owned(),
+            })
             .inc();
     }
 

@@ -98,11 +98,11 @@ impl Store {
                     }
                 };
                 let iterations = match meta_get(&tx, "kdf_iterations")? {
-                    Some(b) => u32::from_be_bytes(b.as_slice().try_into().map_err(|_| {
-                        Error::Corrupt {
+                    Some(b) => {
+                        u32::from_be_bytes(b.as_slice().try_into().map_err(|_| Error::Corrupt {
                             what: "KDF parameters".into(),
-                        }
-                    })?),
+                        })?)
+                    }
                     None => *iterations,
                 };
                 crate::StorageKey::from_passphrase(passphrase, &salt, iterations)?
@@ -138,9 +138,7 @@ impl Store {
         // A panic elsewhere while holding the lock cannot leave SQLite half-written (transactions
         // roll back on drop), so a poisoned lock is safe to reuse.
         let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let v: i64 = db
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let v: i64 = db.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if v != db.data_version {
             db.data_version = v;
             db.cache = None;
@@ -203,18 +201,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Runs `f` on the raw connection (maintenance: checkpoints, integrity checks, re-keying).
-    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut db = self.lock()?;
-        let out = f(&mut db.conn);
-        db.cache = None;
-        out
-    }
-
-    pub(crate) fn sealer(&self) -> &Sealer {
-        &self.sealer
     }
 }
 
@@ -323,6 +309,8 @@ pub struct OutboxEntry {
 
 macro_rules! shared_reads {
     ($t:ident) => {
+        // Both readers and writers get every read; not every read is used on both.
+        #[allow(dead_code)]
         impl $t<'_> {
             fn conn(&self) -> &Connection {
                 &self.tx_or_conn()
@@ -344,13 +332,11 @@ macro_rules! shared_reads {
                 let kind = RecordKind::from_code(kind_code).ok_or_else(|| Error::Corrupt {
                     what: format!("record {id}: kind"),
                 })?;
-                let plain = self.sealer.open(
-                    Purpose::Document,
-                    kind_code,
-                    id.as_bytes(),
-                    &body,
-                    || format!("{kind} {id}"),
-                )?;
+                let plain =
+                    self.sealer
+                        .open(Purpose::Document, kind_code, id.as_bytes(), &body, || {
+                            format!("{kind} {id}")
+                        })?;
                 let doc = crate::document::load(&plain).map_err(|_| Error::Corrupt {
                     what: format!("{kind} {id}: document"),
                 })?;
@@ -406,13 +392,11 @@ macro_rules! shared_reads {
                         env.as_slice().try_into().map_err(|_| Error::Corrupt {
                             what: "outbox entry id".into(),
                         })?;
-                    let changes = self.sealer.open(
-                        Purpose::Outbox,
-                        kind_code,
-                        &env,
-                        &body,
-                        || "outbox entry".into(),
-                    )?;
+                    let changes =
+                        self.sealer
+                            .open(Purpose::Outbox, kind_code, &env, &body, || {
+                                "outbox entry".into()
+                            })?;
                     out.push(OutboxEntry {
                         seq: r.get(0)?,
                         envelope_id: EnvelopeId::from_bytes(env_arr),
@@ -424,6 +408,43 @@ macro_rules! shared_reads {
                     });
                 }
                 Ok(out)
+            }
+
+            /// Quarantined envelopes: `(seq, reason, raw envelope JSON)`, oldest first.
+            pub(crate) fn quarantined(&self) -> Result<Vec<(u64, String, Zeroizing<Vec<u8>>)>> {
+                let mut stmt = self
+                    .conn()
+                    .prepare_cached("SELECT seq, reason, body FROM quarantine ORDER BY seq")?;
+                let mut rows = stmt.query([])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let seq: i64 = r.get(0)?;
+                    let body: Vec<u8> = r.get(2)?;
+                    let raw = self.sealer.open(
+                        Purpose::Quarantine,
+                        0,
+                        &(seq as u64).to_be_bytes(),
+                        &body,
+                        || "quarantined envelope".into(),
+                    )?;
+                    out.push((seq as u64, r.get(1)?, raw));
+                }
+                Ok(out)
+            }
+
+            /// Records with at least `threshold` change envelopes since their last snapshot and
+            /// no quarantined envelope.
+            pub(crate) fn due_for_snapshot(&self, threshold: i64) -> Result<Vec<RecordId>> {
+                let mut stmt = self.conn().prepare_cached(
+                    "SELECT a.doc_id FROM doc_activity a
+                     WHERE a.since_snapshot >= ?1
+                       AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.doc_id = a.doc_id)
+                       AND EXISTS (SELECT 1 FROM documents d WHERE d.id = a.doc_id)",
+                )?;
+                let ids = stmt
+                    .query_map([threshold], |r| r.get::<_, Vec<u8>>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                ids.iter().map(|b| record_id(b)).collect()
             }
 
             /// How many local changes wait to be pushed.
@@ -459,7 +480,12 @@ impl Writer<'_> {
     }
 
     /// Saves a document, sealed.
-    pub(crate) fn put_doc(&mut self, id: &RecordId, kind: RecordKind, doc: &mut AutoCommit) -> Result<()> {
+    pub(crate) fn put_doc(
+        &mut self,
+        id: &RecordId,
+        kind: RecordKind,
+        doc: &mut AutoCommit,
+    ) -> Result<()> {
         let bytes = Zeroizing::new(doc.save());
         let sealed = self
             .sealer
@@ -499,18 +525,6 @@ impl Writer<'_> {
         self.updates.push(CacheUpdate::Team(Box::new(team)));
     }
 
-    /// Deletes a record's document and projection (and pending outbox entries when `with_outbox`).
-    pub(crate) fn delete_record(&mut self, id: &RecordId, with_outbox: bool) -> Result<()> {
-        let idb = id.as_bytes().as_slice();
-        self.tx.execute("DELETE FROM documents WHERE id = ?1", [idb])?;
-        self.tx.execute("DELETE FROM projections WHERE id = ?1", [idb])?;
-        if with_outbox {
-            self.tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [idb])?;
-        }
-        self.updates.push(CacheUpdate::Remove(*id));
-        Ok(())
-    }
-
     /// Drops a projection only (the record stays, but is not listed: used for deleted records).
     pub(crate) fn remove_projection(&mut self, id: &RecordId) -> Result<()> {
         self.tx.execute(
@@ -522,7 +536,12 @@ impl Writer<'_> {
     }
 
     /// Records a local change for the relay, in this same transaction.
-    pub(crate) fn push_outbox(&mut self, doc_id: &RecordId, kind: RecordKind, changes: &[u8]) -> Result<EnvelopeId> {
+    pub(crate) fn push_outbox(
+        &mut self,
+        doc_id: &RecordId,
+        kind: RecordKind,
+        changes: &[u8],
+    ) -> Result<EnvelopeId> {
         let envelope_id = EnvelopeId::random();
         let sealed = self.sealer.seal(
             Purpose::Outbox,
@@ -544,7 +563,9 @@ impl Writer<'_> {
 
     /// Removes acknowledged outbox entries.
     pub(crate) fn ack_outbox(&mut self, seqs: &[i64]) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
         for s in seqs {
             stmt.execute([s])?;
         }
@@ -580,7 +601,14 @@ impl Writer<'_> {
     }
 
     /// Keeps a refused envelope (sealed) for the report.
-    pub(crate) fn quarantine(&mut self, seq: u64, doc_id: &RecordId, reason: &str, at: i64, raw: &[u8]) -> Result<()> {
+    pub(crate) fn quarantine(
+        &mut self,
+        seq: u64,
+        doc_id: &RecordId,
+        reason: &str,
+        at: i64,
+        raw: &[u8],
+    ) -> Result<()> {
         let sealed = self
             .sealer
             .seal(Purpose::Quarantine, 0, &seq.to_be_bytes(), raw)?;
@@ -591,8 +619,39 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Raw transaction, for the few statements that are not worth a method.
-    pub(crate) fn tx(&self) -> &rusqlite::Transaction<'_> {
-        &self.tx
+    /// Drops a quarantined envelope that has now been applied.
+    pub(crate) fn unquarantine(&mut self, seq: u64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM quarantine WHERE seq = ?1", [seq as i64])?;
+        Ok(())
+    }
+
+    /// Updates the reason of a quarantined envelope.
+    pub(crate) fn requarantine(&mut self, seq: u64, reason: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE quarantine SET reason = ?2 WHERE seq = ?1",
+            params![seq as i64, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Counts one more change envelope of `doc` since its last snapshot.
+    pub(crate) fn bump_activity(&mut self, doc: &RecordId) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 1)
+             ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = since_snapshot + 1",
+            [doc.as_bytes().as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// A snapshot of `doc` now covers everything.
+    pub(crate) fn reset_activity(&mut self, doc: &RecordId) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 0)
+             ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = 0",
+            [doc.as_bytes().as_slice()],
+        )?;
+        Ok(())
     }
 }

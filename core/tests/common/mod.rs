@@ -30,13 +30,56 @@ pub const PLACES: &[&str] = &[
     "Anlaufstelle Café Auszeit",
 ];
 const WORDS: &[&str] = &[
-    "Gespräch", "über", "Wohnungssuche", "Jobcenter", "Termin", "verpasst", "Schlafplatz",
-    "Notunterkunft", "Suchtberatung", "Substitution", "Schulden", "Mutter", "Freundin",
-    "Schule", "abgebrochen", "Ausbildung", "Polizei", "Kontrolle", "Hund", "krank",
-    "Krankenversicherung", "Ausweis", "verloren", "Begleitung", "nächste", "Woche", "vereinbart",
-    "wirkt", "erschöpft", "hat", "gegessen", "Schlafsack", "bekommen", "Naloxon", "erklärt",
-    "Familienberatung", "Kontakt", "hergestellt", "möchte", "nicht", "erzählen", "Streit",
-    "Gruppe", "ruhig", "Winter", "kalt", "Zelt", "geräumt", "Ordnungsamt", "Beratungsstelle",
+    "Gespräch",
+    "über",
+    "Wohnungssuche",
+    "Jobcenter",
+    "Termin",
+    "verpasst",
+    "Schlafplatz",
+    "Notunterkunft",
+    "Suchtberatung",
+    "Substitution",
+    "Schulden",
+    "Mutter",
+    "Freundin",
+    "Schule",
+    "abgebrochen",
+    "Ausbildung",
+    "Polizei",
+    "Kontrolle",
+    "Hund",
+    "krank",
+    "Krankenversicherung",
+    "Ausweis",
+    "verloren",
+    "Begleitung",
+    "nächste",
+    "Woche",
+    "vereinbart",
+    "wirkt",
+    "erschöpft",
+    "hat",
+    "gegessen",
+    "Schlafsack",
+    "bekommen",
+    "Naloxon",
+    "erklärt",
+    "Familienberatung",
+    "Kontakt",
+    "hergestellt",
+    "möchte",
+    "nicht",
+    "erzählen",
+    "Streit",
+    "Gruppe",
+    "ruhig",
+    "Winter",
+    "kalt",
+    "Zelt",
+    "geräumt",
+    "Ordnungsamt",
+    "Beratungsstelle",
 ];
 
 pub fn key(n: u8) -> KeySource {
@@ -84,7 +127,7 @@ pub fn note(rng: &mut Rng) -> String {
         if !s.is_empty() {
             s.push(' ');
         }
-        s.push_str(*rng.pick(WORDS));
+        s.push_str(rng.pick::<&str>(WORDS));
     }
     s.chars().take(target).collect()
 }
@@ -94,7 +137,7 @@ pub fn draft(rng: &mut Rng, day: u32) -> ContactDraft {
     let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Days::new(day as u64);
     let hour = 9 + rng.below(12) as u32;
     let start = NaiveTime::from_hms_opt(hour, (rng.below(4) * 15) as u32, 0).unwrap();
-    let area = streetsync_core::team::slug(*rng.pick(AREAS));
+    let area = streetsync_core::team::slug(rng.pick::<&str>(AREAS));
     let mut d = ContactDraft::new(date, start, area);
     d.end_time = Some(NaiveTime::from_hms_opt(hour, 50, 0).unwrap());
     d.place = rng.pick(PLACES).to_string();
@@ -104,7 +147,15 @@ pub fn draft(rng: &mut Rng, day: u32) -> ContactDraft {
     d.age_band = *rng.pick(AgeBand::ALL);
     d.gender = *rng.pick(Gender::ALL);
     d.housing = *rng.pick(Housing::ALL);
-    let topics = ["wohnen", "sucht", "arbeit-jobcenter", "geld-schulden", "gesundheit", "familie", "schule"];
+    let topics = [
+        "wohnen",
+        "sucht",
+        "arbeit-jobcenter",
+        "geld-schulden",
+        "gesundheit",
+        "familie",
+        "schule",
+    ];
     d.topics = vec![rng.pick(&topics).to_string()];
     if rng.below(2) == 0 {
         d.topics.push(rng.pick(&topics).to_string());
@@ -112,12 +163,18 @@ pub fn draft(rng: &mut Rng, day: u32) -> ContactDraft {
     d.interventions = vec![Intervention::Conversation];
     if rng.below(3) == 0 {
         d.materials = vec![MaterialCount {
-            material_id: rng.pick(&["spritzen", "kondome", "essen", "naloxon"]).to_string(),
+            material_id: rng
+                .pick(&["spritzen", "kondome", "essen", "naloxon"])
+                .to_string(),
             count: 1 + rng.below(10) as i64,
         }];
     }
     if rng.below(4) == 0 {
-        d.client_code = Some(format!("{}-{}", ["MA", "KE", "JO", "SA"][rng.below(4) as usize], 1970 + rng.below(40)));
+        d.client_code = Some(format!(
+            "{}-{}",
+            ["MA", "KE", "JO", "SA"][rng.below(4) as usize],
+            1970 + rng.below(40)
+        ));
     }
     d.safeguarding = rng.below(50) == 0;
     d.note = note(rng);

@@ -33,7 +33,9 @@ pub struct Signed {
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"))
+        ApiError::TooLarge(format!(
+            "the request body is over the limit of {MAX_BODY_BYTES} bytes"
+        ))
     } else {
         ApiError::BadRequest("the request body could not be read".into())
     }
@@ -43,22 +45,31 @@ impl FromRequest<AppState> for Signed {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("this request needs a signed Authorization header".into()))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not ASCII".into()))?;
-        let header = AuthHeader::parse(value).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthenticated("this request needs a signed Authorization header".into())
+        })?;
+        let value = value.to_str().map_err(|_| {
+            ApiError::Unauthenticated("the Authorization header is not ASCII".into())
+        })?;
+        let header =
+            AuthHeader::parse(value).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
         let now = now_ms();
-        if (header.ts_ms - now).abs() > CLOCK_TOLERANCE_MS || header.ts_ms < state.started_ms {
+        if header.ts_ms.abs_diff(now) > CLOCK_TOLERANCE_MS.unsigned_abs()
+            || header.ts_ms < state.started_ms
+        {
             return Err(ApiError::ClockSkew { server_time: now });
         }
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let body = Bytes::from_request(req, state).await.map_err(body_rejection)?;
-        Ok(Signed { header, method, uri, body })
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        Ok(Signed {
+            header,
+            method,
+            uri,
+            body,
+        })
     }
 }
 
@@ -72,12 +83,19 @@ impl Signed {
     /// limit of the header's device.
     pub fn verify(&self, state: &AppState, sign_pk: &[u8]) -> Result<(), ApiError> {
         self.header
-            .verify(sign_pk, self.method.as_str(), self.path_and_query(), &self.body)
+            .verify(
+                sign_pk,
+                self.method.as_str(),
+                self.path_and_query(),
+                &self.body,
+            )
             .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))?;
-        if !state
-            .replay
-            .check_and_insert(self.header.device, self.header.nonce, self.header.ts_ms, now_ms())
-        {
+        if !state.replay.check_and_insert(
+            self.header.device,
+            self.header.nonce,
+            self.header.ts_ms,
+            now_ms(),
+        ) {
             return Err(ApiError::Replayed);
         }
         state
@@ -94,7 +112,9 @@ impl Signed {
 
 /// Parses a JSON body, refusing it as `bad_request` with the parser's reason.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}"))
+    })
 }
 
 /// An authenticated, unrevoked member of the path's `{team}`.
@@ -129,10 +149,16 @@ impl FromRequest<AppState> for Member {
         let team: TeamId = params
             .iter()
             .find(|(name, _)| *name == "team")
-            .ok_or_else(|| ApiError::Internal("route without a {team} parameter uses Member".into()))?
+            .ok_or_else(|| {
+                ApiError::Internal("route without a {team} parameter uses Member".into())
+            })?
             .1
             .parse()
-            .map_err(|_| ApiError::BadRequest("the team id in the path is not 32 lowercase hex characters".into()))?;
+            .map_err(|_| {
+                ApiError::BadRequest(
+                    "the team id in the path is not 32 lowercase hex characters".into(),
+                )
+            })?;
         let request = Signed::from_request(Request::from_parts(parts, body), state).await?;
         let device_id = request.header.device;
         let (in_team, anywhere) = state
@@ -153,6 +179,10 @@ impl FromRequest<AppState> for Member {
         if device.revoked {
             return Err(ApiError::Revoked);
         }
-        Ok(Member { team, device, request })
+        Ok(Member {
+            team,
+            device,
+            request,
+        })
     }
 }

@@ -33,7 +33,10 @@ pub async fn post_bundle(
 }
 
 /// `GET /v1/teams/{team}/bundles`: the bundles addressed to the caller.
-pub async fn list_bundles(State(state): State<AppState>, member: Member) -> Result<Json<BundleList>, ApiError> {
+pub async fn list_bundles(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<BundleList>, ApiError> {
     let (team, to) = (member.team, member.device.keys.id);
     let bundles = state.db(move |s| s.bundles_for(team, to)).await?;
     Ok(Json(BundleList { bundles }))

@@ -32,7 +32,9 @@ pub enum ApiError {
     #[error("this device is not registered with the relay; ask a team lead to add it")]
     UnknownDevice,
     /// 401 `clock_skew`: the request's timestamp is too far from the relay's clock.
-    #[error("the request's timestamp is too far from the relay's clock; correct the device clock or its offset")]
+    #[error(
+        "the request's timestamp is too far from the relay's clock; correct the device clock or its offset"
+    )]
     ClockSkew {
         /// The relay's clock, unix ms.
         server_time: i64,
@@ -112,7 +114,9 @@ impl From<StorageError> for ApiError {
             StorageError::TeamExists => ApiError::TeamExists,
             StorageError::DeviceExists => ApiError::DeviceExists,
             StorageError::TeamNotFound => ApiError::NotFound("no such team".into()),
-            StorageError::DeviceNotFound => ApiError::NotFound("no such device in this team".into()),
+            StorageError::DeviceNotFound => {
+                ApiError::NotFound("no such device in this team".into())
+            }
             StorageError::CoversBeyondHead { covers, head } => ApiError::BadRequest(format!(
                 "the snapshot covers sequence number {covers}, but the log only reaches {head}"
             )),
@@ -143,12 +147,15 @@ impl IntoResponse for ApiError {
                 _ => None,
             },
         };
-        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited { retry_after_ms } = self {
             let secs = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(value) = secs.to_string().parse() {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
             }
         }
         // The metrics middleware reads the code from here.

@@ -38,10 +38,18 @@ impl ReplayCache {
     ///
     /// A pair is forgotten once its timestamp is outside the clock window, because the clock check
     /// refuses such a request before it gets here.
-    pub fn check_and_insert(&self, device: DeviceId, nonce: [u8; 16], ts_ms: i64, now_ms: i64) -> bool {
+    pub fn check_and_insert(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        ts_ms: i64,
+        now_ms: i64,
+    ) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.last_prune.elapsed() >= PRUNE_EVERY {
-            inner.seen.retain(|_, ts| *ts >= now_ms - CLOCK_TOLERANCE_MS);
+            inner
+                .seen
+                .retain(|_, ts| *ts >= now_ms - CLOCK_TOLERANCE_MS);
             inner.last_prune = Instant::now();
         }
         inner.seen.insert((device, nonce), ts_ms).is_none()
@@ -81,7 +89,8 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > PRUNE_BUCKETS_ABOVE {
             let (per_sec, burst) = (self.per_sec, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < burst);
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < burst);
         }
         let bucket = buckets.entry(device).or_insert(Bucket {
             tokens: self.burst,

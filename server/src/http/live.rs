@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use streetsync_wire::{DeviceId, LiveMessage, TeamId};
@@ -20,6 +21,9 @@ use super::error::ApiError;
 
 /// Heads buffered per team before a slow socket skips to the newest.
 const CHANNEL_CAPACITY: usize = 16;
+
+/// Largest message a client may send; clients have nothing to say but pongs and close frames.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 /// How often an idle socket is pinged, so dead peers are noticed.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -43,17 +47,23 @@ impl LiveHub {
     /// Announces a new head to the team's open sockets.
     pub fn publish(&self, team: TeamId, head: u64) {
         let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = teams.get(&team) {
-            if sender.send(head).is_err() {
-                // No socket listens any more.
-                teams.remove(&team);
-            }
+        if let Some(sender) = teams.get(&team)
+            && sender.send(head).is_err()
+        {
+            // No socket listens any more.
+            teams.remove(&team);
         }
     }
 }
 
 /// `GET /v1/teams/{team}/live`: upgrades to a WebSocket after the signed handshake.
-pub async fn live(State(state): State<AppState>, ws: WebSocketUpgrade, member: Member) -> Result<Response, ApiError> {
+pub async fn live(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    member: Member,
+) -> Result<Response, ApiError> {
+    let ws =
+        ws.map_err(|_| ApiError::BadRequest("this endpoint takes a WebSocket upgrade".into()))?;
     let (team, device) = (member.team, member.device.keys.id);
     // Subscribe before reading the head, so no advance between the two is missed.
     let updates = state.live.subscribe(team);
@@ -61,7 +71,10 @@ pub async fn live(State(state): State<AppState>, ws: WebSocketUpgrade, member: M
         .db(move |s| s.head(team))
         .await?
         .ok_or_else(|| ApiError::NotFound("no such team".into()))?;
-    Ok(ws.on_upgrade(move |socket| serve(socket, state, team, device, head, updates)))
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state, team, device, head, updates)))
 }
 
 /// Decrements the online gauge however the socket ends.

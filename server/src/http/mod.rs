@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::body::HttpBody as _;
 use streetsync_wire::{ErrorCode, MAX_BODY_BYTES};
 use tokio::sync::{mpsc, watch};
 
@@ -72,10 +72,22 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/teams", post(teams::create_team))
-        .route("/v1/teams/{team}/devices", post(teams::add_device).get(teams::list_devices))
-        .route("/v1/teams/{team}/devices/{device}", delete(teams::revoke_device))
-        .route("/v1/teams/{team}/bundles", post(bundles::post_bundle).get(bundles::list_bundles))
-        .route("/v1/teams/{team}/bundles/{id}", delete(bundles::delete_bundle))
+        .route(
+            "/v1/teams/{team}/devices",
+            post(teams::add_device).get(teams::list_devices),
+        )
+        .route(
+            "/v1/teams/{team}/devices/{device}",
+            delete(teams::revoke_device),
+        )
+        .route(
+            "/v1/teams/{team}/bundles",
+            post(bundles::post_bundle).get(bundles::list_bundles),
+        )
+        .route(
+            "/v1/teams/{team}/bundles/{id}",
+            delete(bundles::delete_bundle),
+        )
         .route("/v1/teams/{team}/push", post(sync::push))
         .route("/v1/teams/{team}/pull", get(sync::pull))
         .route("/v1/teams/{team}/snapshot", post(sync::snapshot))
@@ -88,7 +100,9 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /healthz`: the process is up and its database answers.
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.db(|s| s.head(streetsync_wire::TeamId::from_bytes([0; 16]))).await?;
+    state
+        .db(|s| s.head(streetsync_wire::TeamId::from_bytes([0; 16])))
+        .await?;
     Ok("ok")
 }
 
@@ -99,7 +113,10 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         .encode()
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
     Ok((
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response())
@@ -111,7 +128,12 @@ async fn not_found() -> ApiError {
 
 /// Counts and logs every request: route template, method, status, sizes and time. Never bodies,
 /// headers or ids.
-async fn track(State(state): State<AppState>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+async fn track(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let bytes_in = req

@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use streetsync_wire::{
-    DEFAULT_PULL_LIMIT, Envelope, EnvelopeKind, MAX_BATCH, MAX_BODY_BYTES, MAX_PULL_LIMIT, PullQuery, PullResponse,
-    PushRequest, PushResponse, SnapshotResponse,
+    DEFAULT_PULL_LIMIT, Envelope, EnvelopeKind, MAX_BATCH, MAX_BODY_BYTES, MAX_PULL_LIMIT,
+    PullQuery, PullResponse, PushRequest, PushResponse, SnapshotResponse,
 };
 
 use super::AppState;
@@ -17,7 +17,8 @@ use crate::storage::AppendOutcome;
 
 /// Refuses an envelope the authenticated member may not append to the path's team.
 fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
-    env.validate_shape().map_err(ApiError::from_envelope_shape)?;
+    env.validate_shape()
+        .map_err(ApiError::from_envelope_shape)?;
     if env.team != member.team {
         return Err(ApiError::BadEnvelope(format!(
             "envelope {} belongs to another team than the request path's",
@@ -33,18 +34,27 @@ fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
     if env.kind == EnvelopeKind::Tombstone {
         member.require_lead()?;
     }
-    env.verify(&member.device.keys.sign_pk)
-        .map_err(|_| ApiError::BadSignature(format!("the signature of envelope {} does not verify", env.id)))
+    env.verify(&member.device.keys.sign_pk).map_err(|_| {
+        ApiError::BadSignature(format!(
+            "the signature of envelope {} does not verify",
+            env.id
+        ))
+    })
 }
 
 /// Appends verified envelopes, then counts and announces the new head.
-async fn append(state: &AppState, member: &Member, envelopes: Vec<Envelope>) -> Result<AppendOutcome, ApiError> {
+async fn append(
+    state: &AppState,
+    member: &Member,
+    envelopes: Vec<Envelope>,
+) -> Result<AppendOutcome, ApiError> {
     let team = member.team;
     let count = envelopes.len();
     let outcome = state.db(move |s| s.append(team, &envelopes)).await?;
     let m = &state.metrics;
     m.envelopes_stored.inc_by(outcome.appended);
-    m.envelopes_duplicate.inc_by(count as u64 - outcome.appended);
+    m.envelopes_duplicate
+        .inc_by(count as u64 - outcome.appended);
     m.envelopes_dropped.inc_by(outcome.dropped);
     if outcome.appended > 0 {
         state.live.publish(team, outcome.head);
@@ -62,7 +72,10 @@ async fn append(state: &AppState, member: &Member, envelopes: Vec<Envelope>) -> 
 }
 
 /// `POST /v1/teams/{team}/push`: appends a batch, all or nothing, idempotent by envelope id.
-pub async fn push(State(state): State<AppState>, member: Member) -> Result<Json<PushResponse>, ApiError> {
+pub async fn push(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<PushResponse>, ApiError> {
     let body: PushRequest = json_body(&member.request.body)?;
     if body.envelopes.len() > MAX_BATCH {
         return Err(ApiError::TooLarge(format!(
@@ -74,11 +87,16 @@ pub async fn push(State(state): State<AppState>, member: Member) -> Result<Json<
         check_envelope(&member, env)?;
     }
     let outcome = append(&state, &member, body.envelopes).await?;
-    Ok(Json(PushResponse { results: outcome.results }))
+    Ok(Json(PushResponse {
+        results: outcome.results,
+    }))
 }
 
 /// `GET /v1/teams/{team}/pull?after=N&limit=M`: one page of the log.
-pub async fn pull(State(state): State<AppState>, member: Member) -> Result<Json<PullResponse>, ApiError> {
+pub async fn pull(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<PullResponse>, ApiError> {
     let Query(query) = Query::<PullQuery>::try_from_uri(&member.request.uri)
         .map_err(|e| ApiError::BadRequest(format!("the query is not `after=N&limit=M`: {e}")))?;
     let limit = match query.limit {
@@ -89,23 +107,29 @@ pub async fn pull(State(state): State<AppState>, member: Member) -> Result<Json<
     let team = member.team;
     // Leave room for the JSON around the entries.
     let max_bytes = MAX_BODY_BYTES - 64 * 1024;
-    let page = state.db(move |s| s.pull(team, query.after, limit, max_bytes)).await?;
+    let page = state
+        .db(move |s| s.pull(team, query.after, limit, max_bytes))
+        .await?;
     Ok(Json(page))
 }
 
 /// `POST /v1/teams/{team}/snapshot`: appends a snapshot and drops the entries it covers.
-pub async fn snapshot(State(state): State<AppState>, member: Member) -> Result<Json<SnapshotResponse>, ApiError> {
+pub async fn snapshot(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<SnapshotResponse>, ApiError> {
     let env: Envelope = json_body(&member.request.body)?;
     if env.kind != EnvelopeKind::Snapshot {
-        return Err(ApiError::BadEnvelope("the snapshot endpoint takes a snapshot envelope".into()));
+        return Err(ApiError::BadEnvelope(
+            "the snapshot endpoint takes a snapshot envelope".into(),
+        ));
     }
     check_envelope(&member, &env)?;
     let outcome = append(&state, &member, vec![env]).await?;
-    let seq = outcome
-        .results
-        .first()
-        .map(|r| r.seq)
-        .ok_or_else(|| ApiError::Internal("append of one envelope returned no result".into()))?;
+    let seq =
+        outcome.results.first().map(|r| r.seq).ok_or_else(|| {
+            ApiError::Internal("append of one envelope returned no result".into())
+        })?;
     Ok(Json(SnapshotResponse {
         seq,
         dropped: outcome.dropped,

@@ -24,11 +24,16 @@ fn check_keys(keys: &DeviceKeys) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/teams`: founds a team; self-signed by the founding lead device.
-pub async fn create_team(State(state): State<AppState>, request: Signed) -> Result<(StatusCode, Json<Empty>), ApiError> {
+pub async fn create_team(
+    State(state): State<AppState>,
+    request: Signed,
+) -> Result<(StatusCode, Json<Empty>), ApiError> {
     let body: CreateTeam = request.json()?;
     check_keys(&body.device)?;
     if body.device.role != Role::Lead {
-        return Err(ApiError::BadRequest("the founding device must be a lead".into()));
+        return Err(ApiError::BadRequest(
+            "the founding device must be a lead".into(),
+        ));
     }
     if request.header.device != body.device.id {
         return Err(ApiError::BadRequest(
@@ -38,24 +43,34 @@ pub async fn create_team(State(state): State<AppState>, request: Signed) -> Resu
     request.verify(&state, &body.device.sign_pk)?;
     let (team, device) = (body.team, body.device);
     let founder = device.id;
-    state.db(move |s| s.create_team(team, &device, now_ms())).await?;
+    state
+        .db(move |s| s.create_team(team, &device, now_ms()))
+        .await?;
     tracing::info!(%team, device = %founder, "team created");
     Ok((StatusCode::CREATED, Json(Empty {})))
 }
 
 /// `POST /v1/teams/{team}/devices`: a lead registers a device.
-pub async fn add_device(State(state): State<AppState>, member: Member) -> Result<(StatusCode, Json<Empty>), ApiError> {
+pub async fn add_device(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<(StatusCode, Json<Empty>), ApiError> {
     member.require_lead()?;
     let keys: DeviceKeys = json_body(&member.request.body)?;
     check_keys(&keys)?;
     let (team, id) = (member.team, keys.id);
-    state.db(move |s| s.add_device(team, &keys, now_ms())).await?;
+    state
+        .db(move |s| s.add_device(team, &keys, now_ms()))
+        .await?;
     tracing::info!(%team, device = %id, by = %member.device.keys.id, "device added");
     Ok((StatusCode::CREATED, Json(Empty {})))
 }
 
 /// `GET /v1/teams/{team}/devices`: every device of the team.
-pub async fn list_devices(State(state): State<AppState>, member: Member) -> Result<Json<DeviceList>, ApiError> {
+pub async fn list_devices(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<DeviceList>, ApiError> {
     let team = member.team;
     let devices = state.db(move |s| s.list_devices(team)).await?;
     Ok(Json(DeviceList { devices }))
@@ -69,11 +84,13 @@ pub async fn revoke_device(
     member: Member,
 ) -> Result<Json<Empty>, ApiError> {
     member.require_lead()?;
-    let device: DeviceId = device
-        .parse()
-        .map_err(|_| ApiError::BadRequest("the device id in the path is not 32 lowercase hex characters".into()))?;
+    let device: DeviceId = device.parse().map_err(|_| {
+        ApiError::BadRequest("the device id in the path is not 32 lowercase hex characters".into())
+    })?;
     if device == member.device.keys.id {
-        return Err(ApiError::BadRequest("a lead cannot revoke its own device".into()));
+        return Err(ApiError::BadRequest(
+            "a lead cannot revoke its own device".into(),
+        ));
     }
     let team = member.team;
     state.db(move |s| s.revoke_device(team, device)).await?;

@@ -9,7 +9,9 @@
 
 pub mod sqlite;
 
-use streetsync_wire::{Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, PullResponse, PushResult, TeamId};
+use streetsync_wire::{
+    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, PullResponse, PushResult, TeamId,
+};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +37,9 @@ pub enum StorageError {
         head: u64,
     },
     /// The database schema is newer than this build.
-    #[error("database schema version {found} is newer than this relay's {known}; upgrade the relay")]
+    #[error(
+        "database schema version {found} is newer than this relay's {known}; upgrade the relay"
+    )]
     SchemaTooNew {
         /// The version in the file.
         found: i64,
@@ -69,10 +73,20 @@ pub struct AppendOutcome {
 /// The relay's persistent state. Every method is one atomic operation.
 pub trait Storage: Send + Sync + 'static {
     /// Creates a team with its founding device; [`StorageError::TeamExists`] if the id is taken.
-    fn create_team(&self, team: TeamId, founder: &DeviceKeys, now_ms: i64) -> Result<(), StorageError>;
+    fn create_team(
+        &self,
+        team: TeamId,
+        founder: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
 
     /// Registers a device in an existing team; [`StorageError::DeviceExists`] if it is there.
-    fn add_device(&self, team: TeamId, device: &DeviceKeys, now_ms: i64) -> Result<(), StorageError>;
+    fn add_device(
+        &self,
+        team: TeamId,
+        device: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
 
     /// The device `id` of `team`, if registered (revoked or not).
     fn device(&self, team: TeamId, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError>;
@@ -111,7 +125,13 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Entries with `seq > after`, ascending, at most `limit` and (past the first) at most about
     /// `max_bytes` of envelope JSON.
-    fn pull(&self, team: TeamId, after: u64, limit: u32, max_bytes: usize) -> Result<PullResponse, StorageError>;
+    fn pull(
+        &self,
+        team: TeamId,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<PullResponse, StorageError>;
 
     /// The team's head, or `None` if there is no such team.
     fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError>;

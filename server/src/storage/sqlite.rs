@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use streetsync_wire::{
-    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, PullEntry, PullResponse, PushResult,
-    Role, TeamId,
+    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, PullEntry, PullResponse,
+    PushResult, Role, TeamId,
 };
 
 use super::{AppendOutcome, Storage, StorageError};
@@ -34,7 +34,9 @@ pub struct SqliteStorage {
 
 impl std::fmt::Debug for SqliteStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStorage").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStorage")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,8 @@ fn role_str(role: Role) -> &'static str {
 }
 
 fn i64_of(n: u64) -> Result<i64, StorageError> {
-    i64::try_from(n).map_err(|_| StorageError::Corrupt(format!("{n} does not fit SQLite's INTEGER")))
+    i64::try_from(n)
+        .map_err(|_| StorageError::Corrupt(format!("{n} does not fit SQLite's INTEGER")))
 }
 
 fn u64_of(n: i64) -> Result<u64, StorageError> {
@@ -95,7 +98,13 @@ type DeviceRow = (Vec<u8>, Vec<u8>, Vec<u8>, String, bool);
 const DEVICE_COLUMNS: &str = "id, sign_pk, kx_pk, role, revoked";
 
 fn read_device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn device_info((id, sign_pk, kx_pk, role, revoked): DeviceRow) -> Result<DeviceInfo, StorageError> {
@@ -142,7 +151,10 @@ impl SqliteStorage {
     }
 
     /// Runs `f` on a pooled reader connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StorageError>) -> Result<T, StorageError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let pooled = lock(&self.readers).pop();
         let conn = match pooled {
             Some(conn) => conn,
@@ -159,16 +171,32 @@ impl SqliteStorage {
 
 fn team_exists(conn: &Connection, team: TeamId) -> Result<bool, StorageError> {
     Ok(conn
-        .query_row("SELECT 1 FROM teams WHERE id = ?1", [team.as_bytes()], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM teams WHERE id = ?1",
+            [team.as_bytes()],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
 
-fn insert_device(conn: &Connection, team: TeamId, d: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+fn insert_device(
+    conn: &Connection,
+    team: TeamId,
+    d: &DeviceKeys,
+    now_ms: i64,
+) -> Result<(), StorageError> {
     let inserted = conn.execute(
         "INSERT INTO devices (team, id, sign_pk, kx_pk, role, revoked, added_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT DO NOTHING",
-        params![team.as_bytes(), d.id.as_bytes(), d.sign_pk, d.kx_pk, role_str(d.role), now_ms],
+        params![
+            team.as_bytes(),
+            d.id.as_bytes(),
+            d.sign_pk,
+            d.kx_pk,
+            role_str(d.role),
+            now_ms
+        ],
     )?;
     if inserted == 0 {
         return Err(StorageError::DeviceExists);
@@ -177,7 +205,12 @@ fn insert_device(conn: &Connection, team: TeamId, d: &DeviceKeys, now_ms: i64) -
 }
 
 impl Storage for SqliteStorage {
-    fn create_team(&self, team: TeamId, founder: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+    fn create_team(
+        &self,
+        team: TeamId,
+        founder: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
@@ -190,7 +223,12 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn add_device(&self, team: TeamId, device: &DeviceKeys, now_ms: i64) -> Result<(), StorageError> {
+    fn add_device(
+        &self,
+        team: TeamId,
+        device: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         self.write(|tx| {
             if !team_exists(tx, team)? {
                 return Err(StorageError::TeamNotFound);
@@ -366,40 +404,71 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn pull(&self, team: TeamId, after: u64, limit: u32, max_bytes: usize) -> Result<PullResponse, StorageError> {
+    fn pull(
+        &self,
+        team: TeamId,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<PullResponse, StorageError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let head: Option<i64> = tx
-                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .query_row(
+                    "SELECT head FROM teams WHERE id = ?1",
+                    [team.as_bytes()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
-            let mut stmt =
-                tx.prepare_cached("SELECT seq, body FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-            let mut rows = stmt.query(params![team.as_bytes(), i64_of(after)?, i64::from(limit) + 1])?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, body FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![
+                team.as_bytes(),
+                i64_of(after)?,
+                i64::from(limit) + 1
+            ])?;
             let mut entries = Vec::new();
             let mut bytes = 0usize;
             let mut more = false;
             while let Some(row) = rows.next()? {
                 let seq = u64_of(row.get(0)?)?;
                 let body: String = row.get(1)?;
-                let full = entries.len() >= limit as usize || (!entries.is_empty() && bytes + body.len() > max_bytes);
+                let full = entries.len() >= limit as usize
+                    || (!entries.is_empty() && bytes + body.len() > max_bytes);
                 if full {
                     more = true;
                     break;
                 }
                 bytes += body.len();
-                let envelope: Envelope =
-                    serde_json::from_str(&body).map_err(|e| StorageError::Corrupt(format!("log entry {seq}: {e}")))?;
+                // The parser's message could quote stored bytes; log only where it failed.
+                let envelope: Envelope = serde_json::from_str(&body).map_err(|e| {
+                    StorageError::Corrupt(format!(
+                        "log entry {seq} does not parse ({:?} error at line {} column {})",
+                        e.classify(),
+                        e.line(),
+                        e.column()
+                    ))
+                })?;
                 entries.push(PullEntry { seq, envelope });
             }
-            Ok(PullResponse { entries, head, more })
+            Ok(PullResponse {
+                entries,
+                head,
+                more,
+            })
         })
     }
 
     fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError> {
         self.read(|conn| {
             let head: Option<i64> = conn
-                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .query_row(
+                    "SELECT head FROM teams WHERE id = ?1",
+                    [team.as_bytes()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             head.map(u64_of).transpose()
         })
@@ -414,7 +483,12 @@ mod tests {
     use super::*;
 
     fn keys(n: u8, role: Role) -> DeviceKeys {
-        DeviceKeys { id: DeviceId::from_bytes([n; 16]), sign_pk: [n; 32], kx_pk: [n; 32], role }
+        DeviceKeys {
+            id: DeviceId::from_bytes([n; 16]),
+            sign_pk: [n; 32],
+            kx_pk: [n; 32],
+            role,
+        }
     }
 
     fn env(team: TeamId, doc: RecordId, kind: EnvelopeKind, covers: u64) -> Envelope {
@@ -438,15 +512,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStorage::open(dir.path()).unwrap());
         let s = SqliteStorage::open(dir.path()).unwrap();
-        let v: i64 = lock(&s.writer).pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = lock(&s.writer)
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 1);
-        let mode: String = lock(&s.writer).pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = lock(&s.writer)
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
-        lock(&s.writer).pragma_update(None, "user_version", 99).unwrap();
+        lock(&s.writer)
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         drop(s);
         assert!(matches!(
             SqliteStorage::open(dir.path()),
-            Err(StorageError::SchemaTooNew { found: 99, known: 1 })
+            Err(StorageError::SchemaTooNew {
+                found: 99,
+                known: 1
+            })
         ));
     }
 
@@ -456,27 +539,53 @@ mod tests {
         let s = SqliteStorage::open(dir.path()).unwrap();
         let team = TeamId::random();
         s.create_team(team, &keys(1, Role::Lead), 0).unwrap();
-        assert!(matches!(s.create_team(team, &keys(1, Role::Lead), 0), Err(StorageError::TeamExists)));
+        assert!(matches!(
+            s.create_team(team, &keys(1, Role::Lead), 0),
+            Err(StorageError::TeamExists)
+        ));
         let (a, b) = (RecordId::random(), RecordId::random());
-        let batch: Vec<_> = [a, b, a, b].iter().map(|d| env(team, *d, EnvelopeKind::Change, 0)).collect();
+        let batch: Vec<_> = [a, b, a, b]
+            .iter()
+            .map(|d| env(team, *d, EnvelopeKind::Change, 0))
+            .collect();
         let out = s.append(team, &batch).unwrap();
         assert_eq!(out.head, 4);
-        assert_eq!(out.results.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            out.results.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         let again = s.append(team, &batch).unwrap();
         assert!(again.results.iter().all(|r| r.duplicate));
         assert_eq!(again.head, 4);
 
         let too_far = env(team, a, EnvelopeKind::Snapshot, 5);
-        assert!(matches!(s.append(team, &[too_far]), Err(StorageError::CoversBeyondHead { .. })));
-        let snap = s.append(team, &[env(team, a, EnvelopeKind::Snapshot, 3)]).unwrap();
+        assert!(matches!(
+            s.append(team, &[too_far]),
+            Err(StorageError::CoversBeyondHead { .. })
+        ));
+        let snap = s
+            .append(team, &[env(team, a, EnvelopeKind::Snapshot, 3)])
+            .unwrap();
         assert_eq!((snap.head, snap.dropped), (5, 2));
         let page = s.pull(team, 0, 10, usize::MAX).unwrap();
-        assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 4, 5]);
+        assert_eq!(
+            page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 4, 5]
+        );
         // A retry of a compacted change is still a duplicate.
         let retry = s.append(team, &batch[..1]).unwrap();
-        assert_eq!(retry.results[0], PushResult { id: batch[0].id, seq: 1, duplicate: true });
+        assert_eq!(
+            retry.results[0],
+            PushResult {
+                id: batch[0].id,
+                seq: 1,
+                duplicate: true
+            }
+        );
 
-        let erased = s.append(team, &[env(team, b, EnvelopeKind::Tombstone, 0)]).unwrap();
+        let erased = s
+            .append(team, &[env(team, b, EnvelopeKind::Tombstone, 0)])
+            .unwrap();
         assert_eq!(erased.dropped, 2);
         let page = s.pull(team, 0, 1, usize::MAX).unwrap();
         assert_eq!((page.entries.len(), page.more, page.head), (1, true, 6));

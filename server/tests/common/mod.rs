@@ -14,7 +14,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::Value;
 use streetsync_wire::auth::authorization_header;
 use streetsync_wire::{
-    DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, RecordId, Role, TeamId,
+    DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, RecordId, Role,
+    TeamId,
 };
 
 /// How long any single wait in these tests may take before the test fails.
@@ -56,7 +57,9 @@ fn spawn(data_dir: &std::path::Path, extra: &[String]) -> (Child, String) {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(WAIT).expect("relay printed no `listening on` line");
+    let line = rx
+        .recv_timeout(WAIT)
+        .expect("relay printed no `listening on` line");
     let addr = line
         .trim()
         .strip_prefix("listening on ")
@@ -75,7 +78,14 @@ impl Relay {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let started = now_ms();
         let (child, addr) = spawn(dir.path(), &extra);
-        Relay { child, addr, data_dir: dir.path().to_path_buf(), _dir: Some(dir), extra, started }
+        Relay {
+            child,
+            addr,
+            data_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+            extra,
+            started,
+        }
     }
 
     /// Kills the process hard (SIGKILL) and starts a new one on the same data directory.
@@ -141,7 +151,12 @@ impl Device {
     pub fn keys(&self) -> DeviceKeys {
         let mut sign_pk = [0u8; 32];
         sign_pk.copy_from_slice(self.key.public_key().as_ref());
-        DeviceKeys { id: self.id, sign_pk, kx_pk: [9; 32], role: self.role }
+        DeviceKeys {
+            id: self.id,
+            sign_pk,
+            kx_pk: [9; 32],
+            role: self.role,
+        }
     }
 
     /// The `Authorization` header for a request signed now with a fresh nonce.
@@ -149,12 +164,25 @@ impl Device {
         self.auth_at(method, path_and_query, body, now_ms(), nonce())
     }
 
-    pub fn auth_at(&self, method: &str, path_and_query: &str, body: &[u8], ts: i64, nonce: [u8; 16]) -> String {
+    pub fn auth_at(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        ts: i64,
+        nonce: [u8; 16],
+    ) -> String {
         authorization_header(&self.key, self.id, method, path_and_query, body, ts, nonce)
     }
 
     /// A signed envelope by this device.
-    pub fn envelope(&self, team: TeamId, doc: RecordId, kind: EnvelopeKind, covers: u64) -> Envelope {
+    pub fn envelope(
+        &self,
+        team: TeamId,
+        doc: RecordId,
+        kind: EnvelopeKind,
+        covers: u64,
+    ) -> Envelope {
         let mut env = Envelope {
             v: ENVELOPE_VERSION,
             team,
@@ -196,7 +224,13 @@ impl Answer {
 }
 
 /// Sends a request with an explicit `Authorization` value (or none).
-pub async fn send_raw(relay: &Relay, method: Method, path: &str, body: Vec<u8>, auth: Option<String>) -> Answer {
+pub async fn send_raw(
+    relay: &Relay,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    auth: Option<String>,
+) -> Answer {
     let mut req = http().request(method, relay.url(path)).body(body);
     if let Some(auth) = auth {
         req = req.header("authorization", auth);
@@ -204,12 +238,23 @@ pub async fn send_raw(relay: &Relay, method: Method, path: &str, body: Vec<u8>, 
     let resp = req.send().await.unwrap();
     let status = resp.status();
     let bytes = resp.bytes().await.unwrap();
-    Answer { status, json: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    Answer {
+        status,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
 }
 
 /// Sends a request signed by `device` now.
-pub async fn send(relay: &Relay, device: &Device, method: Method, path: &str, body: Option<&Value>) -> Answer {
-    let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+pub async fn send(
+    relay: &Relay,
+    device: &Device,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Answer {
+    let body = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
     let auth = device.auth(method.as_str(), path, &body);
     send_raw(relay, method, path, body, Some(auth)).await
 }
@@ -241,10 +286,23 @@ pub async fn add_device(relay: &Relay, team: TeamId, lead: &Device, role: Role) 
 
 pub async fn push(relay: &Relay, device: &Device, team: TeamId, envelopes: &[Envelope]) -> Answer {
     let body = serde_json::json!({ "envelopes": envelopes });
-    send(relay, device, Method::POST, &format!("/v1/teams/{team}/push"), Some(&body)).await
+    send(
+        relay,
+        device,
+        Method::POST,
+        &format!("/v1/teams/{team}/push"),
+        Some(&body),
+    )
+    .await
 }
 
-pub async fn pull(relay: &Relay, device: &Device, team: TeamId, after: u64, limit: Option<u32>) -> Answer {
+pub async fn pull(
+    relay: &Relay,
+    device: &Device,
+    team: TeamId,
+    after: u64,
+    limit: Option<u32>,
+) -> Answer {
     let path = match limit {
         Some(limit) => format!("/v1/teams/{team}/pull?after={after}&limit={limit}"),
         None => format!("/v1/teams/{team}/pull?after={after}"),

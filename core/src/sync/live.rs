@@ -1,0 +1,226 @@
+//! Live sync: a WebSocket to the relay announces new sequence numbers; local changes wake the loop
+//! at once; a lost connection is retried with exponential backoff and jitter. The host sees the
+//! status and progress through a [`SyncListener`] and stops everything by dropping the handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+
+use super::{SyncClient, SyncProgress, SyncReport};
+use crate::{Error, Result};
+
+/// Where live sync stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Opening the connection.
+    Connecting,
+    /// Connected and syncing.
+    Syncing,
+    /// Connected, everything exchanged.
+    Idle {
+        /// The cursor after the last sync.
+        cursor: u64,
+        /// Unix milliseconds of the last completed sync.
+        last_sync_ms: i64,
+    },
+    /// No connection; local work goes on and is sent later.
+    Offline {
+        /// Why (a sentence for the status line).
+        reason: String,
+        /// When the next attempt starts.
+        retry_in_ms: u64,
+    },
+    /// The relay refused this device (revoked, or not a member): live sync stopped.
+    Refused {
+        /// The relay's message.
+        reason: String,
+    },
+    /// Live sync was stopped by the host.
+    Stopped,
+}
+
+/// Receives live-sync events. Called from the sync task, never while a lock is held.
+pub trait SyncListener: Send + Sync {
+    /// The status changed. The current status is delivered first.
+    fn on_status(&self, status: SyncStatus);
+    /// Progress within a sync.
+    fn on_progress(&self, progress: SyncProgress);
+    /// A sync finished.
+    fn on_synced(&self, report: &SyncReport) {
+        let _ = report;
+    }
+}
+
+/// Keeps live sync running; dropping it (or calling [`LiveHandle::stop`]) stops it.
+pub struct LiveHandle {
+    stop: Arc<tokio::sync::Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LiveHandle {
+    /// Stops live sync and waits until the task has ended.
+    pub async fn stop(mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for LiveHandle {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Even with notifications, sync this often (a missed frame costs at most this much delay).
+const PERIODIC: Duration = Duration::from_secs(60);
+
+pub(super) fn start(client: Arc<SyncClient>, listener: Arc<dyn SyncListener>) -> LiveHandle {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let task = tokio::spawn(run(client, listener, stop.clone()));
+    LiveHandle {
+        stop,
+        task: Some(task),
+    }
+}
+
+fn refused(e: &Error) -> bool {
+    matches!(e, Error::Relay { code, .. } if matches!(code.as_str(), "revoked" | "unknown_device" | "wrong_team"))
+        || matches!(e, Error::NoTeam | Error::NotAllowed(_))
+}
+
+async fn sync(client: &SyncClient, listener: &Arc<dyn SyncListener>) -> Result<()> {
+    listener.on_status(SyncStatus::Syncing);
+    let report = client.sync_once(Some(listener.as_ref())).await?;
+    listener.on_synced(&report);
+    listener.on_status(SyncStatus::Idle {
+        cursor: report.cursor,
+        last_sync_ms: crate::workspace::now_ms(),
+    });
+    Ok(())
+}
+
+async fn run(
+    client: Arc<SyncClient>,
+    listener: Arc<dyn SyncListener>,
+    stop: Arc<tokio::sync::Notify>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        listener.on_status(SyncStatus::Connecting);
+        let outcome = connected(&client, &listener, &stop, &mut backoff).await;
+        let reason = match outcome {
+            Ok(Stop) => {
+                listener.on_status(SyncStatus::Stopped);
+                return;
+            }
+            Err(e) if refused(&e) => {
+                listener.on_status(SyncStatus::Refused {
+                    reason: e.to_string(),
+                });
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        let jitter = crate::crypto::random_bytes::<2>()
+            .map(|b| u16::from_le_bytes(b) as u64 % (backoff.as_millis() as u64 / 2 + 1))
+            .unwrap_or(0);
+        let wait = backoff + Duration::from_millis(jitter);
+        listener.on_status(SyncStatus::Offline {
+            reason,
+            retry_in_ms: wait.as_millis() as u64,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.notified() => {
+                listener.on_status(SyncStatus::Stopped);
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+struct Stop;
+
+async fn connected(
+    client: &SyncClient,
+    listener: &Arc<dyn SyncListener>,
+    stop: &tokio::sync::Notify,
+    backoff: &mut Duration,
+) -> Result<Stop> {
+    let team = client.ws.team()?.id;
+    let path = format!("/v1/teams/{team}/live");
+    let url = format!("{}{}", client.relay.base().replacen("http", "ws", 1), path);
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| Error::Offline(format!("bad relay URL: {e}")))?;
+    let auth = client.relay.sign(client.ws.identity(), "GET", &path, &[])?;
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&auth).map_err(|_| Error::Crypto("header encoding"))?,
+    );
+    let (mut socket, _) = match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Err(_) => return Err(Error::Offline("the relay did not answer in time".into())),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            return Err(
+                match serde_json::from_slice::<streetsync_wire::ErrorBody>(body) {
+                    Ok(e) => Error::Relay {
+                        code: e.error.as_str().to_owned(),
+                        message: e.message,
+                    },
+                    Err(_) => {
+                        Error::Offline(format!("live connection refused ({})", resp.status()))
+                    }
+                },
+            );
+        }
+        Ok(Err(e)) => return Err(Error::Offline(format!("live connection failed: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    sync(client, listener).await?;
+    *backoff = MIN_BACKOFF;
+    let local = client.ws.listeners.clone();
+    loop {
+        tokio::select! {
+            _ = stop.notified() => {
+                let _ = socket.close(None).await;
+                return Ok(Stop);
+            }
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let head = serde_json::from_str::<streetsync_wire::LiveMessage>(&text)
+                        .map(|m| m.head)
+                        .unwrap_or(u64::MAX);
+                    let cursor = client.ws.store().read(|r| r.sync_value(super::SYNC_CURSOR))? as u64;
+                    if head > cursor {
+                        sync(client, listener).await?;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    return Err(Error::Offline("the relay closed the live connection".into()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(Error::Offline(format!("live connection lost: {e}"))),
+            },
+            _ = local.local_change.notified() => sync(client, listener).await?,
+            _ = tokio::time::sleep(PERIODIC) => sync(client, listener).await?,
+        }
+    }
+}

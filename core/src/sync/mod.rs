@@ -1,0 +1,717 @@
+//! Sync through the blind relay.
+//!
+//! `sync_once` pushes the outbox, then pulls pages of envelopes after the device's cursor. Each
+//! envelope is checked against the roster in the Team document (never the relay's word): team,
+//! known author, Ed25519 signature, a key for its epoch, and the AEAD tag over its header. Good
+//! envelopes are merged; bad ones are quarantined and reported while the rest goes on. Every page,
+//! with the new cursor, is stored in one local transaction. Network I/O never holds the store lock,
+//! so sync never blocks local writes.
+
+mod live;
+mod relay;
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use streetsync_wire::{
+    DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse,
+    PushRequest, PushResponse, RecordId, TeamId,
+};
+use zeroize::Zeroizing;
+
+pub use live::{LiveHandle, SyncListener, SyncStatus};
+
+use crate::crypto::{DeviceIdentity, TeamKey};
+use crate::store::Writer;
+use crate::team::Team;
+use crate::workspace::{ChangeOrigin, RecordChange, apply_remote_in};
+use crate::{Error, Result, Workspace};
+use relay::RelayClient;
+
+const SYNC_REGISTERED: &str = "registered";
+const SYNC_CURSOR: &str = "cursor";
+/// Largest push batch by bytes, well under the relay's body limit.
+const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a new device receives, sealed to its X25519 key, to join a team.
+#[derive(Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub(crate) struct JoinBundle {
+    #[zeroize(skip)]
+    pub(crate) team_id: TeamId,
+    #[zeroize(skip)]
+    pub(crate) team_doc_id: RecordId,
+    pub(crate) keys: Vec<TeamKey>,
+    pub(crate) team_doc: Vec<u8>,
+}
+
+/// Which step a sync is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    /// Sending local changes.
+    Pushing,
+    /// Receiving teammates' changes.
+    Pulling,
+    /// Uploading snapshots so the relay can drop old envelopes.
+    Compacting,
+}
+
+/// Progress of one sync, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncProgress {
+    /// The step.
+    pub phase: SyncPhase,
+    /// Items done in this step.
+    pub done: u64,
+    /// Items in this step (for pulling: the relay's head minus the starting cursor).
+    pub total: u64,
+}
+
+/// An envelope that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// The record it claims to change.
+    pub doc: RecordId,
+    /// The device it claims to come from.
+    pub author: DeviceId,
+    /// Why it was refused (`bad_signature`, `unknown_device`, `tag_failed`, ...).
+    pub reason: String,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Local changes the relay acknowledged.
+    pub pushed: u64,
+    /// Envelopes received.
+    pub pulled: u64,
+    /// Envelopes merged into records.
+    pub applied: u64,
+    /// Envelopes refused in this sync.
+    pub quarantined: Vec<Quarantined>,
+    /// Earlier refused envelopes that could be applied now (their author or dependency arrived).
+    pub recovered: u64,
+    /// Snapshots uploaded.
+    pub snapshots: u64,
+    /// The device's cursor afterwards.
+    pub cursor: u64,
+}
+
+/// Tunables of the sync client.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Envelopes per pull page.
+    pub page_size: u32,
+    /// Upload a snapshot of a record once it gathered this many change envelopes (0 = never).
+    pub compact_after: u32,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            page_size: streetsync_wire::DEFAULT_PULL_LIMIT,
+            compact_after: 64,
+        }
+    }
+}
+
+/// Syncs one workspace with one relay.
+pub struct SyncClient {
+    ws: Arc<Workspace>,
+    relay: RelayClient,
+    options: SyncOptions,
+    /// One sync at a time per client (live loop and manual syncs share it).
+    running: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient")
+            .field("relay", &self.relay.base())
+            .finish()
+    }
+}
+
+fn team_path(team: TeamId, rest: &str) -> String {
+    format!("/v1/teams/{team}{rest}")
+}
+
+/// What an envelope is about, before it is sealed.
+struct Head {
+    doc: RecordId,
+    id: EnvelopeId,
+    kind: EnvelopeKind,
+    covers: u64,
+}
+
+/// Seals and signs one envelope.
+fn seal_envelope(
+    team: TeamId,
+    key: &TeamKey,
+    me: &DeviceIdentity,
+    head: Head,
+    plaintext: &[u8],
+) -> Result<Envelope> {
+    let mut env = Envelope {
+        v: ENVELOPE_VERSION,
+        team,
+        doc: head.doc,
+        id: head.id,
+        kind: head.kind,
+        epoch: key.epoch,
+        author: me.device_id(),
+        covers: head.covers,
+        nonce: crate::crypto::random_bytes()?,
+        ciphertext: Vec::new(),
+        sig: [0u8; 64],
+    };
+    let header = env.header_bytes();
+    env.ciphertext = key.seal(env.nonce, &header, plaintext)?;
+    env.sign(me.signing_key());
+    Ok(env)
+}
+
+/// Checks an envelope against the roster and opens it. The error is the quarantine reason.
+fn open_envelope(
+    env: &Envelope,
+    team: &Team,
+    keys: &[TeamKey],
+) -> std::result::Result<Zeroizing<Vec<u8>>, &'static str> {
+    if env.team != team.id {
+        return Err("wrong_team");
+    }
+    if env.validate_shape().is_err() {
+        return Err("malformed");
+    }
+    let device = team.device(&env.author).ok_or("unknown_device")?;
+    env.verify(&device.sign_pk).map_err(|_| "bad_signature")?;
+    let key = keys
+        .iter()
+        .find(|k| k.epoch == env.epoch)
+        .ok_or("no_key_for_epoch")?;
+    key.open(env.nonce, &env.header_bytes(), &env.ciphertext)
+        .ok_or("tag_failed")
+}
+
+/// Reasons that may clear up later (the roster, a key or earlier changes arrive).
+fn retryable(reason: &str) -> bool {
+    matches!(
+        reason,
+        "unknown_device" | "no_key_for_epoch" | "missing_dependencies"
+    )
+}
+
+/// Applies one pulled envelope inside a page transaction.
+fn apply_envelope(
+    w: &mut Writer<'_>,
+    me: DeviceId,
+    env: &Envelope,
+    keys: &[TeamKey],
+    changes: &mut Vec<RecordChange>,
+) -> std::result::Result<bool, String> {
+    if env.author == me {
+        // Our own envelope coming back: the store already holds it.
+        return Ok(false);
+    }
+    let team = w.cache().team.clone().ok_or("no_team")?;
+    let plain = open_envelope(env, &team, keys).map_err(str::to_owned)?;
+    match env.kind {
+        EnvelopeKind::Change | EnvelopeKind::Snapshot => {
+            match apply_remote_in(w, env.doc, &plain) {
+                Ok(applied) => {
+                    changes.push(RecordChange {
+                        id: env.doc,
+                        kind: applied.kind,
+                        origin: ChangeOrigin::Remote,
+                        removed: applied.deleted,
+                    });
+                    Ok(true)
+                }
+                Err(Error::MissingDependencies { .. }) => Err("missing_dependencies".into()),
+                Err(Error::Protocol(_)) | Err(Error::Corrupt { .. }) | Err(Error::Document(_)) => {
+                    Err("malformed_document".into())
+                }
+                Err(e) => Err(format!("store: {e}")),
+            }
+        }
+        EnvelopeKind::Tombstone => Err("unsupported_tombstone".into()),
+    }
+}
+
+impl SyncClient {
+    /// A client for `relay_url` (for example `http://127.0.0.1:7878`).
+    pub fn new(ws: Arc<Workspace>, relay_url: &str) -> Result<Self> {
+        Self::with_options(ws, relay_url, SyncOptions::default())
+    }
+
+    /// A client with explicit tunables.
+    pub fn with_options(ws: Arc<Workspace>, relay_url: &str, options: SyncOptions) -> Result<Self> {
+        Ok(Self {
+            ws,
+            relay: RelayClient::new(relay_url)?,
+            options,
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The workspace this client syncs.
+    pub fn workspace(&self) -> &Arc<Workspace> {
+        &self.ws
+    }
+
+    /// Runs blocking store work off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Workspace) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let ws = self.ws.clone();
+        tokio::task::spawn_blocking(move || f(&ws))
+            .await
+            .map_err(|e| {
+                Error::Crypto(if e.is_panic() {
+                    "store task panicked"
+                } else {
+                    "store task cancelled"
+                })
+            })?
+    }
+
+    /// Registers the team on the relay (the founding lead's device, once).
+    async fn ensure_registered(&self, team: &Team) -> Result<()> {
+        let registered = self.ws.store().read(|r| r.sync_value(SYNC_REGISTERED))?;
+        if registered != 0 {
+            return Ok(());
+        }
+        let me = self.ws.device_id();
+        // Only the founder registers; other devices were added by a lead.
+        if team.roster.first().map(|d| d.device_id) == Some(me) {
+            let body = streetsync_wire::CreateTeam {
+                team: team.id,
+                device: self.ws.device_keys(streetsync_wire::Role::Lead),
+            };
+            match self
+                .relay
+                .call::<_, streetsync_wire::Empty>(
+                    self.ws.identity(),
+                    Method::POST,
+                    "/v1/teams",
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Relay { code, .. }) if code == "team_exists" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.ws
+            .store()
+            .write(|w| w.set_sync_value(SYNC_REGISTERED, 1))
+    }
+
+    /// Pushes the outbox, pulls everything new, retries quarantined envelopes and uploads due
+    /// snapshots. Safe to call at any time; a failure leaves the store consistent and the next call
+    /// picks up where this one stopped.
+    pub async fn sync_once(&self, listener: Option<&dyn SyncListener>) -> Result<SyncReport> {
+        let _guard = self.running.lock().await;
+        let team = self.ws.team()?;
+        self.ensure_registered(&team).await?;
+        let mut report = SyncReport {
+            pushed: self.push(team.id, listener).await?,
+            ..SyncReport::default()
+        };
+        self.pull(team.id, listener, &mut report).await?;
+        report.recovered = self.retry_quarantine().await?;
+        report.snapshots = self.compact_due(team.id, listener).await?;
+        report.cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
+        Ok(report)
+    }
+
+    async fn push(&self, team: TeamId, listener: Option<&dyn SyncListener>) -> Result<u64> {
+        let mut pushed = 0;
+        let total = self.ws.pending_changes()?;
+        loop {
+            let keys = self.ws.team_keys()?;
+            let key = keys.last().ok_or(Error::NoTeam)?.clone();
+            let entries = self
+                .blocking(|ws| ws.pending_outbox(streetsync_wire::MAX_BATCH))
+                .await?;
+            if entries.is_empty() {
+                return Ok(pushed);
+            }
+            let mut envelopes = Vec::new();
+            let mut seqs = Vec::new();
+            let mut bytes = 0;
+            for e in &entries {
+                if bytes > PUSH_BATCH_BYTES && !envelopes.is_empty() {
+                    break;
+                }
+                let env = seal_envelope(
+                    team,
+                    &key,
+                    self.ws.identity(),
+                    Head {
+                        doc: e.doc_id,
+                        id: e.envelope_id,
+                        kind: EnvelopeKind::Change,
+                        covers: 0,
+                    },
+                    &e.changes,
+                )?;
+                bytes += env.ciphertext.len() + 300;
+                envelopes.push(env);
+                seqs.push((e.seq, e.doc_id));
+            }
+            let n = envelopes.len() as u64;
+            let _resp: PushResponse = self
+                .relay
+                .call(
+                    self.ws.identity(),
+                    Method::POST,
+                    &team_path(team, "/push"),
+                    Some(&PushRequest { envelopes }),
+                )
+                .await?;
+            self.blocking(move |ws| {
+                ws.store().write(|w| {
+                    w.ack_outbox(&seqs.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
+                    Ok(())
+                })
+            })
+            .await?;
+            pushed += n;
+            if let Some(l) = listener {
+                l.on_progress(SyncProgress {
+                    phase: SyncPhase::Pushing,
+                    done: pushed,
+                    total: total.max(pushed),
+                });
+            }
+        }
+    }
+
+    async fn pull(
+        &self,
+        team: TeamId,
+        listener: Option<&dyn SyncListener>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let start = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
+        let mut cursor = start;
+        loop {
+            let path = team_path(
+                team,
+                &format!("/pull?after={cursor}&limit={}", self.options.page_size),
+            );
+            let page: PullResponse = self
+                .relay
+                .call::<(), _>(self.ws.identity(), Method::GET, &path, None)
+                .await?;
+            if page.entries.is_empty() {
+                return Ok(());
+            }
+            if page.entries.iter().any(|e| e.seq <= cursor) {
+                return Err(Error::Protocol(
+                    "the relay sent entries at or before the cursor".into(),
+                ));
+            }
+            let me = self.ws.device_id();
+            let keys = self.ws.team_keys()?;
+            let page_len = page.entries.len() as u64;
+            let (last, quarantined, changes, applied) = self
+                .blocking(move |ws| {
+                    let mut changes = Vec::new();
+                    let mut quarantined = Vec::new();
+                    let mut applied = 0u64;
+                    let last = ws.store().write(|w| {
+                        let now = crate::workspace::now_ms();
+                        let mut last = 0;
+                        for entry in &page.entries {
+                            last = entry.seq;
+                            let env = &entry.envelope;
+                            match apply_envelope(w, me, env, &keys, &mut changes) {
+                                Ok(true) => applied += 1,
+                                Ok(false) => {}
+                                Err(reason) => {
+                                    let raw = serde_json::to_vec(env)
+                                        .map_err(|e| Error::Protocol(e.to_string()))?;
+                                    w.quarantine(entry.seq, &env.doc, &reason, now, &raw)?;
+                                    quarantined.push(Quarantined {
+                                        seq: entry.seq,
+                                        doc: env.doc,
+                                        author: env.author,
+                                        reason,
+                                    });
+                                }
+                            }
+                            note_activity(w, env)?;
+                        }
+                        w.set_sync_value(SYNC_CURSOR, last as i64)?;
+                        Ok(last)
+                    })?;
+                    Ok((last, quarantined, changes, applied))
+                })
+                .await?;
+            self.ws.listeners.emit(&changes);
+            report.pulled += page_len;
+            report.applied += applied;
+            report.quarantined.extend(quarantined);
+            cursor = last;
+            if let Some(l) = listener {
+                l.on_progress(SyncProgress {
+                    phase: SyncPhase::Pulling,
+                    done: cursor - start,
+                    total: page.head.saturating_sub(start).max(cursor - start),
+                });
+            }
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Tries quarantined envelopes again whose reason may have cleared up. Returns how many applied.
+    async fn retry_quarantine(&self) -> Result<u64> {
+        let me = self.ws.device_id();
+        let keys = self.ws.team_keys()?;
+        let (n, changes) = self
+            .blocking(move |ws| {
+                let mut changes = Vec::new();
+                let n = ws.store().write(|w| {
+                    let mut n = 0;
+                    for (seq, reason, raw) in w.quarantined()? {
+                        if !retryable(&reason) {
+                            continue;
+                        }
+                        let Ok(env) = serde_json::from_slice::<Envelope>(&raw) else {
+                            continue;
+                        };
+                        match apply_envelope(w, me, &env, &keys, &mut changes) {
+                            Ok(_) => {
+                                w.unquarantine(seq)?;
+                                n += 1;
+                            }
+                            Err(r) if r != reason => w.requarantine(seq, &r)?,
+                            Err(_) => {}
+                        }
+                    }
+                    Ok(n)
+                })?;
+                Ok((n, changes))
+            })
+            .await?;
+        self.ws.listeners.emit(&changes);
+        Ok(n)
+    }
+
+    /// Envelopes this device refused, oldest first (for a report to the lead).
+    pub fn quarantine_report(&self) -> Result<Vec<Quarantined>> {
+        self.ws.store().read(|r| {
+            r.quarantined()?
+                .into_iter()
+                .map(|(seq, reason, raw)| {
+                    let env: Envelope =
+                        serde_json::from_slice(&raw).map_err(|e| Error::Protocol(e.to_string()))?;
+                    Ok(Quarantined {
+                        seq,
+                        doc: env.doc,
+                        author: env.author,
+                        reason,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Uploads snapshots of records that gathered many change envelopes, so the relay can drop
+    /// them and new devices bootstrap fast. Records with quarantined envelopes are skipped: their
+    /// snapshot would not contain those changes.
+    async fn compact_due(&self, team: TeamId, listener: Option<&dyn SyncListener>) -> Result<u64> {
+        if self.options.compact_after == 0 {
+            return Ok(0);
+        }
+        let threshold = self.options.compact_after as i64;
+        let due = self.ws.store().read(|r| r.due_for_snapshot(threshold))?;
+        self.upload_snapshots(team, due, listener).await
+    }
+
+    /// Uploads a snapshot of every record (used before inviting many devices, and by benchmarks).
+    pub async fn compact_all(&self) -> Result<u64> {
+        let _guard = self.running.lock().await;
+        let team = self.ws.team()?;
+        let all = self.ws.store().read(|r| r.due_for_snapshot(1))?;
+        self.upload_snapshots(team.id, all, None).await
+    }
+
+    async fn upload_snapshots(
+        &self,
+        team: TeamId,
+        docs: Vec<RecordId>,
+        listener: Option<&dyn SyncListener>,
+    ) -> Result<u64> {
+        let key = self.ws.team_keys()?.last().ok_or(Error::NoTeam)?.clone();
+        let total = docs.len() as u64;
+        let mut done = 0;
+        for doc in docs {
+            let cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
+            if cursor == 0 {
+                break;
+            }
+            let bytes = match self.ws.export_document(doc) {
+                Ok(b) => Zeroizing::new(b),
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let env = seal_envelope(
+                team,
+                &key,
+                self.ws.identity(),
+                Head {
+                    doc,
+                    id: EnvelopeId::random(),
+                    kind: EnvelopeKind::Snapshot,
+                    covers: cursor,
+                },
+                &bytes,
+            )?;
+            let _resp: streetsync_wire::SnapshotResponse = self
+                .relay
+                .call(
+                    self.ws.identity(),
+                    Method::POST,
+                    &team_path(team, "/snapshot"),
+                    Some(&env),
+                )
+                .await?;
+            self.ws.store().write(|w| w.reset_activity(&doc))?;
+            done += 1;
+            if let Some(l) = listener {
+                l.on_progress(SyncProgress {
+                    phase: SyncPhase::Compacting,
+                    done,
+                    total,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    // ---- membership (issue 4 replaces direct adding with invites) ---------------------------
+
+    /// Adds a device to the team (leads only): registers its key on the relay, puts it on the
+    /// roster and leaves it a bundle with the team keys, sealed to its X25519 key.
+    pub async fn add_device(&self, keys: DeviceKeys, member: &str) -> Result<()> {
+        let team = self.ws.team()?;
+        if self.ws.my_role()? != streetsync_wire::Role::Lead {
+            return Err(Error::NotAllowed("only a team lead can add devices".into()));
+        }
+        if keys.id != DeviceId::from_public_key(&keys.sign_pk) {
+            return Err(crate::ValidationError::new(
+                "device",
+                "the device id does not match its key",
+            )
+            .into());
+        }
+        self.ensure_registered(&team).await?;
+        match self
+            .relay
+            .call::<_, streetsync_wire::Empty>(
+                self.ws.identity(),
+                Method::POST,
+                &team_path(team.id, "/devices"),
+                Some(&keys),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::Relay { code, .. }) if code == "device_exists" => {}
+            Err(e) => return Err(e),
+        }
+        self.ws.add_roster_device(&keys, member)?;
+        let team_doc_id = self.ws.team_doc_id()?;
+        let bundle = JoinBundle {
+            team_id: team.id,
+            team_doc_id,
+            keys: self.ws.team_keys()?,
+            team_doc: self.ws.export_document(team_doc_id)?,
+        };
+        let plain = Zeroizing::new(
+            postcard::to_stdvec(&bundle).map_err(|_| Error::Crypto("bundle encoding"))?,
+        );
+        let blob = crate::crypto::seal_to_device(&keys.kx_pk, &plain)?;
+        let _: streetsync_wire::BundleCreated = self
+            .relay
+            .call(
+                self.ws.identity(),
+                Method::POST,
+                &team_path(team.id, "/bundles"),
+                Some(&streetsync_wire::PostBundle { to: keys.id, blob }),
+            )
+            .await?;
+        self.sync_once(None).await?;
+        Ok(())
+    }
+
+    /// Joins `team` with the bundle a lead left for this device, then syncs everything.
+    pub async fn join(&self, team: TeamId) -> Result<SyncReport> {
+        let list: streetsync_wire::BundleList = match self
+            .relay
+            .call::<(), _>(
+                self.ws.identity(),
+                Method::GET,
+                &team_path(team, "/bundles"),
+                None,
+            )
+            .await
+        {
+            Err(Error::Relay { code, .. }) if code == "unknown_device" => {
+                return Err(Error::NotAllowed(
+                    "this device has not been added to the team yet; ask your team lead".into(),
+                ));
+            }
+            other => other?,
+        };
+        let mut joined = false;
+        for b in list.bundles {
+            let Ok(plain) = self.ws.identity().open_bundle(&b.blob) else {
+                continue;
+            };
+            let Ok(bundle) = postcard::from_bytes::<JoinBundle>(&plain) else {
+                continue;
+            };
+            if bundle.team_id == team {
+                self.ws.join_from_bundle(&bundle)?;
+                joined = true;
+                break;
+            }
+        }
+        if !joined {
+            return Err(Error::NotAllowed(
+                "no key bundle for this device on the relay; ask your team lead to add it again"
+                    .into(),
+            ));
+        }
+        self.ws
+            .store()
+            .write(|w| w.set_sync_value(SYNC_REGISTERED, 1))?;
+        self.sync_once(None).await
+    }
+
+    /// Starts live sync: a WebSocket tells this device about new envelopes, local changes are
+    /// pushed at once, and lost connections are retried with backoff. Stops when the handle drops.
+    pub fn start_live(self: &Arc<Self>, listener: Arc<dyn SyncListener>) -> LiveHandle {
+        live::start(self.clone(), listener)
+    }
+}
+
+/// Counts change envelopes per record since its last snapshot (the compaction trigger).
+fn note_activity(w: &mut Writer<'_>, env: &Envelope) -> Result<()> {
+    match env.kind {
+        EnvelopeKind::Change => w.bump_activity(&env.doc),
+        EnvelopeKind::Snapshot => w.reset_activity(&env.doc),
+        EnvelopeKind::Tombstone => Ok(()),
+    }
+}

@@ -1,0 +1,148 @@
+//! The HTTP side of sync: every request signed by the device, every refusal turned into a typed
+//! error, clock skew corrected from the relay's answer, rate limits waited out.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use streetsync_wire::{ErrorBody, ErrorCode, auth};
+
+use crate::crypto::DeviceIdentity;
+use crate::{Error, Result};
+
+/// A relay endpoint as seen by one device.
+pub(crate) struct RelayClient {
+    http: reqwest::Client,
+    base: String,
+    /// Relay clock minus device clock, learned from `clock_skew` answers.
+    offset_ms: AtomicI64,
+}
+
+impl RelayClient {
+    pub(crate) fn new(base_url: &str) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(crate::ValidationError::new(
+                "relay_url",
+                "must start with http:// or https://",
+            )
+            .into());
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Offline(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            offset_ms: AtomicI64::new(0),
+        })
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The device clock corrected by what the relay told us.
+    pub(crate) fn now_ms(&self) -> i64 {
+        crate::workspace::now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// A signed `Authorization` header value for one request.
+    pub(crate) fn sign(
+        &self,
+        id: &DeviceIdentity,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        Ok(auth::authorization_header(
+            id.signing_key(),
+            id.device_id(),
+            method,
+            path,
+            body,
+            self.now_ms(),
+            crate::crypto::random_bytes()?,
+        ))
+    }
+
+    /// Sends a signed request and decodes the answer. Retries once after a clock correction and
+    /// up to three times after a rate-limit answer.
+    pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        id: &DeviceIdentity,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| Error::Protocol(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut skew_retry = true;
+        let mut rate_retries = 3;
+        loop {
+            let header = self.sign(id, method.as_str(), path, &bytes)?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{}", self.base, path))
+                .header(reqwest::header::AUTHORIZATION, header);
+            if body.is_some() {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone());
+            }
+            let resp = req.send().await.map_err(|e| Error::Offline(describe(&e)))?;
+            let status = resp.status();
+            let text = resp
+                .bytes()
+                .await
+                .map_err(|e| Error::Offline(describe(&e)))?;
+            if status.is_success() {
+                return serde_json::from_slice(&text).map_err(|e| {
+                    Error::Protocol(format!("relay answered {path} with unexpected JSON: {e}"))
+                });
+            }
+            let err: ErrorBody = match serde_json::from_slice(&text) {
+                Ok(e) => e,
+                Err(_) => {
+                    return Err(Error::Relay {
+                        code: format!("http_{}", status.as_u16()),
+                        message: String::from_utf8_lossy(&text).chars().take(200).collect(),
+                    });
+                }
+            };
+            match (err.error, err.server_time, err.retry_after_ms) {
+                (ErrorCode::ClockSkew, Some(server), _) if skew_retry => {
+                    skew_retry = false;
+                    self.offset_ms
+                        .store(server - crate::workspace::now_ms(), Ordering::Relaxed);
+                }
+                (ErrorCode::RateLimited, _, wait) if rate_retries > 0 => {
+                    rate_retries -= 1;
+                    tokio::time::sleep(Duration::from_millis(wait.unwrap_or(500).min(5_000))).await;
+                }
+                (code, _, _) => {
+                    return Err(Error::Relay {
+                        code: code.as_str().to_owned(),
+                        message: err.message,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        "cannot connect to the relay".into()
+    } else if e.is_timeout() {
+        "the relay did not answer in time".into()
+    } else {
+        format!("connection to the relay failed: {e}")
+    }
+}

@@ -1,0 +1,45 @@
+//! `ss-save-loop <store>`: opens the store (whose team must already exist) with the crash-test key
+//! and saves realistic contacts forever. After each `create_contact` returns, i.e. once the save is
+//! durable, the contact's id is printed on its own line and stdout is flushed. The crash test kills
+//! this process with SIGKILL at a random moment and then checks every printed id.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use streetsync_core::{KeySource, StorageKey, Workspace};
+
+#[path = "../../../core/tests/common/mod.rs"]
+mod common;
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args_os().nth(1) else {
+        eprintln!("usage: ss-save-loop <store>");
+        return ExitCode::from(2);
+    };
+    match run(std::path::Path::new(&path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ss-save-loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let key = StorageKey::from_bytes(&streetsync_tests::CRASH_KEY)?;
+    let ws = Workspace::open(path, KeySource::Key(key))?;
+    // Seeded from the clock and pid so every round writes different data.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let seed = (nanos ^ (u64::from(std::process::id()) << 32)) | 1;
+    let mut rng = common::Rng(seed);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    loop {
+        let day = rng.below(730) as u32;
+        let contact = ws.create_contact(common::draft(&mut rng, day))?;
+        writeln!(out, "{}", contact.id)?;
+        out.flush()?;
+    }
+}

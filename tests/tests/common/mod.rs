@@ -1,0 +1,324 @@
+//! End-to-end harness: the real `streetsync-relay` binary on 127.0.0.1 (port 0), device stores
+//! in temp dirs, and a small TCP proxy that can drop a reply on purpose.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveTime};
+use streetsync_core::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The real relay binary. `STREETSYNC_RELAY_BIN` names a prebuilt one (CI builds the workspace
+/// first); otherwise it is built once per test process into its own target dir, so a stale binary
+/// is never tested and the outer `cargo test` lock is never waited on.
+pub fn relay_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let target = root.join("target").join("e2e-relay");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "streetsync-relay",
+                "--bin",
+                "streetsync-relay",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the relay failed");
+        target.join("debug").join("streetsync-relay")
+    })
+    .clone()
+}
+
+/// A running relay process.
+pub struct Relay {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl Relay {
+    /// Starts a relay on a free port with its data in `data`.
+    pub fn start(data: &Path) -> Relay {
+        Self::start_on(data, "127.0.0.1:0")
+    }
+
+    pub fn start_on(data: &Path, bind: &str) -> Relay {
+        let mut child = Command::new(relay_binary())
+            .args(["--bind", bind, "--data-dir"])
+            .arg(data)
+            .args([
+                "--rate-limit-per-sec",
+                "100000",
+                "--rate-limit-burst",
+                "100000",
+            ])
+            .env("STREETSYNC_RELAY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected relay output: {line:?}"))
+            .parse()
+            .unwrap();
+        Relay {
+            child: Some(child),
+            addr,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id, to kill it from elsewhere.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL, no chance to clean up (a no-op if it is already dead).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Kill and start again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let bind = self.addr.to_string();
+        // The port is free again once the process is gone; retry briefly if the OS is slow.
+        for _ in 0..50 {
+            let probe = std::net::TcpListener::bind(&bind);
+            if probe.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        *self = Relay::start_on(&self.data.clone(), &bind);
+    }
+
+    /// Every file of the relay's data directory, as bytes.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        std::fs::read_dir(&self.data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let b = std::fs::read(&p).unwrap();
+                (p, b)
+            })
+            .collect()
+    }
+
+    /// The relay's SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("relay.sqlite3")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn key(n: u8) -> KeySource {
+    KeySource::Key(StorageKey::from_bytes(&[n; 32]).unwrap())
+}
+
+pub fn setup() -> TeamSetup {
+    TeamSetup {
+        team_name: "Streetwork Mitte".into(),
+        member_name: "Lea".into(),
+        areas: vec!["Hauptbahnhof".into(), "Stadtpark".into(), "Südstadt".into()],
+        topics: vec![],
+        materials: vec![],
+    }
+}
+
+/// One device: a store in a temp dir plus a sync client.
+pub struct Device {
+    pub ws: Arc<Workspace>,
+    pub sync: SyncClient,
+    pub name: String,
+}
+
+impl Device {
+    pub fn open(dir: &Path, name: &str, url: &str) -> Device {
+        let ws = Arc::new(Workspace::open(dir.join(format!("{name}.db")), key(9)).unwrap());
+        Device {
+            sync: SyncClient::new(ws.clone(), url).unwrap(),
+            ws,
+            name: name.into(),
+        }
+    }
+
+    /// Point the device at another relay address (after a restart on a new port).
+    pub fn reconnect(&mut self, url: &str) {
+        self.sync = SyncClient::new(self.ws.clone(), url).unwrap();
+    }
+
+    pub fn with_options(dir: &Path, name: &str, url: &str, options: SyncOptions) -> Device {
+        let ws = Arc::new(Workspace::open(dir.join(format!("{name}.db")), key(9)).unwrap());
+        Device {
+            sync: SyncClient::with_options(ws.clone(), url, options).unwrap(),
+            ws,
+            name: name.into(),
+        }
+    }
+
+    pub fn contact(&self, day: u32, note: &str) -> Contact {
+        let mut d = ContactDraft::new(
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(day as u64),
+            NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+            "hauptbahnhof",
+        );
+        d.note = note.into();
+        d.place = format!("Nordausgang {}", self.name);
+        self.ws.create_contact(d).unwrap()
+    }
+
+    pub fn all(&self) -> Vec<ContactSummary> {
+        self.ws.contact_summaries().unwrap()
+    }
+}
+
+/// A lead's device with a team, plus `workers` devices added to it and joined.
+pub async fn team(dir: &Path, url: &str, workers: usize) -> Vec<Device> {
+    team_with(dir, url, workers, SyncOptions::default()).await
+}
+
+pub async fn team_with(dir: &Path, url: &str, workers: usize, options: SyncOptions) -> Vec<Device> {
+    let lead = Device::with_options(dir, "lead", url, options);
+    lead.ws.create_team(setup()).unwrap();
+    lead.sync.sync_once(None).await.unwrap();
+    let team_id = lead.ws.team().unwrap().id;
+    let mut devices = vec![lead];
+    for i in 0..workers {
+        let w = Device::with_options(dir, &format!("worker{i}"), url, options);
+        devices[0]
+            .sync
+            .add_device(w.ws.device_keys(Role::Worker), &format!("Worker {i}"))
+            .await
+            .unwrap();
+        w.sync.join(team_id).await.unwrap();
+        devices.push(w);
+    }
+    devices
+}
+
+/// Everything every device holds, as comparable values.
+pub fn state(d: &Device) -> Vec<(RecordId, String, i64)> {
+    let mut v: Vec<_> = d
+        .all()
+        .into_iter()
+        .map(|s| (s.id, s.note, s.persons))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A TCP proxy in front of the relay. When `drop_push_reply` is armed, the first reply to a
+/// push request is swallowed and the connection closed, as if the network died right then.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub drop_push_reply: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drop_push_reply = Arc::new(AtomicBool::new(false));
+        let armed = drop_push_reply.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let armed = armed.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let saw_push = Arc::new(AtomicBool::new(false));
+                    let saw = saw_push.clone();
+                    let up = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            if text.contains("POST ") && text.contains("/push ") {
+                                saw.store(true, Ordering::SeqCst);
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if saw_push.load(Ordering::SeqCst) && armed.swap(false, Ordering::SeqCst) {
+                            // The relay has processed the push; the device never hears of it.
+                            break;
+                        }
+                        saw_push.store(false, Ordering::SeqCst);
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Proxy {
+            addr,
+            drop_push_reply,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,571 @@
+//! End-to-end sync against the real relay process: convergence in every order, concurrent note
+//! edits, relay crashes, lost replies, corrupted envelopes, team isolation, bootstrap from
+//! snapshots, live sync, and proof that the relay's files hold no plaintext.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use streetsync_core::*;
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 1 {
+        return vec![vec![0]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for i in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_write_offline_then_sync_in_every_order_and_converge() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    for (round, order) in permutations(3).into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = team(dir.path(), &relay.url(), 2).await;
+        // Offline: each writes its own contacts and edits one shared contact.
+        let shared = devices[0].contact(1, "Gemeinsam:");
+        devices[0].sync.sync_once(None).await.unwrap();
+        for d in &devices[1..] {
+            d.sync.sync_once(None).await.unwrap();
+        }
+        for (i, d) in devices.iter().enumerate() {
+            for n in 0..5 {
+                d.contact(10 + n, &format!("round {round} device {i} contact {n}"));
+            }
+            let mut f = d.ws.get_contact(shared.id).unwrap().fields;
+            f.note.push_str(&format!(" [{}]", d.name));
+            d.ws.update_contact(shared.id, f).unwrap();
+        }
+        for &i in &order {
+            devices[i].sync.sync_once(None).await.unwrap();
+        }
+        for &i in &order {
+            devices[i].sync.sync_once(None).await.unwrap();
+        }
+        let expected = state(&devices[0]);
+        assert_eq!(expected.len(), 16, "order {order:?}");
+        for d in &devices[1..] {
+            assert_eq!(state(d), expected, "order {order:?}: {} diverged", d.name);
+        }
+        let note = devices[2].ws.get_contact(shared.id).unwrap().fields.note;
+        for d in &devices {
+            assert!(note.contains(&format!("[{}]", d.name)), "{note}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_of_one_note_keep_both_insertions() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 1).await;
+    let c = d[0].contact(3, "Er sucht einen Schlafplatz.");
+    d[0].sync.sync_once(None).await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    let mut a = d[0].ws.get_contact(c.id).unwrap().fields;
+    a.note = "Heute: Er sucht einen Schlafplatz.".into();
+    d[0].ws.update_contact(c.id, a).unwrap();
+    let mut b = d[1].ws.get_contact(c.id).unwrap().fields;
+    b.note = "Er sucht einen Schlafplatz. Termin Notunterkunft Mittwoch.".into();
+    d[1].ws.update_contact(c.id, b).unwrap();
+    for _ in 0..2 {
+        d[0].sync.sync_once(None).await.unwrap();
+        d[1].sync.sync_once(None).await.unwrap();
+    }
+    let expect = "Heute: Er sucht einen Schlafplatz. Termin Notunterkunft Mittwoch.";
+    assert_eq!(d[0].ws.get_contact(c.id).unwrap().fields.note, expect);
+    assert_eq!(d[1].ws.get_contact(c.id).unwrap().fields.note, expect);
+}
+
+fn relay_log_counts(relay: &Relay) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    conn.query_row(
+        "SELECT count(*), count(DISTINCT envelope_id) FROM log",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = team_with(
+        dir.path(),
+        &relay.url(),
+        1,
+        SyncOptions {
+            page_size: 50,
+            compact_after: 0,
+        },
+    )
+    .await;
+    for n in 0..1500 {
+        d[0].contact(n % 300, &format!("Kontakt {n}"));
+    }
+    // Kill the relay right after the first batch of a push, then after the first page of a pull.
+    for dev in [0usize, 1] {
+        let killer = KillAtFirstProgress(Mutex::new(Some(relay.pid())));
+        let client = SyncClient::with_options(
+            d[dev].ws.clone(),
+            &relay.url(),
+            SyncOptions {
+                page_size: 50,
+                compact_after: 0,
+            },
+        )
+        .unwrap();
+        let err = client.sync_once(Some(&killer)).await.unwrap_err();
+        assert!(matches!(err, Error::Offline(_)), "{err}");
+        assert!(
+            killer.0.lock().unwrap().is_none(),
+            "the relay was killed mid-sync"
+        );
+        if dev == 0 {
+            assert!(
+                d[0].ws.pending_changes().unwrap() > 0,
+                "part of the push was cut off"
+            );
+        }
+        relay.restart();
+        d[dev].reconnect(&relay.url());
+        d[dev].sync.sync_once(None).await.unwrap();
+    }
+    d[0].sync.sync_once(None).await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(d[0].ws.pending_changes().unwrap(), 0);
+    let got = state(&d[1]);
+    assert_eq!(got.len(), 1500, "every contact arrived exactly once");
+    assert_eq!(got, state(&d[0]));
+    let (rows, distinct) = relay_log_counts(&relay);
+    assert_eq!(rows, distinct, "no envelope stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_push_reply_is_retried_without_duplicates() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let proxy = Proxy::start(relay.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &proxy.url(), 1).await;
+    let before = relay_log_counts(&relay).0;
+    for n in 0..20 {
+        d[1].contact(n, &format!("offline {n}"));
+    }
+    proxy
+        .drop_push_reply
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = d[1].sync.sync_once(None).await.unwrap_err();
+    assert!(matches!(err, Error::Offline(_)), "{err}");
+    assert!(
+        !proxy
+            .drop_push_reply
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the reply was dropped"
+    );
+    assert_eq!(
+        relay_log_counts(&relay).0,
+        before + 20,
+        "the relay did store the push"
+    );
+    assert_eq!(
+        d[1].ws.pending_changes().unwrap(),
+        20,
+        "the device does not know it"
+    );
+    let report = d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(report.pushed, 20);
+    assert_eq!(d[1].ws.pending_changes().unwrap(), 0);
+    let (rows, distinct) = relay_log_counts(&relay);
+    assert_eq!(rows, before + 20, "the retry stored nothing new");
+    assert_eq!(rows, distinct);
+    d[0].sync.sync_once(None).await.unwrap();
+    assert_eq!(d[0].all().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_envelope_is_quarantined_and_the_rest_applies() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 1).await;
+    let victim = d[0].contact(1, "wird beschädigt");
+    for n in 0..9 {
+        d[0].contact(2 + n, &format!("heil {n}"));
+    }
+    d[0].sync.sync_once(None).await.unwrap();
+    // Flip one character of the victim's ciphertext inside the relay's database.
+    let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    let (seq, body): (i64, String) = conn
+        .query_row(
+            "SELECT seq, body FROM log WHERE doc = ?1",
+            [victim.id.as_bytes().as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ct = env["ciphertext"].as_str().unwrap().to_owned();
+    let mut chars: Vec<char> = ct.chars().collect();
+    let mid = chars.len() / 2;
+    chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+    env["ciphertext"] = serde_json::Value::String(chars.into_iter().collect());
+    conn.execute(
+        "UPDATE log SET body = ?1 WHERE seq = ?2",
+        rusqlite::params![env.to_string(), seq],
+    )
+    .unwrap();
+    drop(conn);
+    let report = d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.quarantined[0].doc, victim.id);
+    assert_eq!(report.quarantined[0].reason, "bad_signature");
+    let got: Vec<String> = d[1].all().into_iter().map(|s| s.note).collect();
+    assert_eq!(got.len(), 9);
+    assert!(got.iter().all(|n| n.starts_with("heil")));
+    assert!(matches!(
+        d[1].ws.get_contact(victim.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(d[1].sync.quarantine_report().unwrap().len(), 1);
+    // Later syncs go on normally.
+    d[0].contact(20, "danach");
+    d[0].sync.sync_once(None).await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(d[1].all().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_teams_unsigned_and_replayed_requests_are_refused() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = team(dir_a.path(), &relay.url(), 0).await;
+    let b = team(dir_b.path(), &relay.url(), 0).await;
+    b[0].contact(1, "Team B geheim");
+    b[0].sync.sync_once(None).await.unwrap();
+    let team_b = b[0].ws.team().unwrap().id;
+
+    // A device of team A cannot join, read or push to team B.
+    let intruder = Device::open(dir_a.path(), "intruder", &relay.url());
+    let e = intruder.sync.join(team_b).await.unwrap_err();
+    assert!(matches!(e, Error::NotAllowed(_)), "{e}");
+    let http = reqwest::Client::new();
+    let path = format!("/v1/teams/{team_b}/pull?after=0&limit=10");
+    let signed = |ws: &Workspace| {
+        streetsync_wire::auth::authorization_header(
+            ws.identity().signing_key(),
+            ws.device_id(),
+            "GET",
+            &path,
+            b"",
+            chrono::Utc::now().timestamp_millis(),
+            rand_nonce(),
+        )
+    };
+    let resp = http
+        .get(format!("{}{path}", relay.url()))
+        .header("authorization", signed(&a[0].ws))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: streetsync_wire::ErrorBody = resp.json().await.unwrap();
+    assert_eq!(body.error, streetsync_wire::ErrorCode::WrongTeam);
+
+    // Unsigned.
+    let resp = http
+        .get(format!("{}{path}", relay.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Replayed: the same signed header twice.
+    let header = signed(&b[0].ws);
+    let first = http
+        .get(format!("{}{path}", relay.url()))
+        .header("authorization", &header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let again = http
+        .get(format!("{}{path}", relay.url()))
+        .header("authorization", &header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    let body: streetsync_wire::ErrorBody = again.json().await.unwrap();
+    assert_eq!(body.error, streetsync_wire::ErrorCode::Replayed);
+    // A forged signature (right device, wrong key).
+    let forged = streetsync_wire::auth::authorization_header(
+        a[0].ws.identity().signing_key(),
+        b[0].ws.device_id(),
+        "GET",
+        &path,
+        b"",
+        chrono::Utc::now().timestamp_millis(),
+        rand_nonce(),
+    );
+    let resp = http
+        .get(format!("{}{path}", relay.url()))
+        .header("authorization", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Team A still syncs fine and never saw team B's contact.
+    a[0].sync.sync_once(None).await.unwrap();
+    assert!(a[0].all().is_empty());
+}
+
+fn rand_nonce() -> [u8; 16] {
+    let mut n = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_device_bootstraps_from_snapshots_after_compaction() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SyncOptions {
+        page_size: 100,
+        compact_after: 10,
+    };
+    let d = team_with(dir.path(), &relay.url(), 0, opts).await;
+    let c = d[0].contact(1, "v0");
+    for n in 1..=40 {
+        let mut f = d[0].ws.get_contact(c.id).unwrap().fields;
+        f.note = format!("v{n}");
+        d[0].ws.update_contact(c.id, f).unwrap();
+        if n % 8 == 0 {
+            d[0].sync.sync_once(None).await.unwrap();
+        }
+    }
+    let report = d[0].sync.sync_once(None).await.unwrap();
+    d[0].sync.sync_once(None).await.unwrap();
+    let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    let entries: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM log WHERE doc = ?1",
+            [c.id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        entries < 20,
+        "compaction dropped covered envelopes ({entries} left, {report:?})"
+    );
+    let snapshots: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM log WHERE doc = ?1 AND kind = 2",
+            [c.id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(snapshots >= 1);
+    // A new worker joins now and gets the latest state.
+    let w = Device::open(dir.path(), "late", &relay.url());
+    d[0].sync
+        .add_device(w.ws.device_keys(Role::Worker), "Spät")
+        .await
+        .unwrap();
+    w.sync.join(d[0].ws.team().unwrap().id).await.unwrap();
+    assert_eq!(w.ws.get_contact(c.id).unwrap().fields.note, "v40");
+}
+
+/// SIGKILLs the relay process at the first progress event: mid-sync, between two requests.
+struct KillAtFirstProgress(Mutex<Option<u32>>);
+
+impl SyncListener for KillAtFirstProgress {
+    fn on_status(&self, _: SyncStatus) {}
+    fn on_progress(&self, _: SyncProgress) {
+        if let Some(pid) = self.0.lock().unwrap().take() {
+            let ok = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    statuses: Mutex<Vec<SyncStatus>>,
+    progress: Mutex<Vec<SyncProgress>>,
+    changes: Mutex<Vec<RecordChange>>,
+}
+
+impl SyncListener for Recorder {
+    fn on_status(&self, status: SyncStatus) {
+        self.statuses.lock().unwrap().push(status);
+    }
+    fn on_progress(&self, progress: SyncProgress) {
+        self.progress.lock().unwrap().push(progress);
+    }
+}
+
+impl ChangeListener for Recorder {
+    fn on_changes(&self, changes: &[RecordChange]) {
+        self.changes.lock().unwrap().extend_from_slice(changes);
+    }
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sync_delivers_changes_and_survives_a_relay_restart() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 1).await;
+    let rec_a = Arc::new(Recorder::default());
+    let rec_b = Arc::new(Recorder::default());
+    let _sub = d[1].ws.subscribe(rec_b.clone());
+    let sync_a = Arc::new(SyncClient::new(d[0].ws.clone(), &relay.url()).unwrap());
+    let sync_b = Arc::new(SyncClient::new(d[1].ws.clone(), &relay.url()).unwrap());
+    let live_a = sync_a.start_live(rec_a.clone());
+    let live_b = sync_b.start_live(rec_b.clone());
+    wait_for("both idle", || {
+        [&rec_a, &rec_b].iter().all(|r| {
+            matches!(
+                r.statuses.lock().unwrap().last(),
+                Some(SyncStatus::Idle { .. })
+            )
+        })
+    })
+    .await;
+    let c = d[0].contact(5, "live!");
+    wait_for("B receives the contact", || {
+        d[1].ws.get_contact(c.id).is_ok()
+    })
+    .await;
+    assert!(
+        rec_b
+            .changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|ch| ch.id == c.id && ch.origin == ChangeOrigin::Remote)
+    );
+    assert!(
+        rec_b
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.phase == SyncPhase::Pulling)
+    );
+
+    relay.restart();
+    wait_for("A notices the outage", || {
+        rec_a
+            .statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, SyncStatus::Offline { .. }))
+    })
+    .await;
+    let c2 = d[0].contact(6, "nach dem Neustart");
+    wait_for("B receives the second contact after reconnecting", || {
+        d[1].ws.get_contact(c2.id).is_ok()
+    })
+    .await;
+    live_a.stop().await;
+    drop(live_b);
+    assert!(matches!(
+        rec_a.statuses.lock().unwrap().last(),
+        Some(SyncStatus::Stopped)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_never_holds_plaintext() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 1).await;
+    let mut draft = ContactDraft::new(
+        chrono::NaiveDate::from_ymd_opt(2026, 2, 3).unwrap(),
+        chrono::NaiveTime::from_hms_opt(22, 15, 0).unwrap(),
+        "suedstadt",
+    );
+    draft.note = "MARKERNOTE Substitution abgebrochen, Schwester in Köln".into();
+    draft.place = "MARKERPLACE Unterführung".into();
+    draft.client_code = Some("MARKERCODE-1990".into());
+    let c = d[1].ws.create_contact(draft).unwrap();
+    d[1].ws
+        .create_client(ClientDraft::new("MARKERCLIENT-77"))
+        .unwrap();
+    d[0].ws
+        .add_partner(PartnerDraft {
+            name: "MARKERPARTNER Suchthilfe".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    d[0].sync.sync_once(None).await.unwrap();
+    d[0].sync.compact_all().await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(
+        d[0].ws
+            .get_contact(c.id)
+            .unwrap()
+            .fields
+            .client_code
+            .as_deref(),
+        Some("MARKERCODE-1990")
+    );
+    let files = relay.files();
+    let db = files
+        .iter()
+        .find(|(p, _)| p.ends_with("relay.sqlite3"))
+        .expect("relay database");
+    assert!(db.1.len() > 4096, "the scan reads a real database");
+    for (path, bytes) in files {
+        for marker in [
+            "MARKERNOTE",
+            "MARKERPLACE",
+            "MARKERCODE",
+            "MARKERCLIENT",
+            "MARKERPARTNER",
+            "Substitution",
+            "Streetwork Mitte",
+            "Hauptbahnhof",
+            "Lea",
+        ] {
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{marker} found in {}",
+                path.display()
+            );
+        }
+    }
+}
