@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn keys_round_trip_and_codes_are_stable() {
         for s in Setting::ALL {
-            assert_eq!(Setting::from_key(&s.as_str()), Some(*s));
+            assert_eq!(Setting::from_key(s.as_str()), Some(*s));
         }
         assert_eq!(Setting::DropIn.as_str(), "drop_in");
         assert_eq!(AgeBand::From14To17.as_str(), "14_17");

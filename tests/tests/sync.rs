@@ -569,3 +569,53 @@ async fn the_relay_never_holds_plaintext() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restored_from_an_old_backup_is_refilled_by_the_devices() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = team(dir.path(), &relay.url(), 1).await;
+    for n in 0..5 {
+        d[0].contact(n, &format!("vor dem Backup {n}"));
+    }
+    d[0].sync.sync_once(None).await.unwrap();
+    // The operator's nightly backup (taken with the relay stopped).
+    relay.kill();
+    for (path, bytes) in relay.files() {
+        std::fs::write(backup.path().join(path.file_name().unwrap()), bytes).unwrap();
+    }
+    relay.restart();
+    d[0].reconnect(&relay.url());
+    d[1].reconnect(&relay.url());
+    for n in 0..5 {
+        d[0].contact(10 + n, &format!("nach dem Backup {n}"));
+    }
+    d[0].sync.sync_once(None).await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(d[1].all().len(), 10);
+    // Disaster: the relay comes back from the old backup.
+    relay.kill();
+    for entry in std::fs::read_dir(relay_dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for entry in std::fs::read_dir(backup.path()).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, relay_dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    relay.restart();
+    d[0].reconnect(&relay.url());
+    let report = d[0].sync.sync_once(None).await.unwrap();
+    assert!(report.relay_restored, "{report:?}");
+    assert!(report.snapshots >= 10, "{report:?}");
+    // A device that joins now gets everything, including what the backup lacked.
+    let late = Device::open(dir.path(), "late", &relay.url());
+    d[0].sync
+        .add_device(late.ws.device_keys(Role::Worker), "Neu")
+        .await
+        .unwrap();
+    late.sync.join(d[0].ws.team().unwrap().id).await.unwrap();
+    assert_eq!(state(&late), state(&d[0]));
+    assert_eq!(late.all().len(), 10);
+}

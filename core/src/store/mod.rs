@@ -433,13 +433,13 @@ macro_rules! shared_reads {
             }
 
             /// Records with at least `threshold` change envelopes since their last snapshot and
-            /// no quarantined envelope.
+            /// no quarantined envelope (`i64::MIN`: every record).
             pub(crate) fn due_for_snapshot(&self, threshold: i64) -> Result<Vec<RecordId>> {
                 let mut stmt = self.conn().prepare_cached(
-                    "SELECT a.doc_id FROM doc_activity a
-                     WHERE a.since_snapshot >= ?1
-                       AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.doc_id = a.doc_id)
-                       AND EXISTS (SELECT 1 FROM documents d WHERE d.id = a.doc_id)",
+                    "SELECT d.id FROM documents d
+                     LEFT JOIN doc_activity a ON a.doc_id = d.id
+                     WHERE coalesce(a.since_snapshot, 0) >= ?1
+                       AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.doc_id = d.id)",
                 )?;
                 let ids = stmt
                     .query_map([threshold], |r| r.get::<_, Vec<u8>>(0))?

@@ -98,6 +98,9 @@ pub struct SyncReport {
     pub snapshots: u64,
     /// The device's cursor afterwards.
     pub cursor: u64,
+    /// The relay's log was behind this device's cursor (restored from a backup): the device
+    /// pulled everything again and re-uploaded snapshots of every record, so nothing is lost.
+    pub relay_restored: bool,
 }
 
 /// Tunables of the sync client.
@@ -325,7 +328,12 @@ impl SyncClient {
         };
         self.pull(team.id, listener, &mut report).await?;
         report.recovered = self.retry_quarantine().await?;
-        report.snapshots = self.compact_due(team.id, listener).await?;
+        report.snapshots = if report.relay_restored {
+            let all = self.ws.store().read(|r| r.due_for_snapshot(i64::MIN))?;
+            self.upload_snapshots(team.id, all, listener).await?
+        } else {
+            self.compact_due(team.id, listener).await?
+        };
         report.cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         Ok(report)
     }
@@ -410,6 +418,15 @@ impl SyncClient {
                 .relay
                 .call::<(), _>(self.ws.identity(), Method::GET, &path, None)
                 .await?;
+            if page.head < cursor {
+                // The relay lost entries this device already has (restored from a backup).
+                report.relay_restored = true;
+                cursor = 0;
+                self.ws
+                    .store()
+                    .write(|w| w.set_sync_value(SYNC_CURSOR, 0))?;
+                continue;
+            }
             if page.entries.is_empty() {
                 return Ok(());
             }
@@ -542,7 +559,7 @@ impl SyncClient {
     pub async fn compact_all(&self) -> Result<u64> {
         let _guard = self.running.lock().await;
         let team = self.ws.team()?;
-        let all = self.ws.store().read(|r| r.due_for_snapshot(1))?;
+        let all = self.ws.store().read(|r| r.due_for_snapshot(i64::MIN))?;
         self.upload_snapshots(team.id, all, None).await
     }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of streetsync on a fresh Debian machine: installs what is missing, builds the
+# workspace (the relay binary the end-to-end tests start), and runs all test suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)"; exit 1; }
+
+# The end-to-end tests start the real relay binary; build it once for all of them.
+cargo build --workspace --bins
+export STREETSYNC_RELAY_BIN="$PWD/target/debug/streetsync-relay"
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
