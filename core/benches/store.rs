@@ -75,6 +75,9 @@ fn raw_fsync_p50_ms(dir: &Path) -> f64 {
 /// returns the store and each save's wall time in ms.
 fn save_contacts(dir: &Path, n: usize, progress: bool) -> (Workspace, Vec<f64>) {
     let ws = common::lead_store(dir);
+    if progress {
+        println!("  team store opened, rss {:.1} MB", status_mb("VmRSS"));
+    }
     let mut rng = common::Rng(0x5eed_2025_0bad_cafe);
     let mut saves = Vec::with_capacity(n);
     let started = Instant::now();
@@ -86,9 +89,10 @@ fn save_contacts(dir: &Path, n: usize, progress: bool) -> (Workspace, Vec<f64>) 
         saves.push(ms(t.elapsed()));
         if progress && (i + 1) % 2_000 == 0 {
             println!(
-                "  {} saved, {:.1} s",
+                "  {} saved, {:.1} s, rss {:.1} MB",
                 i + 1,
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                status_mb("VmRSS")
             );
         }
     }

@@ -613,6 +613,10 @@ impl ContactDoc {
         self.updated_at = now;
     }
 
+    pub(crate) fn review(&self) -> ReviewState {
+        self.review
+    }
+
     pub(crate) fn set_review(&mut self, state: ReviewState, now: i64) {
         self.review = state;
         self.updated_at = now;

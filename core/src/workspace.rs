@@ -51,6 +51,21 @@ pub struct TeamSetup {
     pub materials: Vec<String>,
 }
 
+/// One change in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryEntry {
+    /// When, unix milliseconds (the author's clock, second precision).
+    pub at_ms: i64,
+    /// The device that made the change.
+    pub device: Option<DeviceId>,
+    /// The roster name of that device's member, when known.
+    pub member: Option<String>,
+    /// Top-level fields the change touched (`note`, `review`, `materials`...).
+    pub fields: Vec<String>,
+    /// What the change was (`create`, `edit contact`, `approve`...).
+    pub message: String,
+}
+
 /// What happened when remote changes were merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteApplied {
@@ -374,6 +389,54 @@ impl Workspace {
                 what: "team keys".into(),
             }),
             None => Err(Error::NoTeam),
+        })
+    }
+
+    /// The epochs of the team keys this device holds (a removed device stops at its last one).
+    pub fn key_epochs(&self) -> Result<Vec<u32>> {
+        Ok(self.team_keys()?.iter().map(|k| k.epoch).collect())
+    }
+
+    /// Adds team keys granted by a lead (epochs this device does not hold yet).
+    pub(crate) fn add_team_keys(&self, new: &[TeamKey]) -> Result<()> {
+        self.store.write(|w| {
+            let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
+                Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                    what: "team keys".into(),
+                })?,
+                None => return Err(Error::NoTeam),
+            };
+            for k in new {
+                if !keys.iter().any(|o| o.epoch == k.epoch) {
+                    keys.push(k.clone());
+                }
+            }
+            keys.sort_by_key(|k| k.epoch);
+            let bytes = Zeroizing::new(
+                postcard::to_stdvec(&keys).map_err(|_| Error::Crypto("key encoding"))?,
+            );
+            w.put_secret(SECRET_TEAM_KEYS, &bytes)
+        })
+    }
+
+    /// Starts a new epoch with a fresh random team key; returns all keys (oldest first).
+    pub(crate) fn rotate_team_key(&self) -> Result<Vec<TeamKey>> {
+        let keys = self.team_keys()?;
+        let next = keys.iter().map(|k| k.epoch).max().unwrap_or(0) + 1;
+        self.add_team_keys(&[TeamKey::generate(next)?])?;
+        self.team_keys()
+    }
+
+    /// Marks a device revoked on the roster (leads only).
+    pub(crate) fn revoke_roster_device(&self, device: DeviceId) -> Result<()> {
+        self.change_team("remove devices", |team| {
+            let d = team
+                .roster
+                .iter_mut()
+                .find(|d| d.device_id == device)
+                .ok_or_else(|| ValidationError::new("device", "not on the roster"))?;
+            d.revoked = true;
+            Ok(())
         })
     }
 
@@ -890,6 +953,123 @@ impl Workspace {
         self.store.read(|r| r.outbox_len())
     }
 
+    /// Erases a contact or client everywhere (GDPR Art. 17; leads only): the local copy goes now,
+    /// the relay deletes every envelope of it when the tombstone arrives, and every device deletes
+    /// its copy at its next sync. Works offline; the tombstone waits in the outbox.
+    pub fn erase_record(&self, id: RecordId) -> Result<()> {
+        self.require_lead("erase records")?;
+        let kind = self.store.read(|r| match r.doc(&id)? {
+            Some((RecordKind::Team, _)) => Err(Error::NotAllowed(
+                "the team document cannot be erased".into(),
+            )),
+            Some((kind, _)) => Ok(kind),
+            None => Err(Error::NotFound {
+                kind: RecordKind::Contact,
+                id,
+            }),
+        })?;
+        self.store.write(|w| {
+            w.erase_record(&id, now_ms())?;
+            w.push_tombstone(&id, kind)
+        })?;
+        self.local(id, kind, true);
+        Ok(())
+    }
+
+    /// Re-seals the whole store under a new storage key or passphrase. The old key stops working
+    /// at once; nothing sealed under it stays in the file or its WAL.
+    pub fn change_storage_key(&self, new_key: KeySource) -> Result<()> {
+        self.store.rekey(&new_key)
+    }
+
+    /// Who changed which field of a record, when and from which device, oldest first. Derived
+    /// from the Automerge history: every change's actor starts with the author's device id, which
+    /// sync checks against the signed envelope that carried the change.
+    pub fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>> {
+        let team = self.team().ok();
+        self.store.read(|r| {
+            let (_, mut doc) = r.doc(&id)?.ok_or(Error::NotFound {
+                kind: RecordKind::Contact,
+                id,
+            })?;
+            type Meta = (
+                automerge::ChangeHash,
+                Vec<automerge::ChangeHash>,
+                Vec<u8>,
+                i64,
+                Option<String>,
+            );
+            let changes: Vec<Meta> = doc
+                .get_changes(&[])
+                .iter()
+                .map(|c| {
+                    (
+                        c.hash(),
+                        c.deps().to_vec(),
+                        c.actor_id().to_bytes().to_vec(),
+                        c.timestamp(),
+                        c.message().map(str::to_owned),
+                    )
+                })
+                .collect();
+            let mut out = Vec::new();
+            for (hash, deps, actor, ts, message) in changes {
+                let mut fields: Vec<String> = doc
+                    .diff(&deps, &[hash])
+                    .into_iter()
+                    .filter_map(|p| match p.path.first() {
+                        Some((_, automerge::Prop::Map(k))) => Some(k.clone()),
+                        Some(_) => None,
+                        None => match &p.action {
+                            automerge::PatchAction::PutMap { key, .. }
+                            | automerge::PatchAction::DeleteMap { key } => Some(key.clone()),
+                            _ => None,
+                        },
+                    })
+                    .filter(|k| {
+                        !matches!(k.as_str(), "updated_at" | "schema_version" | "kind" | "id")
+                    })
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                let device = actor
+                    .get(..16)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .map(DeviceId::from_bytes);
+                let member = device.and_then(|d| {
+                    team.as_ref()
+                        .and_then(|t| t.device(&d))
+                        .map(|d| d.member.clone())
+                });
+                out.push(HistoryEntry {
+                    at_ms: ts * 1000,
+                    device,
+                    member,
+                    fields,
+                    message: message.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Sets a top-level string field of a record WITHOUT any validation or role check, and queues
+    /// the change for sync. Exists only so tests can play a malicious or buggy teammate whose
+    /// changes the other devices must refuse; an app must never call it.
+    #[doc(hidden)]
+    pub fn unchecked_change_for_tests(&self, id: RecordId, field: &str, value: &str) -> Result<()> {
+        self.store.write(|w| {
+            let (kind, mut doc) = w.doc(&id)?.ok_or(Error::NotFound {
+                kind: RecordKind::Contact,
+                id,
+            })?;
+            doc.set_actor(self.actor.clone());
+            let before = doc.get_heads();
+            doc.put(automerge::ROOT, field, value)?;
+            self.finish(w, id, kind, &mut doc, &before, "unchecked")
+        })
+    }
+
     /// Up to `limit` local changes waiting for the relay, oldest first.
     pub fn pending_outbox(&self, limit: usize) -> Result<Vec<crate::OutboxEntry>> {
         self.store.read(|r| r.outbox(limit))
@@ -976,17 +1156,83 @@ pub(crate) fn apply_remote_in(
     id: RecordId,
     changes: &[u8],
 ) -> Result<RemoteApplied> {
+    apply_checked(w, id, changes, None)
+}
+
+/// Who sent remote changes, for the checks that depend on it.
+pub(crate) struct RemoteAuthor {
+    /// The device that signed the envelope.
+    pub(crate) device: DeviceId,
+    /// Its role on the roster.
+    pub(crate) role: Role,
+    /// Whether the changes are a snapshot (holding other authors' changes too).
+    pub(crate) snapshot: bool,
+}
+
+/// Merges remote changes after checking them against the author's role: only leads change the
+/// team document or move a review to approved or changes-requested, and a change's actor must be
+/// the device that signed it (so the audit history cannot be forged).
+pub(crate) fn apply_checked(
+    w: &mut Writer<'_>,
+    id: RecordId,
+    changes: &[u8],
+    author: Option<&RemoteAuthor>,
+) -> Result<RemoteApplied> {
+    if w.is_erased(&id)? {
+        return Err(Error::NotFound {
+            kind: RecordKind::Contact,
+            id,
+        });
+    }
     let existing = w.doc(&id)?;
+    let before_review = match &existing {
+        Some((RecordKind::Contact, d)) => hydrate::<_, ContactDoc>(d).ok().map(|c| c.review()),
+        _ => None,
+    };
     let known_kind = existing.as_ref().map(|(k, _)| *k);
     let mut doc = existing
         .map(|(_, d)| d)
         .unwrap_or_else(crate::document::new);
+    let old_heads = doc.get_heads();
     doc.load_incremental(changes)
         .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
     // Changes whose dependencies are missing wait in Automerge's queue and would be dropped by
     // `save`; refuse them so the caller keeps them until the earlier changes arrive.
     if !doc.get_missing_deps(&[]).is_empty() {
         return Err(Error::MissingDependencies { id });
+    }
+    if let Some(a) = author {
+        if !a.snapshot {
+            let new = doc.get_changes(&old_heads);
+            if new
+                .iter()
+                .any(|c| !c.actor_id().to_bytes().starts_with(a.device.as_bytes()))
+            {
+                return Err(Error::NotAllowed(format!(
+                    "changes to record {id} claim another device as their author"
+                )));
+            }
+        }
+        if a.role != Role::Lead {
+            if doc_kind(&doc) == Some(RecordKind::Team) {
+                return Err(Error::NotAllowed(
+                    "only leads change the team document".into(),
+                ));
+            }
+            if let Ok(after) = hydrate::<_, ContactDoc>(&doc) {
+                let review = after.review();
+                if before_review != Some(review)
+                    && matches!(
+                        review,
+                        ReviewState::Approved | ReviewState::ChangesRequested
+                    )
+                {
+                    return Err(Error::NotAllowed(
+                        "only leads approve contacts or ask for changes".into(),
+                    ));
+                }
+            }
+        }
     }
     let kind =
         doc_kind(&doc).ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;

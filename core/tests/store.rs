@@ -246,7 +246,8 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
     let c = ws.create_contact(ok.clone()).unwrap();
     let outbox_before = ws.pending_changes().unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut ContactDraft)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut ContactDraft)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "materials[kondome].count",
             Box::new(|d| {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, Envelope, EnvelopeId, TeamId};
+use crate::{DeviceId, Envelope, EnvelopeId, InviteId, TeamId};
 
 /// A device's role in its team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -187,6 +187,78 @@ pub struct ErrorBody {
     pub retry_after_ms: Option<u64>,
 }
 
+/// `POST /v1/teams/{team}/invites` (a lead): a one-time invite, with the team-key bundle sealed
+/// under a key derived from the invite secret, which the relay never sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateInvite {
+    /// Address of the invite (a one-way derivation of the secret).
+    pub id: InviteId,
+    /// Key that authenticates the redemption (HMAC over the redeeming device's keys); derived from
+    /// the secret, but it does not open the bundle.
+    #[serde(with = "crate::b64::array")]
+    pub auth_key: [u8; 32],
+    /// Role the redeeming device gets.
+    pub role: Role,
+    /// Unix milliseconds after which the invite cannot be redeemed.
+    pub expires_ms: i64,
+    /// The sealed bundle.
+    #[serde(with = "crate::b64::vec")]
+    pub blob: Vec<u8>,
+}
+
+/// `POST /v1/invites/{id}/redeem` (no device signature: the device is not known yet; the proof is
+/// the HMAC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemInvite {
+    /// The keys of the device that joins.
+    pub device: DeviceKeys,
+    /// HMAC-SHA256 under the invite's `auth_key` over [`RedeemInvite::proof_input`].
+    #[serde(with = "crate::b64::array")]
+    pub proof: [u8; 32],
+}
+
+impl RedeemInvite {
+    /// The bytes the proof covers: context, invite id, device id and both public keys.
+    pub fn proof_input(invite: &InviteId, device: &DeviceKeys) -> Vec<u8> {
+        let mut v = b"streetsync-redeem-v1\0".to_vec();
+        v.extend_from_slice(invite.as_bytes());
+        v.extend_from_slice(device.id.as_bytes());
+        v.extend_from_slice(&device.sign_pk);
+        v.extend_from_slice(&device.kx_pk);
+        v
+    }
+}
+
+/// Answer to a redemption: the team and the sealed bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemResponse {
+    /// The team joined.
+    pub team: TeamId,
+    /// The sealed bundle.
+    #[serde(with = "crate::b64::vec")]
+    pub blob: Vec<u8>,
+}
+
+/// One invite as a lead sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    /// The invite.
+    pub id: InviteId,
+    /// Role it grants.
+    pub role: Role,
+    /// Expiry, unix milliseconds.
+    pub expires_ms: i64,
+    /// The device that redeemed it, if any.
+    pub redeemed_by: Option<DeviceKeys>,
+}
+
+/// `GET /v1/teams/{team}/invites` (a lead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteList {
+    /// The team's invites, oldest first.
+    pub invites: Vec<InviteInfo>,
+}
+
 /// The relay's error codes (snake case on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +291,10 @@ pub enum ErrorCode {
     TeamExists,
     /// 409: the device is already registered in the team.
     DeviceExists,
+    /// 409: the invite was already redeemed.
+    InviteUsed,
+    /// 410: the invite expired.
+    InviteExpired,
     /// 413: body, envelope or batch over its limit.
     TooLarge,
     /// 429: the device's request budget is spent.
@@ -229,7 +305,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and metrics.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadRequest,
         ErrorCode::BadEnvelope,
         ErrorCode::UnsupportedVersion,
@@ -244,6 +320,8 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::TeamExists,
         ErrorCode::DeviceExists,
+        ErrorCode::InviteUsed,
+        ErrorCode::InviteExpired,
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
@@ -257,7 +335,8 @@ impl ErrorCode {
             Unauthenticated | BadSignature | UnknownDevice | ClockSkew | Replayed | Revoked => 401,
             NotLead | WrongTeam => 403,
             NotFound => 404,
-            TeamExists | DeviceExists => 409,
+            TeamExists | DeviceExists | InviteUsed => 409,
+            InviteExpired => 410,
             TooLarge => 413,
             RateLimited => 429,
             Internal => 500,
@@ -282,6 +361,8 @@ impl ErrorCode {
             NotFound => "not_found",
             TeamExists => "team_exists",
             DeviceExists => "device_exists",
+            InviteUsed => "invite_used",
+            InviteExpired => "invite_expired",
             TooLarge => "too_large",
             RateLimited => "rate_limited",
             Internal => "internal",

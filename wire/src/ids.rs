@@ -111,6 +111,11 @@ id_type!(
     /// An envelope: random, chosen by the author; the idempotency key of push.
     EnvelopeId
 );
+id_type!(
+    /// An invite: derived from the invite secret by a one-way function, so the relay can address
+    /// the invite without learning the secret that opens its bundle.
+    InviteId
+);
 
 impl DeviceId {
     /// The id of the device whose Ed25519 public key is `sign_pk`: the first 16 bytes of its

@@ -44,7 +44,7 @@ mod ids;
 pub use api::*;
 pub use envelope::{ENVELOPE_CONTEXT, ENVELOPE_VERSION, Envelope, EnvelopeKind};
 pub use error::WireError;
-pub use ids::{DeviceId, EnvelopeId, RecordId, TeamId};
+pub use ids::{DeviceId, EnvelopeId, InviteId, RecordId, TeamId};
 
 /// Largest request body the relay reads: 8 MiB.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;

@@ -43,12 +43,13 @@ struct Db {
     conn: Connection,
     cache: Option<Cache>,
     data_version: i64,
+    /// Under the same lock as the connection, so a storage-key change swaps it atomically.
+    sealer: Sealer,
 }
 
 /// The store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub(crate) struct Store {
     db: Mutex<Db>,
-    sealer: Sealer,
 }
 
 /// A projection to write next to a document.
@@ -129,8 +130,8 @@ impl Store {
                 conn,
                 cache: None,
                 data_version,
+                sealer,
             }),
-            sealer,
         })
     }
 
@@ -146,22 +147,27 @@ impl Store {
         Ok(db)
     }
 
-    fn ensure_cache<'a>(&self, db: &'a mut Db) -> Result<&'a mut Cache> {
+    fn ensure_cache(db: &mut Db) -> Result<()> {
         if db.cache.is_none() {
-            db.cache = Some(load_cache(&db.conn, &self.sealer)?);
+            db.cache = Some(load_cache(&db.conn, &db.sealer)?);
         }
-        db.cache.as_mut().ok_or(Error::Crypto("cache missing"))
+        Ok(())
     }
 
     /// Reads from the cache (and, if needed, the database) under the lock.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
         let mut db = self.lock()?;
-        self.ensure_cache(&mut db)?;
-        let Db { conn, cache, .. } = &*db;
+        Self::ensure_cache(&mut db)?;
+        let Db {
+            conn,
+            cache,
+            sealer,
+            ..
+        } = &*db;
         let cache = cache.as_ref().ok_or(Error::Crypto("cache missing"))?;
         f(&Reader {
             conn,
-            sealer: &self.sealer,
+            sealer,
             cache,
         })
     }
@@ -170,37 +176,130 @@ impl Store {
     /// then updates the cache.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         let mut db = self.lock()?;
-        self.ensure_cache(&mut db)?;
-        let Db { conn, cache, .. } = &mut *db;
-        let cache = cache.as_mut().ok_or(Error::Crypto("cache missing"))?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut w = Writer {
-            tx,
-            sealer: &self.sealer,
-            cache,
-            updates: Vec::new(),
-        };
-        let out = f(&mut w)?;
-        let Writer {
-            tx, updates, cache, ..
-        } = w;
-        tx.commit()?;
-        for u in updates {
-            match u {
-                CacheUpdate::Contact(id, s) => {
-                    cache.contacts.insert(id, ContactRow::new(*s));
-                }
-                CacheUpdate::Client(id, s) => {
-                    cache.clients.insert(id, s);
-                }
-                CacheUpdate::Team(t) => cache.team = Some(*t),
-                CacheUpdate::Remove(id) => {
-                    cache.contacts.remove(&id);
-                    cache.clients.remove(&id);
+        Self::ensure_cache(&mut db)?;
+        let (out, erased) = {
+            let Db {
+                conn,
+                cache,
+                sealer,
+                ..
+            } = &mut *db;
+            let cache = cache.as_mut().ok_or(Error::Crypto("cache missing"))?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut w = Writer {
+                tx,
+                sealer,
+                cache,
+                updates: Vec::new(),
+                erased: false,
+            };
+            let out = f(&mut w)?;
+            let Writer {
+                tx,
+                updates,
+                cache,
+                erased,
+                ..
+            } = w;
+            tx.commit()?;
+            for u in updates {
+                match u {
+                    CacheUpdate::Contact(id, s) => {
+                        cache.contacts.insert(id, ContactRow::new(*s));
+                    }
+                    CacheUpdate::Client(id, s) => {
+                        cache.clients.insert(id, s);
+                    }
+                    CacheUpdate::Team(t) => cache.team = Some(*t),
+                    CacheUpdate::Remove(id) => {
+                        cache.contacts.remove(&id);
+                        cache.clients.remove(&id);
+                    }
                 }
             }
+            (out, erased)
+        };
+        if erased {
+            // Old page versions of erased records would stay in the WAL until a checkpoint.
+            db.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Re-seals every blob under a new storage key in one transaction, then checkpoints and
+    /// vacuums so no page sealed under the old key stays in the file or its WAL.
+    pub(crate) fn rekey(&self, key: &crate::KeySource) -> Result<()> {
+        let mut db = self.lock()?;
+        let Db { conn, sealer, .. } = &mut *db;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (storage_key, kdf) = match key {
+            crate::KeySource::Key(k) => (k.clone(), None),
+            crate::KeySource::Passphrase {
+                passphrase,
+                iterations,
+            } => {
+                let salt = crate::crypto::random_bytes::<16>()?.to_vec();
+                (
+                    crate::StorageKey::from_passphrase(passphrase, &salt, *iterations)?,
+                    Some((salt, *iterations)),
+                )
+            }
+        };
+        let new = Sealer::new(&storage_key)?;
+        let old: &Sealer = sealer;
+        for (table, purpose, kind_col, id_col) in [
+            ("documents", Purpose::Document, "kind", "id"),
+            ("projections", Purpose::Projection, "kind", "id"),
+            ("outbox", Purpose::Outbox, "kind", "envelope_id"),
+            ("secrets", Purpose::Secret, "0", "name"),
+            ("quarantine", Purpose::Quarantine, "0", "seq"),
+        ] {
+            let rows: Vec<(rusqlite::types::Value, u8, Vec<u8>)> = {
+                let mut stmt =
+                    tx.prepare(&format!("SELECT {id_col}, {kind_col}, body FROM {table}"))?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            for (id, kind, body) in rows {
+                let aad_id: Vec<u8> = match &id {
+                    rusqlite::types::Value::Blob(b) => b.clone(),
+                    rusqlite::types::Value::Text(t) => t.as_bytes().to_vec(),
+                    rusqlite::types::Value::Integer(i) => (*i as u64).to_be_bytes().to_vec(),
+                    _ => {
+                        return Err(Error::Corrupt {
+                            what: format!("{table}: id"),
+                        });
+                    }
+                };
+                let plain = old.open(purpose, kind, &aad_id, &body, || format!("{table} row"))?;
+                let sealed = new.seal(purpose, kind, &aad_id, &plain)?;
+                tx.execute(
+                    &format!("UPDATE {table} SET body = ?1 WHERE {id_col} = ?2"),
+                    params![sealed, id],
+                )?;
+            }
+        }
+        let canary = new.make_canary()?;
+        meta_put(&tx, "canary_sha256", &sha256(&canary))?;
+        meta_put(&tx, "canary", &canary)?;
+        tx.execute(
+            "DELETE FROM meta WHERE key IN ('kdf_salt', 'kdf_iterations')",
+            [],
+        )?;
+        if let Some((salt, iterations)) = kdf {
+            meta_put(&tx, "kdf_salt", &salt)?;
+            meta_put(&tx, "kdf_iterations", &iterations.to_be_bytes())?;
+        }
+        tx.commit()?;
+        *sealer = new;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.execute_batch("VACUUM")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        db.cache = None;
+        Ok(())
     }
 }
 
@@ -290,6 +389,8 @@ pub(crate) struct Writer<'a> {
     sealer: &'a Sealer,
     cache: &'a mut Cache,
     updates: Vec<CacheUpdate>,
+    /// Set when a record was erased: the WAL is checkpointed after the commit.
+    erased: bool,
 }
 
 /// One outbox entry: a local change waiting to be pushed.
@@ -303,8 +404,10 @@ pub struct OutboxEntry {
     pub doc_id: RecordId,
     /// Its kind.
     pub kind: RecordKind,
-    /// The Automerge change bytes (plaintext, zeroized on drop).
+    /// The Automerge change bytes (plaintext, zeroized on drop); empty for a tombstone.
     pub changes: Zeroizing<Vec<u8>>,
+    /// Whether this entry erases the record (sent as a tombstone envelope).
+    pub tombstone: bool,
 }
 
 macro_rules! shared_reads {
@@ -379,7 +482,7 @@ macro_rules! shared_reads {
             /// Up to `limit` outbox entries, oldest first.
             pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
                 let mut stmt = self.conn().prepare_cached(
-                    "SELECT seq, envelope_id, doc_id, kind, body FROM outbox ORDER BY seq LIMIT ?1",
+                    "SELECT seq, envelope_id, doc_id, kind, body, tombstone FROM outbox ORDER BY seq LIMIT ?1",
                 )?;
                 let mut rows = stmt.query([limit as i64])?;
                 let mut out = Vec::new();
@@ -405,6 +508,7 @@ macro_rules! shared_reads {
                             what: "outbox entry kind".into(),
                         })?,
                         changes,
+                        tombstone: r.get::<_, i64>(5)? != 0,
                     });
                 }
                 Ok(out)
@@ -445,6 +549,35 @@ macro_rules! shared_reads {
                     .query_map([threshold], |r| r.get::<_, Vec<u8>>(0))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 ids.iter().map(|b| record_id(b)).collect()
+            }
+
+            /// Sealed secrets whose name starts with `prefix`, opened.
+            pub(crate) fn secrets_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+                let mut stmt = self
+                    .conn()
+                    .prepare_cached("SELECT name, body FROM secrets WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")?;
+                let rows = stmt
+                    .query_map([prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(name, body)| {
+                        let plain = self.sealer.open(Purpose::Secret, 0, name.as_bytes(), &body, || format!("secret {name}"))?;
+                        Ok((name, plain))
+                    })
+                    .collect()
+            }
+
+            /// Whether a lead erased this record.
+            pub(crate) fn is_erased(&self, id: &RecordId) -> Result<bool> {
+                Ok(self
+                    .conn()
+                    .query_row(
+                        "SELECT 1 FROM erased WHERE doc_id = ?1",
+                        [id.as_bytes().as_slice()],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
             }
 
             /// How many local changes wait to be pushed.
@@ -525,6 +658,46 @@ impl Writer<'_> {
         self.updates.push(CacheUpdate::Team(Box::new(team)));
     }
 
+    /// Erases a record: document, projection, activity, quarantined and pending envelopes go;
+    /// a marker stays so late changes are ignored. The WAL is checkpointed after the commit.
+    pub(crate) fn erase_record(&mut self, id: &RecordId, at: i64) -> Result<()> {
+        let idb = id.as_bytes().as_slice();
+        for sql in [
+            "DELETE FROM documents WHERE id = ?1",
+            "DELETE FROM projections WHERE id = ?1",
+            "DELETE FROM outbox WHERE doc_id = ?1",
+            "DELETE FROM quarantine WHERE doc_id = ?1",
+            "DELETE FROM doc_activity WHERE doc_id = ?1",
+        ] {
+            self.tx.execute(sql, [idb])?;
+        }
+        self.tx.execute(
+            "INSERT OR REPLACE INTO erased (doc_id, at) VALUES (?1, ?2)",
+            params![idb, at],
+        )?;
+        self.updates.push(CacheUpdate::Remove(*id));
+        self.erased = true;
+        Ok(())
+    }
+
+    /// Queues a tombstone for the relay (the lead's erasure).
+    pub(crate) fn push_tombstone(&mut self, doc_id: &RecordId, kind: RecordKind) -> Result<()> {
+        let envelope_id = EnvelopeId::random();
+        let sealed = self
+            .sealer
+            .seal(Purpose::Outbox, kind.code(), envelope_id.as_bytes(), &[])?;
+        self.tx.execute(
+            "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, 1)",
+            params![
+                envelope_id.as_bytes().as_slice(),
+                doc_id.as_bytes().as_slice(),
+                kind.code(),
+                sealed
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Drops a projection only (the record stays, but is not listed: used for deleted records).
     pub(crate) fn remove_projection(&mut self, id: &RecordId) -> Result<()> {
         self.tx.execute(
@@ -582,6 +755,13 @@ impl Writer<'_> {
              ON CONFLICT (name) DO UPDATE SET body = excluded.body",
             params![name, sealed],
         )?;
+        Ok(())
+    }
+
+    /// Deletes a secret.
+    pub(crate) fn delete_secret(&mut self, name: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM secrets WHERE name = ?1", [name])?;
         Ok(())
     }
 

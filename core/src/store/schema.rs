@@ -12,6 +12,7 @@ use crate::{Error, Result};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_sync.sql"),
+    include_str!("../../migrations/0003_membership.sql"),
 ];
 
 /// The schema version this build writes.

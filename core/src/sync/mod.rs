@@ -8,6 +8,7 @@
 //! so sync never blocks local writes.
 
 mod live;
+mod membership;
 mod relay;
 
 use std::sync::Arc;
@@ -21,11 +22,12 @@ use streetsync_wire::{
 use zeroize::Zeroizing;
 
 pub use live::{LiveHandle, SyncListener, SyncStatus};
+pub use membership::{Invite, MAX_INVITE_TTL_SECS};
 
 use crate::crypto::{DeviceIdentity, TeamKey};
 use crate::store::Writer;
 use crate::team::Team;
-use crate::workspace::{ChangeOrigin, RecordChange, apply_remote_in};
+use crate::workspace::{ChangeOrigin, RecordChange, RemoteAuthor, apply_checked};
 use crate::{Error, Result, Workspace};
 use relay::RelayClient;
 
@@ -98,6 +100,12 @@ pub struct SyncReport {
     pub snapshots: u64,
     /// The device's cursor afterwards.
     pub cursor: u64,
+    /// Key grants received (after a revocation elsewhere).
+    pub keys_received: u64,
+    /// Devices that redeemed this lead's invites and were put on the roster.
+    pub devices_enrolled: u64,
+    /// Records erased by a lead and deleted here.
+    pub erased: u64,
     /// The relay's log was behind this device's cursor (restored from a backup): the device
     /// pulled everything again and re-uploaded snapshots of every record, so nothing is lost.
     pub relay_restored: bool,
@@ -207,23 +215,42 @@ fn retryable(reason: &str) -> bool {
     )
 }
 
-/// Applies one pulled envelope inside a page transaction.
+/// What applying one pulled envelope did.
+enum Applied {
+    /// Merged into a record.
+    Merged,
+    /// Nothing to do (our own envelope, or a record erased here).
+    Skipped,
+    /// A lead's tombstone erased the record here.
+    Erased,
+}
+
+/// Applies one pulled envelope inside a page transaction. The error is the quarantine reason.
 fn apply_envelope(
     w: &mut Writer<'_>,
     me: DeviceId,
     env: &Envelope,
     keys: &[TeamKey],
     changes: &mut Vec<RecordChange>,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<Applied, String> {
     if env.author == me {
         // Our own envelope coming back: the store already holds it.
-        return Ok(false);
+        return Ok(Applied::Skipped);
     }
     let team = w.cache().team.clone().ok_or("no_team")?;
     let plain = open_envelope(env, &team, keys).map_err(str::to_owned)?;
+    let role = team
+        .device(&env.author)
+        .map(|d| d.role)
+        .ok_or("unknown_device")?;
     match env.kind {
         EnvelopeKind::Change | EnvelopeKind::Snapshot => {
-            match apply_remote_in(w, env.doc, &plain) {
+            let author = RemoteAuthor {
+                device: env.author,
+                role,
+                snapshot: env.kind == EnvelopeKind::Snapshot,
+            };
+            match apply_checked(w, env.doc, &plain, Some(&author)) {
                 Ok(applied) => {
                     changes.push(RecordChange {
                         id: env.doc,
@@ -231,8 +258,10 @@ fn apply_envelope(
                         origin: ChangeOrigin::Remote,
                         removed: applied.deleted,
                     });
-                    Ok(true)
+                    Ok(Applied::Merged)
                 }
+                Err(Error::NotFound { .. }) => Ok(Applied::Skipped),
+                Err(Error::NotAllowed(_)) => Err("not_allowed".into()),
                 Err(Error::MissingDependencies { .. }) => Err("missing_dependencies".into()),
                 Err(Error::Protocol(_)) | Err(Error::Corrupt { .. }) | Err(Error::Document(_)) => {
                     Err("malformed_document".into())
@@ -240,7 +269,24 @@ fn apply_envelope(
                 Err(e) => Err(format!("store: {e}")),
             }
         }
-        EnvelopeKind::Tombstone => Err("unsupported_tombstone".into()),
+        EnvelopeKind::Tombstone => {
+            if role != streetsync_wire::Role::Lead {
+                return Err("not_allowed".into());
+            }
+            let kind = w.doc(&env.doc).ok().flatten().map(|(k, _)| k);
+            if kind == Some(crate::RecordKind::Team) {
+                return Err("not_allowed".into());
+            }
+            w.erase_record(&env.doc, crate::workspace::now_ms())
+                .map_err(|e| format!("store: {e}"))?;
+            changes.push(RecordChange {
+                id: env.doc,
+                kind: kind.unwrap_or(crate::RecordKind::Contact),
+                origin: ChangeOrigin::Remote,
+                removed: true,
+            });
+            Ok(Applied::Erased)
+        }
     }
 }
 
@@ -322,7 +368,12 @@ impl SyncClient {
         let _guard = self.running.lock().await;
         let team = self.ws.team()?;
         self.ensure_registered(&team).await?;
+        // New epoch keys first, so this sync already seals with the newest key.
+        let keys_received = self.receive_bundles(team.id).await?;
+        let devices_enrolled = self.complete_invites(team.id).await?;
         let mut report = SyncReport {
+            keys_received,
+            devices_enrolled,
             pushed: self.push(team.id, listener).await?,
             ..SyncReport::default()
         };
@@ -364,7 +415,11 @@ impl SyncClient {
                     Head {
                         doc: e.doc_id,
                         id: e.envelope_id,
-                        kind: EnvelopeKind::Change,
+                        kind: if e.tombstone {
+                            EnvelopeKind::Tombstone
+                        } else {
+                            EnvelopeKind::Change
+                        },
                         covers: 0,
                     },
                     &e.changes,
@@ -438,11 +493,12 @@ impl SyncClient {
             let me = self.ws.device_id();
             let keys = self.ws.team_keys()?;
             let page_len = page.entries.len() as u64;
-            let (last, quarantined, changes, applied) = self
+            let (last, quarantined, changes, applied, erased) = self
                 .blocking(move |ws| {
                     let mut changes = Vec::new();
                     let mut quarantined = Vec::new();
                     let mut applied = 0u64;
+                    let mut erased = 0u64;
                     let last = ws.store().write(|w| {
                         let now = crate::workspace::now_ms();
                         let mut last = 0;
@@ -450,8 +506,9 @@ impl SyncClient {
                             last = entry.seq;
                             let env = &entry.envelope;
                             match apply_envelope(w, me, env, &keys, &mut changes) {
-                                Ok(true) => applied += 1,
-                                Ok(false) => {}
+                                Ok(Applied::Merged) => applied += 1,
+                                Ok(Applied::Erased) => erased += 1,
+                                Ok(Applied::Skipped) => {}
                                 Err(reason) => {
                                     let raw = serde_json::to_vec(env)
                                         .map_err(|e| Error::Protocol(e.to_string()))?;
@@ -469,12 +526,13 @@ impl SyncClient {
                         w.set_sync_value(SYNC_CURSOR, last as i64)?;
                         Ok(last)
                     })?;
-                    Ok((last, quarantined, changes, applied))
+                    Ok((last, quarantined, changes, applied, erased))
                 })
                 .await?;
             self.ws.listeners.emit(&changes);
             report.pulled += page_len;
             report.applied += applied;
+            report.erased += erased;
             report.quarantined.extend(quarantined);
             cursor = last;
             if let Some(l) = listener {
@@ -696,7 +754,9 @@ impl SyncClient {
             let Ok(plain) = self.ws.identity().open_bundle(&b.blob) else {
                 continue;
             };
-            let Ok(bundle) = postcard::from_bytes::<JoinBundle>(&plain) else {
+            let Ok(membership::BundleMessage::Join(bundle)) =
+                postcard::from_bytes::<membership::BundleMessage>(&plain)
+            else {
                 continue;
             };
             if bundle.team_id == team {

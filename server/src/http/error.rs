@@ -60,6 +60,12 @@ pub enum ApiError {
     /// 409 `device_exists`: the device is already registered in the team.
     #[error("this device is already registered in the team")]
     DeviceExists,
+    /// 409 `invite_used`: the invite was redeemed already.
+    #[error("this invite code was used already; ask your team lead for a new one")]
+    InviteUsed,
+    /// 410 `invite_expired`: the invite's time ran out.
+    #[error("this invite code has expired; ask your team lead for a new one")]
+    InviteExpired,
     /// 413 `too_large`: body, envelope or batch over its limit.
     #[error("{0}")]
     TooLarge(String),
@@ -92,6 +98,8 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::TeamExists => ErrorCode::TeamExists,
             ApiError::DeviceExists => ErrorCode::DeviceExists,
+            ApiError::InviteUsed => ErrorCode::InviteUsed,
+            ApiError::InviteExpired => ErrorCode::InviteExpired,
             ApiError::TooLarge(_) => ErrorCode::TooLarge,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -117,6 +125,11 @@ impl From<StorageError> for ApiError {
             StorageError::DeviceNotFound => {
                 ApiError::NotFound("no such device in this team".into())
             }
+            StorageError::InviteNotFound => {
+                ApiError::NotFound("no such invite; check the code for typing mistakes".into())
+            }
+            StorageError::InviteUsed => ApiError::InviteUsed,
+            StorageError::InviteExpired => ApiError::InviteExpired,
             StorageError::CoversBeyondHead { covers, head } => ApiError::BadRequest(format!(
                 "the snapshot covers sequence number {covers}, but the log only reaches {head}"
             )),

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bundles;
 pub mod error;
+pub mod invites;
 pub mod limits;
 pub mod live;
 pub mod sync;
@@ -88,6 +89,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/teams/{team}/bundles/{id}",
             delete(bundles::delete_bundle),
         )
+        .route(
+            "/v1/teams/{team}/invites",
+            post(invites::create_invite).get(invites::list_invites),
+        )
+        .route("/v1/invites/{id}/redeem", post(invites::redeem))
         .route("/v1/teams/{team}/push", post(sync::push))
         .route("/v1/teams/{team}/pull", get(sync::pull))
         .route("/v1/teams/{team}/snapshot", post(sync::snapshot))

@@ -10,7 +10,8 @@
 pub mod sqlite;
 
 use streetsync_wire::{
-    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, PullResponse, PushResult, TeamId,
+    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, InviteId, InviteInfo,
+    PullResponse, PushResult, Role, TeamId,
 };
 
 /// Why a storage operation failed.
@@ -28,6 +29,15 @@ pub enum StorageError {
     /// No such device in this team.
     #[error("no such device")]
     DeviceNotFound,
+    /// No invite with that id (never created, or mistyped).
+    #[error("no such invite")]
+    InviteNotFound,
+    /// The invite was redeemed already (or its id is taken).
+    #[error("invite already used")]
+    InviteUsed,
+    /// The invite's time ran out.
+    #[error("invite expired")]
+    InviteExpired,
     /// A snapshot claims to cover sequence numbers the log has not given out yet.
     #[error("snapshot covers {covers}, but the log's head is {head}")]
     CoversBeyondHead {
@@ -68,6 +78,25 @@ pub struct AppendOutcome {
     pub appended: u64,
     /// How many older entries compaction or erasure deleted.
     pub dropped: u64,
+    /// Whether the batch erased a record (a tombstone).
+    pub erased: bool,
+}
+
+/// An invite as the relay keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInvite {
+    /// The team it joins.
+    pub team: TeamId,
+    /// Key of the redemption HMAC.
+    pub auth_key: [u8; 32],
+    /// Role it grants.
+    pub role: Role,
+    /// Expiry, unix milliseconds.
+    pub expires_ms: i64,
+    /// The sealed bundle.
+    pub blob: Vec<u8>,
+    /// Whether it was redeemed.
+    pub redeemed: bool,
 }
 
 /// The relay's persistent state. Every method is one atomic operation.
@@ -122,6 +151,30 @@ pub trait Storage: Send + Sync + 'static {
     /// deletes its record's change and snapshot entries with `seq <= covers`; a new tombstone
     /// deletes every earlier entry of its record. Any error rolls the whole batch back.
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError>;
+
+    /// Stores a new invite of `team`, created by lead device `by`.
+    fn create_invite(
+        &self,
+        team: TeamId,
+        by: DeviceId,
+        invite: &CreateInvite,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+
+    /// An invite by id.
+    fn invite(&self, id: InviteId) -> Result<Option<StoredInvite>, StorageError>;
+
+    /// Redeems an invite once: registers `device` in the invite's team with the invite's role.
+    /// Fails with [`StorageError::InviteUsed`] or [`StorageError::InviteExpired`].
+    fn redeem_invite(
+        &self,
+        id: InviteId,
+        device: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+
+    /// The team's invites with the device that redeemed each.
+    fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError>;
 
     /// Entries with `seq > after`, ascending, at most `limit` and (past the first) at most about
     /// `max_bytes` of envelope JSON.

@@ -10,14 +10,17 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use streetsync_wire::{
-    Bundle, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, PullEntry, PullResponse,
-    PushResult, Role, TeamId,
+    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, InviteId,
+    InviteInfo, PullEntry, PullResponse, PushResult, Role, TeamId,
 };
 
-use super::{AppendOutcome, Storage, StorageError};
+use super::{AppendOutcome, Storage, StorageError, StoredInvite};
 
 /// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_invites.sql")),
+];
 
 /// Reader connections kept open between reads.
 const MAX_IDLE_READERS: usize = 4;
@@ -51,6 +54,8 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Erased envelopes are overwritten, not left in free pages (GDPR Art. 17).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -98,12 +103,17 @@ type DeviceRow = (Vec<u8>, Vec<u8>, Vec<u8>, String, bool);
 const DEVICE_COLUMNS: &str = "id, sign_pk, kx_pk, role, revoked";
 
 fn read_device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    read_device_row_at(row, 0)
+}
+
+/// Reads the [`DEVICE_COLUMNS`] starting at column `at`.
+fn read_device_row_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<DeviceRow> {
     Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
+        row.get(at)?,
+        row.get(at + 1)?,
+        row.get(at + 2)?,
+        row.get(at + 3)?,
+        row.get(at + 4)?,
     ))
 }
 
@@ -344,64 +354,13 @@ impl Storage for SqliteStorage {
     }
 
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError> {
-        self.write(|tx| {
-            let head: Option<i64> = tx
-                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
-                .optional()?;
-            let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
-            let mut outcome = AppendOutcome {
-                results: Vec::with_capacity(envelopes.len()),
-                head,
-                appended: 0,
-                dropped: 0,
-            };
-            let mut seen = tx.prepare_cached("SELECT seq FROM envelope_ids WHERE team = ?1 AND id = ?2")?;
-            let mut remember = tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for env in envelopes {
-                let existing: Option<i64> = seen
-                    .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
-                    .optional()?;
-                if let Some(seq) = existing {
-                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
-                    continue;
-                }
-                if env.kind == EnvelopeKind::Snapshot && env.covers > head {
-                    return Err(StorageError::CoversBeyondHead { covers: env.covers, head });
-                }
-                head += 1;
-                let seq = i64_of(head)?;
-                let body = serde_json::to_string(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                insert.execute(params![
-                    team.as_bytes(),
-                    seq,
-                    env.doc.as_bytes(),
-                    env.id.as_bytes(),
-                    env.kind.code(),
-                    i64_of(env.covers)?,
-                    body
-                ])?;
-                remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
-                outcome.dropped += match env.kind {
-                    EnvelopeKind::Change => 0,
-                    EnvelopeKind::Snapshot => tx.execute(
-                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
-                        params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
-                    )? as u64,
-                    EnvelopeKind::Tombstone => tx.execute(
-                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
-                        params![team.as_bytes(), env.doc.as_bytes(), seq],
-                    )? as u64,
-                };
-                outcome.appended += 1;
-                outcome.results.push(PushResult { id: env.id, seq: head, duplicate: false });
-            }
-            tx.execute("UPDATE teams SET head = ?1 WHERE id = ?2", params![i64_of(head)?, team.as_bytes()])?;
-            outcome.head = head;
-            Ok(outcome)
-        })
+        let outcome = self.append_tx(team, envelopes)?;
+        if outcome.erased {
+            // Old frames of the erased pages would stay in the WAL until the next checkpoint.
+            let conn = lock(&self.writer);
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(outcome)
     }
 
     fn pull(
@@ -471,6 +430,226 @@ impl Storage for SqliteStorage {
                 )
                 .optional()?;
             head.map(u64_of).transpose()
+        })
+    }
+
+    fn create_invite(
+        &self,
+        team: TeamId,
+        by: DeviceId,
+        invite: &CreateInvite,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            if !team_exists(tx, team)? {
+                return Err(StorageError::TeamNotFound);
+            }
+            let inserted = tx.execute(
+                "INSERT INTO invites (id, team, auth_key, role, expires_ms, blob, created_by, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                params![
+                    invite.id.as_bytes(),
+                    team.as_bytes(),
+                    invite.auth_key,
+                    role_str(invite.role),
+                    invite.expires_ms,
+                    invite.blob,
+                    by.as_bytes(),
+                    now_ms
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StorageError::InviteUsed);
+            }
+            Ok(())
+        })
+    }
+
+    fn invite(&self, id: InviteId) -> Result<Option<StoredInvite>, StorageError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT team, auth_key, role, expires_ms, blob, redeemed_by FROM invites WHERE id = ?1",
+                [id.as_bytes()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(team, auth_key, role, expires_ms, blob, redeemed)| {
+                Ok(StoredInvite {
+                    team: TeamId::from_bytes(array_of(team, "team")?),
+                    auth_key: array_of(auth_key, "auth_key")?,
+                    role: if role == "lead" { Role::Lead } else { Role::Worker },
+                    expires_ms,
+                    blob,
+                    redeemed: redeemed.is_some(),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn redeem_invite(
+        &self,
+        id: InviteId,
+        device: &DeviceKeys,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let (team, redeemed, expires_ms): (Vec<u8>, Option<Vec<u8>>, i64) = tx
+                .query_row(
+                    "SELECT team, redeemed_by, expires_ms FROM invites WHERE id = ?1",
+                    [id.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or(StorageError::InviteNotFound)?;
+            if redeemed.is_some() {
+                return Err(StorageError::InviteUsed);
+            }
+            if expires_ms < now_ms {
+                return Err(StorageError::InviteExpired);
+            }
+            let team = TeamId::from_bytes(array_of(team, "team")?);
+            insert_device(tx, team, device, now_ms)?;
+            tx.execute(
+                "UPDATE invites SET redeemed_by = ?2 WHERE id = ?1",
+                params![id.as_bytes(), device.id.as_bytes()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT i.id, i.role, i.expires_ms, {cols}
+                 FROM invites i LEFT JOIN devices d ON d.team = i.team AND d.id = i.redeemed_by
+                 WHERE i.team = ?1 ORDER BY i.created_ms, i.id",
+                cols = DEVICE_COLUMNS
+                    .split(',')
+                    .map(|c| format!("d.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))?;
+            let mut rows = stmt.query([team.as_bytes()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let id: Vec<u8> = r.get(0)?;
+                let role: String = r.get(1)?;
+                let has_device: Option<Vec<u8>> = r.get(4)?;
+                let redeemed_by = match has_device {
+                    Some(_) => Some(device_info(read_device_row_at(r, 3)?)?.keys),
+                    None => None,
+                };
+                out.push(InviteInfo {
+                    id: InviteId::from_bytes(array_of(id, "invite id")?),
+                    role: if role == "lead" {
+                        Role::Lead
+                    } else {
+                        Role::Worker
+                    },
+                    expires_ms: r.get(2)?,
+                    redeemed_by,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl SqliteStorage {
+    /// Appends a batch in one transaction (see [`Storage::append`]).
+    fn append_tx(
+        &self,
+        team: TeamId,
+        envelopes: &[Envelope],
+    ) -> Result<AppendOutcome, StorageError> {
+        self.write(|tx| {
+            let head: Option<i64> = tx
+                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
+                .optional()?;
+            let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+            let mut outcome = AppendOutcome {
+                results: Vec::with_capacity(envelopes.len()),
+                head,
+                appended: 0,
+                dropped: 0,
+                erased: false,
+            };
+            let mut seen = tx.prepare_cached("SELECT seq FROM envelope_ids WHERE team = ?1 AND id = ?2")?;
+            let mut remember = tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for env in envelopes {
+                let existing: Option<i64> = seen
+                    .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = existing {
+                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
+                    continue;
+                }
+                // A record that was erased stays erased: late changes are acknowledged (so the
+                // sender's outbox drains) but never stored.
+                let erased: Option<i64> = tx
+                    .query_row(
+                        "SELECT seq FROM tombstones WHERE team = ?1 AND doc = ?2",
+                        params![team.as_bytes(), env.doc.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(seq) = erased {
+                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
+                    continue;
+                }
+                if env.kind == EnvelopeKind::Snapshot && env.covers > head {
+                    return Err(StorageError::CoversBeyondHead { covers: env.covers, head });
+                }
+                head += 1;
+                let seq = i64_of(head)?;
+                let body = serde_json::to_string(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                insert.execute(params![
+                    team.as_bytes(),
+                    seq,
+                    env.doc.as_bytes(),
+                    env.id.as_bytes(),
+                    env.kind.code(),
+                    i64_of(env.covers)?,
+                    body
+                ])?;
+                remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
+                outcome.dropped += match env.kind {
+                    EnvelopeKind::Change => 0,
+                    EnvelopeKind::Snapshot => tx.execute(
+                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
+                        params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
+                    )? as u64,
+                    EnvelopeKind::Tombstone => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO tombstones (team, doc, seq) VALUES (?1, ?2, ?3)",
+                            params![team.as_bytes(), env.doc.as_bytes(), seq],
+                        )?;
+                        outcome.erased = true;
+                        tx.execute(
+                            "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
+                            params![team.as_bytes(), env.doc.as_bytes(), seq],
+                        )? as u64
+                    }
+                };
+                outcome.appended += 1;
+                outcome.results.push(PushResult { id: env.id, seq: head, duplicate: false });
+            }
+            tx.execute("UPDATE teams SET head = ?1 WHERE id = ?2", params![i64_of(head)?, team.as_bytes()])?;
+            outcome.head = head;
+            Ok(outcome)
         })
     }
 }

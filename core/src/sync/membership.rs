@@ -1,0 +1,533 @@
+//! Team membership over the relay: one-time invites, key grants and revocation with key rotation.
+//!
+//! - **Invite**: a lead makes a 128-bit secret, shown as a 28-character code (with a check byte, so
+//!   typos are caught before anything is sent). From it derive, one-way and separately: the invite's
+//!   address on the relay, the HMAC key that authenticates the redemption, and the key that seals
+//!   the bundle (team keys and team document). The relay holds the first two, never the third.
+//! - **Enrolment**: the redeeming device is registered by the relay at once and can read and write;
+//!   the lead's device puts it on the roster at its next sync (only leads change the roster), after
+//!   which teammates accept its envelopes (held in quarantine until then).
+//! - **Revocation**: the relay refuses the device at once; the roster marks it revoked; a new epoch
+//!   key is granted to every remaining device, sealed to each one's X25519 key and signed by the
+//!   lead, so devices offline at that moment pick it up when they return.
+
+use reqwest::Method;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use serde::{Deserialize, Serialize};
+use streetsync_wire::{DeviceId, DeviceKeys, InviteId, Role, TeamId};
+use zeroize::Zeroizing;
+
+use super::{JoinBundle, SyncClient, SyncReport, team_path};
+use crate::crypto::{TeamKey, hkdf, random_bytes, sha256};
+use crate::{Error, Result, ValidationError};
+
+/// Longest an invite may stay valid.
+pub const MAX_INVITE_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// What is sent through the bundle mailbox, sealed to the addressee.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum BundleMessage {
+    /// Everything to join (a lead added this device directly).
+    Join(JoinBundle),
+    /// Team keys granted by a lead (after a revocation).
+    Keys(KeyGrant),
+}
+
+/// Team keys, signed by the lead that granted them.
+#[derive(Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub(crate) struct KeyGrant {
+    #[zeroize(skip)]
+    team: TeamId,
+    keys: Vec<TeamKey>,
+    #[zeroize(skip)]
+    signer: DeviceId,
+    #[zeroize(skip)]
+    sig: Vec<u8>,
+}
+
+fn grant_signed_bytes(team: &TeamId, keys: &[TeamKey]) -> Result<Zeroizing<Vec<u8>>> {
+    let mut v = Zeroizing::new(b"streetsync-key-grant-v1\0".to_vec());
+    v.extend_from_slice(team.as_bytes());
+    v.extend_from_slice(&postcard::to_stdvec(keys).map_err(|_| Error::Crypto("key encoding"))?);
+    Ok(v)
+}
+
+/// An invite as the lead hands it over: a code to type or show as a QR code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The code, e.g. `K7QX-2M4A-...` (28 characters in groups of four).
+    pub code: String,
+    /// The role the new device gets.
+    pub role: Role,
+    /// The member's display name on the roster.
+    pub member: String,
+    /// Unix milliseconds after which the code is refused.
+    pub expires_at_ms: i64,
+}
+
+/// A lead's record of an invite not yet completed.
+#[derive(Serialize, Deserialize)]
+struct PendingInvite {
+    id: InviteId,
+    member: String,
+    role: Role,
+    expires_ms: i64,
+}
+
+/// The secret of an invite and everything derived from it.
+struct InviteSecret(Zeroizing<[u8; 16]>);
+
+impl InviteSecret {
+    fn generate() -> Result<Self> {
+        Ok(Self(Zeroizing::new(random_bytes()?)))
+    }
+
+    fn check_byte(secret: &[u8; 16]) -> u8 {
+        let mut v = b"streetsync-invite-check".to_vec();
+        v.extend_from_slice(secret);
+        sha256(&v)[0]
+    }
+
+    fn code(&self) -> String {
+        let mut bytes = self.0.to_vec();
+        bytes.push(Self::check_byte(&self.0));
+        let text = data_encoding::BASE32_NOPAD.encode(&bytes);
+        text.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// Parses a typed code: case, spaces and dashes do not matter; 0/1/8 read as O/I/B.
+    fn parse(code: &str) -> Result<Self> {
+        let cleaned: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| match c.to_ascii_uppercase() {
+                '0' => 'O',
+                '1' => 'I',
+                '8' => 'B',
+                c => c,
+            })
+            .collect();
+        let mistyped = || -> Error {
+            ValidationError::new(
+                "invite_code",
+                "this is not a valid invite code; check it for typing mistakes",
+            )
+            .into()
+        };
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(cleaned.as_bytes())
+            .map_err(|_| mistyped())?;
+        if bytes.len() != 17 {
+            return Err(mistyped());
+        }
+        let mut secret = Zeroizing::new([0u8; 16]);
+        secret.copy_from_slice(&bytes[..16]);
+        if Self::check_byte(&secret) != bytes[16] {
+            return Err(mistyped());
+        }
+        Ok(Self(secret))
+    }
+
+    fn id(&self) -> Result<InviteId> {
+        let k = hkdf(self.0.as_slice(), b"streetsync/invite/id")?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&k[..16]);
+        Ok(InviteId::from_bytes(id))
+    }
+
+    fn auth_key(&self) -> Result<[u8; 32]> {
+        hkdf(self.0.as_slice(), b"streetsync/invite/auth")
+    }
+
+    fn seal_key(&self) -> Result<LessSafeKey> {
+        let k = Zeroizing::new(hkdf(self.0.as_slice(), b"streetsync/invite/seal")?);
+        Ok(LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, k.as_slice())
+                .map_err(|_| Error::Crypto("invite key"))?,
+        ))
+    }
+
+    fn seal(&self, id: &InviteId, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let nonce: [u8; 12] = random_bytes()?;
+        let mut body = plaintext.to_vec();
+        self.seal_key()?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(id.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| Error::Crypto("sealing failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn open(&self, id: &InviteId, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if blob.len() < 12 + 16 {
+            return Err(Error::Protocol("invite bundle too short".into()));
+        }
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&blob[..12]);
+        let mut body = Zeroizing::new(blob[12..].to_vec());
+        let len = self
+            .seal_key()?
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(id.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| Error::Protocol("the invite bundle does not open with this code".into()))?
+            .len();
+        body.truncate(len);
+        Ok(body)
+    }
+}
+
+fn relay_code(e: &Error) -> Option<&str> {
+    match e {
+        Error::Relay { code, .. } => Some(code.as_str()),
+        _ => None,
+    }
+}
+
+impl SyncClient {
+    fn require_lead(&self, what: &str) -> Result<()> {
+        match self.ws.my_role()? {
+            Role::Lead => Ok(()),
+            Role::Worker => Err(Error::NotAllowed(format!("only a team lead can {what}"))),
+        }
+    }
+
+    /// Creates a one-time invite for a new member's device (leads only). Hand the code over in
+    /// person (or as a QR code drawn by the app); it expires after `ttl_secs` (at most 7 days).
+    pub async fn create_invite(&self, member: &str, role: Role, ttl_secs: u64) -> Result<Invite> {
+        self.require_lead("invite members")?;
+        let member = member.trim();
+        if member.is_empty() || member.chars().count() > 200 {
+            return Err(
+                ValidationError::new("member", "give a name of 1 to 200 characters").into(),
+            );
+        }
+        if ttl_secs == 0 || ttl_secs > MAX_INVITE_TTL_SECS {
+            return Err(
+                ValidationError::new("ttl", "an invite is valid for 1 second to 7 days").into(),
+            );
+        }
+        let team = self.ws.team()?;
+        self.ensure_registered(&team).await?;
+        self.push(team.id, None).await?;
+        let secret = InviteSecret::generate()?;
+        let id = secret.id()?;
+        let team_doc_id = self.ws.team_doc_id()?;
+        let bundle = JoinBundle {
+            team_id: team.id,
+            team_doc_id,
+            keys: self.ws.team_keys()?,
+            team_doc: self.ws.export_document(team_doc_id)?,
+        };
+        let plain = Zeroizing::new(
+            postcard::to_stdvec(&bundle).map_err(|_| Error::Crypto("bundle encoding"))?,
+        );
+        let expires_ms = self.relay.now_ms() + (ttl_secs as i64) * 1000;
+        let body = streetsync_wire::CreateInvite {
+            id,
+            auth_key: secret.auth_key()?,
+            role,
+            expires_ms,
+            blob: secret.seal(&id, &plain)?,
+        };
+        let _: streetsync_wire::Empty = self
+            .relay
+            .call(
+                self.ws.identity(),
+                Method::POST,
+                &team_path(team.id, "/invites"),
+                Some(&body),
+            )
+            .await?;
+        let pending = PendingInvite {
+            id,
+            member: member.to_owned(),
+            role,
+            expires_ms,
+        };
+        let bytes = postcard::to_stdvec(&pending).map_err(|_| Error::Crypto("invite encoding"))?;
+        self.ws
+            .store()
+            .write(|w| w.put_secret(&format!("invite/{id}"), &bytes))?;
+        Ok(Invite {
+            code: secret.code(),
+            role,
+            member: member.to_owned(),
+            expires_at_ms: expires_ms,
+        })
+    }
+
+    /// Joins a team with an invite code: registers this device, receives the team keys and the
+    /// team document, then syncs everything. A mistyped, expired or used code is a typed error.
+    pub async fn join_with_invite(&self, code: &str) -> Result<SyncReport> {
+        if self.ws.team_id()?.is_some() {
+            return Err(Error::AlreadyInTeam);
+        }
+        let secret = InviteSecret::parse(code)?;
+        let id = secret.id()?;
+        let device = self.ws.device_keys(Role::Worker);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret.auth_key()?);
+        let tag = ring::hmac::sign(
+            &key,
+            &streetsync_wire::RedeemInvite::proof_input(&id, &device),
+        );
+        let mut proof = [0u8; 32];
+        proof.copy_from_slice(tag.as_ref());
+        let body = streetsync_wire::RedeemInvite { device, proof };
+        let resp: streetsync_wire::RedeemResponse = self
+            .relay
+            .call(
+                self.ws.identity(),
+                Method::POST,
+                &format!("/v1/invites/{id}/redeem"),
+                Some(&body),
+            )
+            .await
+            .map_err(|e| match relay_code(&e) {
+                Some("not_found") => ValidationError::new(
+                    "invite_code",
+                    "no such invite on this relay; check the code and the relay address",
+                )
+                .into(),
+                Some("invite_used") => Error::NotAllowed(
+                    "this invite code was used already; ask your team lead for a new one".into(),
+                ),
+                Some("invite_expired") => Error::NotAllowed(
+                    "this invite code has expired; ask your team lead for a new one".into(),
+                ),
+                _ => e,
+            })?;
+        let plain = secret.open(&id, &resp.blob)?;
+        let bundle: JoinBundle = postcard::from_bytes(&plain)
+            .map_err(|_| Error::Protocol("the invite bundle is malformed".into()))?;
+        if bundle.team_id != resp.team {
+            return Err(Error::Protocol(
+                "the invite bundle names another team".into(),
+            ));
+        }
+        self.ws.join_from_bundle(&bundle)?;
+        self.ws
+            .store()
+            .write(|w| w.set_sync_value(super::SYNC_REGISTERED, 1))?;
+        self.sync_once(None).await
+    }
+
+    /// A lead's device puts devices that redeemed its invites on the roster, and forgets expired
+    /// invites. Runs as part of every sync of a lead.
+    pub(crate) async fn complete_invites(&self, team: TeamId) -> Result<u64> {
+        let pending: Vec<PendingInvite> = self.ws.store().read(|r| {
+            r.secrets_with_prefix("invite/")?
+                .into_iter()
+                .map(|(_, b)| {
+                    postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                        what: "pending invite".into(),
+                    })
+                })
+                .collect()
+        })?;
+        if pending.is_empty() || self.ws.my_role().ok() != Some(Role::Lead) {
+            return Ok(0);
+        }
+        let list: streetsync_wire::InviteList = self
+            .relay
+            .call::<(), _>(
+                self.ws.identity(),
+                Method::GET,
+                &team_path(team, "/invites"),
+                None,
+            )
+            .await?;
+        let mut added = 0;
+        let now = self.relay.now_ms();
+        for p in pending {
+            let info = list.invites.iter().find(|i| i.id == p.id);
+            match info.and_then(|i| i.redeemed_by.clone()) {
+                Some(keys) => {
+                    let keys = DeviceKeys {
+                        role: p.role,
+                        ..keys
+                    };
+                    self.ws.add_roster_device(&keys, &p.member)?;
+                    added += 1;
+                }
+                None if p.expires_ms > now && info.is_some() => continue,
+                None => {}
+            }
+            self.ws
+                .store()
+                .write(|w| w.delete_secret(&format!("invite/{}", p.id)))?;
+        }
+        Ok(added)
+    }
+
+    /// Fetches bundles addressed to this device: key grants from a lead are verified against the
+    /// roster and their keys kept; every processed bundle is deleted from the relay.
+    pub(crate) async fn receive_bundles(&self, team: TeamId) -> Result<u64> {
+        let list: streetsync_wire::BundleList = self
+            .relay
+            .call::<(), _>(
+                self.ws.identity(),
+                Method::GET,
+                &team_path(team, "/bundles"),
+                None,
+            )
+            .await?;
+        let mut received = 0;
+        for b in list.bundles {
+            let accepted = match self.ws.identity().open_bundle(&b.blob) {
+                Ok(plain) => match postcard::from_bytes::<BundleMessage>(&plain) {
+                    Ok(BundleMessage::Keys(grant)) => self.accept_grant(&grant)?,
+                    _ => false,
+                },
+                Err(_) => false,
+            };
+            received += u64::from(accepted);
+            let _: streetsync_wire::Empty = self
+                .relay
+                .call::<(), _>(
+                    self.ws.identity(),
+                    Method::DELETE,
+                    &team_path(team, &format!("/bundles/{}", b.id)),
+                    None,
+                )
+                .await?;
+        }
+        Ok(received)
+    }
+
+    fn accept_grant(&self, grant: &KeyGrant) -> Result<bool> {
+        let team = self.ws.team()?;
+        if grant.team != team.id {
+            return Ok(false);
+        }
+        let Some(signer) = team.device(&grant.signer) else {
+            return Ok(false);
+        };
+        if signer.role != Role::Lead || signer.revoked {
+            return Ok(false);
+        }
+        let msg = grant_signed_bytes(&grant.team, &grant.keys)?;
+        let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, signer.sign_pk);
+        if pk.verify(&msg, &grant.sig).is_err() {
+            return Ok(false);
+        }
+        self.ws.add_team_keys(&grant.keys)?;
+        Ok(true)
+    }
+
+    /// Removes a device from the team (a lost phone, or a member who left; leads only). The relay
+    /// refuses it from the next request on; a new epoch key goes to every remaining device, so the
+    /// removed one cannot read anything written afterwards.
+    pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
+        self.require_lead("remove devices")?;
+        let team = self.ws.team()?;
+        if device == self.ws.device_id() {
+            return Err(Error::NotAllowed(
+                "a lead cannot remove their own device; ask another lead".into(),
+            ));
+        }
+        if team.device(&device).is_none() {
+            return Err(
+                ValidationError::new("device", format!("{device} is not on the roster")).into(),
+            );
+        }
+        self.ensure_registered(&team).await?;
+        match self
+            .relay
+            .call::<(), streetsync_wire::Empty>(
+                self.ws.identity(),
+                Method::DELETE,
+                &team_path(team.id, &format!("/devices/{device}")),
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if relay_code(&e) == Some("not_found") => {}
+            Err(e) => return Err(e),
+        }
+        self.ws.revoke_roster_device(device)?;
+        // A new epoch: from now on this device seals with a key the removed device never gets.
+        let keys = self.ws.rotate_team_key()?;
+        let team = self.ws.team()?;
+        let msg = grant_signed_bytes(&team.id, &keys)?;
+        let sig = self
+            .ws
+            .identity()
+            .signing_key()
+            .sign(&msg)
+            .as_ref()
+            .to_vec();
+        for d in team
+            .roster
+            .iter()
+            .filter(|d| !d.revoked && d.device_id != self.ws.device_id())
+        {
+            let grant = BundleMessage::Keys(KeyGrant {
+                team: team.id,
+                keys: keys.clone(),
+                signer: self.ws.device_id(),
+                sig: sig.clone(),
+            });
+            let plain = Zeroizing::new(
+                postcard::to_stdvec(&grant).map_err(|_| Error::Crypto("bundle encoding"))?,
+            );
+            let blob = crate::crypto::seal_to_device(&d.kx_pk, &plain)?;
+            let _: streetsync_wire::BundleCreated = self
+                .relay
+                .call(
+                    self.ws.identity(),
+                    Method::POST,
+                    &team_path(team.id, "/bundles"),
+                    Some(&streetsync_wire::PostBundle {
+                        to: d.device_id,
+                        blob,
+                    }),
+                )
+                .await?;
+        }
+        self.sync_once(None).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_codes_round_trip_and_catch_typos() {
+        let s = InviteSecret::generate().expect("secret");
+        let code = s.code();
+        assert_eq!(code.len(), 28 + 6);
+        let parsed = InviteSecret::parse(&code.to_lowercase().replace('-', " ")).expect("parse");
+        assert_eq!(parsed.id().expect("id"), s.id().expect("id"));
+        // One changed character is caught by the check byte (or the length).
+        let mut chars: Vec<char> = code.chars().collect();
+        chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
+        let typo: String = chars.into_iter().collect();
+        assert!(
+            matches!(InviteSecret::parse(&typo), Err(Error::Invalid(e)) if e.field == "invite_code")
+        );
+        assert!(InviteSecret::parse("hello").is_err());
+        let sealed = s.seal(&s.id().expect("id"), b"bundle").expect("seal");
+        assert_eq!(
+            s.open(&s.id().expect("id"), &sealed)
+                .expect("open")
+                .as_slice(),
+            b"bundle"
+        );
+        let other = InviteSecret::generate().expect("secret");
+        assert!(other.open(&s.id().expect("id"), &sealed).is_err());
+    }
+}
