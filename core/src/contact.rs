@@ -235,6 +235,9 @@ impl ContactDraft {
                 ),
             ));
         }
+        if let Some(l) = self.location {
+            CoarseLocation::new(l.lat, l.lon)?;
+        }
         if self.persons < 1 {
             return Err(ValidationError::new(
                 "persons",
@@ -555,9 +558,10 @@ impl ContactDoc {
         self.end_time = d.end_time.map(time_str);
         self.area_id = d.area_id.clone();
         self.place = d.place.clone();
+        // Area level only, whatever the caller put in the public fields.
         self.location = d.location.map(|l| LocationDoc {
-            lat: l.lat,
-            lon: l.lon,
+            lat: (l.lat * 100.0).round() / 100.0,
+            lon: (l.lon * 100.0).round() / 100.0,
         });
         self.setting = d.setting;
         self.persons = d.persons;

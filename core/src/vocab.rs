@@ -3,7 +3,8 @@
 //!
 //! These are enums (not team catalogs) because statistics for the city and funders are compared
 //! across teams and years; catalogs that a team shapes itself (areas, topics, materials, partners)
-//! live in the Team document instead. Each enum is stored in Automerge as its snake-case name.
+//! live in the Team document instead. In Automerge each value is stored as its Rust variant name
+//! (`DropIn`, autosurgeon's encoding); JSON, CSV and the CLI use the snake-case key (`drop_in`).
 
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};

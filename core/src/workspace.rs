@@ -1079,11 +1079,10 @@ impl Workspace {
     /// to another store.
     pub fn export_document(&self, id: RecordId) -> Result<Vec<u8>> {
         self.store.read(|r| {
-            let (kind, mut doc) = r.doc(&id)?.ok_or(Error::NotFound {
+            let (_, mut doc) = r.doc(&id)?.ok_or(Error::NotFound {
                 kind: RecordKind::Contact,
                 id,
             })?;
-            let _ = kind;
             Ok(doc.save())
         })
     }

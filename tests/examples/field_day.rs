@@ -71,10 +71,10 @@ async fn main() -> Result<()> {
 
     let worker = Arc::new(Workspace::open(dir.path().join("worker.db"), key())?);
     let worker_sync = SyncClient::new(worker.clone(), &url)?;
-    lead_sync
-        .add_device(worker.device_keys(Role::Worker), "Sam")
-        .await?;
-    worker_sync.join(team.id).await?;
+    let invite = lead_sync.create_invite("Sam", Role::Worker, 3600).await?;
+    println!("invite for Sam: {} (hand it over in person)", invite.code);
+    worker_sync.join_with_invite(&invite.code).await?;
+    lead_sync.sync_once(None).await?; // the lead puts Sam's phone on the roster
     println!("worker device {} joined", worker.device_id());
 
     // Offline: 200 contacts, each durable when the call returns.

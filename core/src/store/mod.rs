@@ -250,21 +250,24 @@ impl Store {
         };
         let new = Sealer::new(&storage_key)?;
         let old: &Sealer = sealer;
-        for (table, purpose, kind_col, id_col) in [
-            ("documents", Purpose::Document, "kind", "id"),
-            ("projections", Purpose::Projection, "kind", "id"),
-            ("outbox", Purpose::Outbox, "kind", "envelope_id"),
-            ("secrets", Purpose::Secret, "0", "name"),
-            ("quarantine", Purpose::Quarantine, "0", "seq"),
+        // (table, purpose, kind column, id column, extra AAD column)
+        for (table, purpose, kind_col, id_col, extra_col) in [
+            ("documents", Purpose::Document, "kind", "id", "NULL"),
+            ("projections", Purpose::Projection, "kind", "id", "NULL"),
+            ("outbox", Purpose::Outbox, "kind", "envelope_id", "doc_id"),
+            ("secrets", Purpose::Secret, "0", "name", "NULL"),
+            ("quarantine", Purpose::Quarantine, "0", "seq", "doc_id"),
         ] {
-            let rows: Vec<(rusqlite::types::Value, u8, Vec<u8>)> = {
-                let mut stmt =
-                    tx.prepare(&format!("SELECT {id_col}, {kind_col}, body FROM {table}"))?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            type Row = (rusqlite::types::Value, u8, Vec<u8>, Option<Vec<u8>>);
+            let rows: Vec<Row> = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {id_col}, {kind_col}, body, {extra_col} FROM {table}"
+                ))?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<rusqlite::Result<_>>()?
             };
-            for (id, kind, body) in rows {
-                let aad_id: Vec<u8> = match &id {
+            for (id, kind, body, extra) in rows {
+                let mut aad: Vec<u8> = match &id {
                     rusqlite::types::Value::Blob(b) => b.clone(),
                     rusqlite::types::Value::Text(t) => t.as_bytes().to_vec(),
                     rusqlite::types::Value::Integer(i) => (*i as u64).to_be_bytes().to_vec(),
@@ -274,8 +277,9 @@ impl Store {
                         });
                     }
                 };
-                let plain = old.open(purpose, kind, &aad_id, &body, || format!("{table} row"))?;
-                let sealed = new.seal(purpose, kind, &aad_id, &plain)?;
+                aad.extend_from_slice(extra.as_deref().unwrap_or_default());
+                let plain = old.open(purpose, kind, &aad, &body, || format!("{table} row"))?;
+                let sealed = new.seal(purpose, kind, &aad, &plain)?;
                 tx.execute(
                     &format!("UPDATE {table} SET body = ?1 WHERE {id_col} = ?2"),
                     params![sealed, id],
@@ -332,9 +336,11 @@ fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
             cache.damaged.push(id);
         }
     }
+    // The team document is the one named in meta, never just any document of kind team.
     let team_row: Option<(Vec<u8>, Vec<u8>)> = conn
         .query_row(
-            "SELECT id, body FROM documents WHERE kind = ?1 LIMIT 1",
+            "SELECT d.id, d.body FROM documents d JOIN meta m ON m.key = 'team_doc_id' AND m.value = d.id
+             WHERE d.kind = ?1",
             [RecordKind::Team.code()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -497,9 +503,13 @@ macro_rules! shared_reads {
                         })?;
                     let changes =
                         self.sealer
-                            .open(Purpose::Outbox, kind_code, &env, &body, || {
-                                "outbox entry".into()
-                            })?;
+                            .open(
+                                Purpose::Outbox,
+                                kind_code,
+                                &[env.as_slice(), doc.as_slice()].concat(),
+                                &body,
+                                || "outbox entry".into(),
+                            )?;
                     out.push(OutboxEntry {
                         seq: r.get(0)?,
                         envelope_id: EnvelopeId::from_bytes(env_arr),
@@ -518,16 +528,18 @@ macro_rules! shared_reads {
             pub(crate) fn quarantined(&self) -> Result<Vec<(u64, String, Zeroizing<Vec<u8>>)>> {
                 let mut stmt = self
                     .conn()
-                    .prepare_cached("SELECT seq, reason, body FROM quarantine ORDER BY seq")?;
+                    .prepare_cached("SELECT seq, reason, body, doc_id FROM quarantine ORDER BY seq")?;
                 let mut rows = stmt.query([])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
                     let seq: i64 = r.get(0)?;
                     let body: Vec<u8> = r.get(2)?;
+                    let doc: Vec<u8> = r.get(3)?;
+                    let aad = [(seq as u64).to_be_bytes().as_slice(), doc.as_slice()].concat();
                     let raw = self.sealer.open(
                         Purpose::Quarantine,
                         0,
-                        &(seq as u64).to_be_bytes(),
+                        &aad,
                         &body,
                         || "quarantined envelope".into(),
                     )?;
@@ -683,9 +695,16 @@ impl Writer<'_> {
     /// Queues a tombstone for the relay (the lead's erasure).
     pub(crate) fn push_tombstone(&mut self, doc_id: &RecordId, kind: RecordKind) -> Result<()> {
         let envelope_id = EnvelopeId::random();
-        let sealed = self
-            .sealer
-            .seal(Purpose::Outbox, kind.code(), envelope_id.as_bytes(), &[])?;
+        let sealed = self.sealer.seal(
+            Purpose::Outbox,
+            kind.code(),
+            &[
+                envelope_id.as_bytes().as_slice(),
+                doc_id.as_bytes().as_slice(),
+            ]
+            .concat(),
+            &[],
+        )?;
         self.tx.execute(
             "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, 1)",
             params![
@@ -719,7 +738,11 @@ impl Writer<'_> {
         let sealed = self.sealer.seal(
             Purpose::Outbox,
             kind.code(),
-            envelope_id.as_bytes(),
+            &[
+                envelope_id.as_bytes().as_slice(),
+                doc_id.as_bytes().as_slice(),
+            ]
+            .concat(),
             changes,
         )?;
         self.tx.execute(
@@ -789,9 +812,8 @@ impl Writer<'_> {
         at: i64,
         raw: &[u8],
     ) -> Result<()> {
-        let sealed = self
-            .sealer
-            .seal(Purpose::Quarantine, 0, &seq.to_be_bytes(), raw)?;
+        let aad = [seq.to_be_bytes().as_slice(), doc_id.as_bytes().as_slice()].concat();
+        let sealed = self.sealer.seal(Purpose::Quarantine, 0, &aad, raw)?;
         self.tx.execute(
             "INSERT OR REPLACE INTO quarantine (seq, doc_id, reason, at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![seq as i64, doc_id.as_bytes().as_slice(), reason, at, sealed],

@@ -429,7 +429,8 @@ impl SyncClient {
                 seqs.push((e.seq, e.doc_id));
             }
             let n = envelopes.len() as u64;
-            let _resp: PushResponse = self
+            let sent: Vec<EnvelopeId> = envelopes.iter().map(|e| e.id).collect();
+            let resp: PushResponse = self
                 .relay
                 .call(
                     self.ws.identity(),
@@ -438,13 +439,23 @@ impl SyncClient {
                     Some(&PushRequest { envelopes }),
                 )
                 .await?;
-            self.blocking(move |ws| {
-                ws.store().write(|w| {
-                    w.ack_outbox(&seqs.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
-                    Ok(())
-                })
-            })
-            .await?;
+            // Only what the relay acknowledged by id leaves the outbox; an answer that does not
+            // match the batch is a protocol error and nothing is dropped.
+            let acked: Vec<i64> = seqs
+                .iter()
+                .zip(&sent)
+                .filter(|(_, id)| resp.results.iter().any(|r| &r.id == *id && r.seq > 0))
+                .map(|((s, _), _)| *s)
+                .collect();
+            if acked.len() != sent.len() {
+                return Err(Error::Protocol(format!(
+                    "the relay acknowledged {} of {} envelopes",
+                    acked.len(),
+                    sent.len()
+                )));
+            }
+            self.blocking(move |ws| ws.store().write(|w| w.ack_outbox(&acked)))
+                .await?;
             pushed += n;
             if let Some(l) = listener {
                 l.on_progress(SyncProgress {
@@ -632,9 +643,6 @@ impl SyncClient {
         let mut done = 0;
         for doc in docs {
             let cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
-            if cursor == 0 {
-                break;
-            }
             let bytes = match self.ws.export_document(doc) {
                 Ok(b) => Zeroizing::new(b),
                 Err(Error::NotFound { .. }) => continue,

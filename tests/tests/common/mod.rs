@@ -219,19 +219,35 @@ pub async fn team_with(dir: &Path, url: &str, workers: usize, options: SyncOptio
     let lead = Device::with_options(dir, "lead", url, options);
     lead.ws.create_team(setup()).unwrap();
     lead.sync.sync_once(None).await.unwrap();
-    let team_id = lead.ws.team().unwrap().id;
     let mut devices = vec![lead];
     for i in 0..workers {
-        let w = Device::with_options(dir, &format!("worker{i}"), url, options);
-        devices[0]
-            .sync
-            .add_device(w.ws.device_keys(Role::Worker), &format!("Worker {i}"))
-            .await
-            .unwrap();
-        w.sync.join(team_id).await.unwrap();
+        let w = join(dir, url, &devices[0], &format!("worker{i}"), options).await;
         devices.push(w);
     }
+    // The lead puts the new devices on the roster; everyone learns the roster.
+    devices[0].sync.sync_once(None).await.unwrap();
+    for d in &devices[1..] {
+        d.sync.sync_once(None).await.unwrap();
+    }
     devices
+}
+
+/// A new device that joins the lead's team with a fresh invite.
+pub async fn join(
+    dir: &Path,
+    url: &str,
+    lead: &Device,
+    name: &str,
+    options: SyncOptions,
+) -> Device {
+    let invite = lead
+        .sync
+        .create_invite(name, Role::Worker, 3600)
+        .await
+        .unwrap();
+    let d = Device::with_options(dir, name, url, options);
+    d.sync.join_with_invite(&invite.code).await.unwrap();
+    d
 }
 
 /// Everything every device holds, as comparable values.
