@@ -723,3 +723,67 @@ fn no_team_and_already_in_team_are_typed() {
         Err(Error::AlreadyInTeam) | Err(Error::Invalid(_))
     ));
 }
+
+#[test]
+fn changing_the_storage_key_reseals_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lead.db");
+    let ws = lead_store(dir.path());
+    let mut rng = Rng(9);
+    let c = ws.create_contact(draft(&mut rng, 1)).unwrap();
+    let client = ws.create_client(ClientDraft::new("KE-1999")).unwrap();
+    let old_blob: Vec<u8> = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT body FROM documents WHERE id = ?1",
+            [c.id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    ws.change_storage_key(KeySource::Passphrase {
+        passphrase: zeroize::Zeroizing::new("neues Passwort 2026".into()),
+        iterations: 10_000,
+    })
+    .unwrap();
+    // The open workspace keeps working under the new key.
+    assert_eq!(ws.get_contact(c.id).unwrap(), c);
+    ws.create_contact(draft(&mut rng, 2)).unwrap();
+    assert_eq!(
+        ws.pending_changes().unwrap(),
+        4,
+        "team, contact, client, contact"
+    );
+    drop(ws);
+    assert!(matches!(
+        Workspace::open(&path, key(1)),
+        Err(Error::WrongKey)
+    ));
+    let ws = Workspace::open(
+        &path,
+        KeySource::Passphrase {
+            passphrase: zeroize::Zeroizing::new("neues Passwort 2026".into()),
+            iterations: 10_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(ws.get_contact(c.id).unwrap(), c);
+    assert_eq!(ws.get_client(client.id).unwrap(), client);
+    assert_eq!(
+        ws.list_contacts(&ContactFilter::default()).unwrap().total,
+        2
+    );
+    assert_eq!(ws.pending_outbox(10).unwrap().len(), 4);
+    // Nothing sealed under the old key is left in the file or its WAL.
+    let frag = &old_blob[old_blob.len() / 2..old_blob.len() / 2 + 24];
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(frag.len()).any(|w| w == frag),
+            "old ciphertext survived the re-key"
+        );
+    }
+    // And back to a host key.
+    ws.change_storage_key(key(7)).unwrap();
+    drop(ws);
+    assert!(Workspace::open(&path, key(7)).is_ok());
+}

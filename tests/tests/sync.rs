@@ -111,6 +111,7 @@ async fn relay_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         SyncOptions {
             page_size: 50,
             compact_after: 0,
+            ..SyncOptions::default()
         },
     )
     .await;
@@ -126,6 +127,7 @@ async fn relay_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
             SyncOptions {
                 page_size: 50,
                 compact_after: 0,
+                ..SyncOptions::default()
             },
         )
         .unwrap();
@@ -261,7 +263,7 @@ async fn other_teams_unsigned_and_replayed_requests_are_refused() {
     let team_b = b[0].ws.team().unwrap().id;
 
     // A device of team A cannot read team B.
-    let http = reqwest::Client::new();
+    let http = http();
     let path = format!("/v1/teams/{team_b}/pull?after=0&limit=10");
     let signed = |ws: &Workspace| {
         streetsync_wire::auth::authorization_header(
@@ -345,6 +347,7 @@ async fn a_fresh_device_bootstraps_from_snapshots_after_compaction() {
     let opts = SyncOptions {
         page_size: 100,
         compact_after: 10,
+        ..SyncOptions::default()
     };
     let d = team_with(dir.path(), &relay.url(), 0, opts).await;
     let c = d[0].contact(1, "v0");
@@ -623,4 +626,52 @@ async fn a_relay_restored_from_an_old_backup_is_refilled_by_the_devices() {
     .await;
     assert_eq!(state(&late), state(&d[0]));
     assert_eq!(late.all().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_live_work_over_tls_and_refuse_an_untrusted_certificate() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let proxy = TlsProxy::start(relay.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SyncOptions {
+        trusted_roots_pem: Some(proxy.cert_pem.clone()),
+        ..SyncOptions::default()
+    };
+    let d = team_with(dir.path(), &proxy.url(), 1, opts.clone()).await;
+    let c = d[0].contact(1, "über TLS");
+    d[0].sync.sync_once(None).await.unwrap();
+    d[1].sync.sync_once(None).await.unwrap();
+    assert_eq!(d[1].ws.get_contact(c.id).unwrap().fields.note, "über TLS");
+    // Live sync over wss://.
+    let rec = Arc::new(Recorder::default());
+    let live = Arc::new(SyncClient::with_options(d[1].ws.clone(), &proxy.url(), opts).unwrap())
+        .start_live(rec.clone());
+    wait_for("live over TLS", || {
+        matches!(
+            rec.statuses.lock().unwrap().last(),
+            Some(SyncStatus::Idle { .. })
+        )
+    })
+    .await;
+    let c2 = d[0].contact(2, "live über TLS");
+    d[0].sync.sync_once(None).await.unwrap();
+    wait_for("the live contact", || d[1].ws.get_contact(c2.id).is_ok()).await;
+    drop(live);
+    // A device that does not trust the certificate refuses to talk, with a clear message.
+    let stranger = SyncClient::new(d[1].ws.clone(), &proxy.url()).unwrap();
+    let e = stranger.sync_once(None).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Offline(m) if m.contains("certificate")),
+        "{e}"
+    );
+    // Bad PEM is a typed error.
+    let bad = SyncOptions {
+        trusted_roots_pem: Some("no certificate here".into()),
+        ..SyncOptions::default()
+    };
+    assert!(matches!(
+        SyncClient::with_options(d[1].ws.clone(), &proxy.url(), bad),
+        Err(Error::Invalid(_))
+    ));
 }

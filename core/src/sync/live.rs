@@ -170,9 +170,10 @@ async fn connected(
         "authorization",
         HeaderValue::from_str(&auth).map_err(|_| Error::Crypto("header encoding"))?,
     );
+    let connector = tokio_tungstenite::Connector::Rustls(client.relay.tls());
     let (mut socket, _) = match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(request),
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)),
     )
     .await
     {

@@ -112,12 +112,15 @@ pub struct SyncReport {
 }
 
 /// Tunables of the sync client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
     /// Envelopes per pull page.
     pub page_size: u32,
     /// Upload a snapshot of a record once it gathered this many change envelopes (0 = never).
     pub compact_after: u32,
+    /// Extra TLS root certificates (PEM) to trust besides the public web roots, for a relay
+    /// behind a team's own certificate authority.
+    pub trusted_roots_pem: Option<String>,
 }
 
 impl Default for SyncOptions {
@@ -125,6 +128,7 @@ impl Default for SyncOptions {
         Self {
             page_size: streetsync_wire::DEFAULT_PULL_LIMIT,
             compact_after: 64,
+            trusted_roots_pem: None,
         }
     }
 }
@@ -300,7 +304,7 @@ impl SyncClient {
     pub fn with_options(ws: Arc<Workspace>, relay_url: &str, options: SyncOptions) -> Result<Self> {
         Ok(Self {
             ws,
-            relay: RelayClient::new(relay_url)?,
+            relay: RelayClient::new(relay_url, options.trusted_roots_pem.as_deref())?,
             options,
             running: tokio::sync::Mutex::new(()),
         })

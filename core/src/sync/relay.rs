@@ -18,10 +18,51 @@ pub(crate) struct RelayClient {
     base: String,
     /// Relay clock minus device clock, learned from `clock_skew` answers.
     offset_ms: AtomicI64,
+    /// TLS settings shared by HTTP and the live WebSocket.
+    tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+/// The TLS client configuration: rustls with the ring provider, the webpki root certificates,
+/// and any extra roots the host trusts (a self-hosted relay's own CA), given as PEM.
+pub(crate) fn tls_config(
+    extra_roots_pem: Option<&str>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_roots_pem {
+        let mut reader = std::io::BufReader::new(pem.as_bytes());
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut reader) {
+            let cert = cert.map_err(|_| {
+                crate::ValidationError::new("trusted_roots_pem", "is not a PEM certificate list")
+            })?;
+            roots.add(cert).map_err(|e| {
+                crate::ValidationError::new(
+                    "trusted_roots_pem",
+                    format!("certificate refused: {e}"),
+                )
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(crate::ValidationError::new(
+                "trusted_roots_pem",
+                "contains no certificate",
+            )
+            .into());
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| Error::Crypto("TLS protocol versions"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 impl RelayClient {
-    pub(crate) fn new(base_url: &str) -> Result<Self> {
+    pub(crate) fn new(base_url: &str, extra_roots_pem: Option<&str>) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(crate::ValidationError::new(
@@ -30,16 +71,23 @@ impl RelayClient {
             )
             .into());
         }
+        let tls = tls_config(extra_roots_pem)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
+            .tls_backend_preconfigured((*tls).clone())
             .build()
             .map_err(|e| Error::Offline(format!("HTTP client: {e}")))?;
         Ok(Self {
             http,
             base,
             offset_ms: AtomicI64::new(0),
+            tls,
         })
+    }
+
+    pub(crate) fn tls(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        self.tls.clone()
     }
 
     pub(crate) fn base(&self) -> &str {
@@ -138,6 +186,14 @@ impl RelayClient {
 }
 
 fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains("certificate") || text.contains("Certificate") {
+            return format!("the relay's TLS certificate is not trusted: {text}");
+        }
+        source = s.source();
+    }
     if e.is_connect() {
         "cannot connect to the relay".into()
     } else if e.is_timeout() {

@@ -694,7 +694,8 @@ mod tests {
         let v: i64 = lock(&s.writer)
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, MIGRATIONS.last().map(|(v, _)| *v).unwrap());
+        assert_eq!(v, 2);
         let mode: String = lock(&s.writer)
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
@@ -707,7 +708,7 @@ mod tests {
             SqliteStorage::open(dir.path()),
             Err(StorageError::SchemaTooNew {
                 found: 99,
-                known: 1
+                known: 2
             })
         ));
     }

@@ -208,6 +208,8 @@ pub fn nonce() -> [u8; 16] {
 }
 
 pub fn http() -> reqwest::Client {
+    // reqwest is built without a default TLS provider; plain-HTTP tests still need one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(WAIT).build().unwrap()
 }
 

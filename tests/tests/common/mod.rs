@@ -216,12 +216,19 @@ pub async fn team(dir: &Path, url: &str, workers: usize) -> Vec<Device> {
 }
 
 pub async fn team_with(dir: &Path, url: &str, workers: usize, options: SyncOptions) -> Vec<Device> {
-    let lead = Device::with_options(dir, "lead", url, options);
+    let lead = Device::with_options(dir, "lead", url, options.clone());
     lead.ws.create_team(setup()).unwrap();
     lead.sync.sync_once(None).await.unwrap();
     let mut devices = vec![lead];
     for i in 0..workers {
-        let w = join(dir, url, &devices[0], &format!("worker{i}"), options).await;
+        let w = join(
+            dir,
+            url,
+            &devices[0],
+            &format!("worker{i}"),
+            options.clone(),
+        )
+        .await;
         devices.push(w);
     }
     // The lead puts the new devices on the roster; everyone learns the roster.
@@ -337,4 +344,67 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A TLS-terminating proxy (as nginx or caddy would be in production) in front of the relay, with
+/// a certificate for `localhost` made for this test; `cert_pem` is what a device must trust.
+pub struct TlsProxy {
+    pub port: u16,
+    pub cert_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsProxy {
+    pub async fn start(upstream: SocketAddr) -> TlsProxy {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert_pem = certified.cert.pem();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                });
+            }
+        });
+        TlsProxy {
+            port,
+            cert_pem,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A plain HTTP client for poking the relay directly (reqwest is built without a default TLS
+/// provider, so one is installed first).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
