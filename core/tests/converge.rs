@@ -28,7 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1i64..5).prop_map(|n| Op::Bump { n }),
         1 => (1i64..9).prop_map(|n| Op::Persons { n }),
         1 => Just(Op::Comment),
-        3 => (0usize..3).prop_map(|from| Op::MergeFrom { from }),
+        3 => (0usize..5).prop_map(|from| Op::MergeFrom { from }),
     ]
 }
 
@@ -158,11 +158,20 @@ fn run(replicas: usize, ops: Vec<(usize, Op)>, final_order: Vec<usize>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn two_replicas_converge(ops in proptest::collection::vec((0usize..2, op()), 1..25), order in Just(vec![0usize, 1])) {
         run(2, ops, order);
+    }
+
+    /// Five replicas, random edits, random partial merges (partitions that heal in any order).
+    #[test]
+    fn five_replicas_with_partitions_converge(
+        ops in proptest::collection::vec((0usize..5, op()), 10..45),
+        order in Just(vec![0usize, 1, 2, 3, 4]).prop_shuffle(),
+    ) {
+        run(5, ops, order);
     }
 
     #[test]

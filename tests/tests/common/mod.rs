@@ -408,3 +408,133 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// A proxy that misbehaves at random, like a train's mobile network: for every chunk a device
+/// sends it passes it, delays it, resets the connection, sends it to the relay twice, or lets the
+/// relay's reply be cut short. `calm()` makes it a plain pipe again.
+pub struct ChaosProxy {
+    pub addr: SocketAddr,
+    calm: Arc<AtomicBool>,
+    pub faults: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+impl ChaosProxy {
+    pub async fn start(upstream: SocketAddr) -> ChaosProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calm = Arc::new(AtomicBool::new(false));
+        let faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (calm2, faults2) = (calm.clone(), faults.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(chaos_connection(
+                    client,
+                    upstream,
+                    calm2.clone(),
+                    faults2.clone(),
+                ));
+            }
+        });
+        ChaosProxy {
+            addr,
+            calm,
+            faults,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calm(&self) {
+        self.calm.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn chaos_connection(
+    client: tokio::net::TcpStream,
+    upstream: SocketAddr,
+    calm: Arc<AtomicBool>,
+    faults: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let cut = Arc::new(AtomicBool::new(false));
+    let reset = Arc::new(tokio::sync::Notify::new());
+    let (cut2, reset2) = (cut.clone(), reset.clone());
+    let up = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // 0-4: pass, 5: delay, 6: cut the reply, 7: reset, 8: duplicate.
+            let action = if calm.load(Ordering::SeqCst) {
+                0
+            } else {
+                random_u32() % 9
+            };
+            if action >= 5 {
+                faults.fetch_add(1, Ordering::Relaxed);
+            }
+            match action {
+                5 => tokio::time::sleep(Duration::from_millis(u64::from(random_u32() % 300))).await,
+                6 => cut2.store(true, Ordering::SeqCst),
+                7 => break,
+                8 => {
+                    let copy = buf[..n].to_vec();
+                    tokio::spawn(async move {
+                        if let Ok(mut s) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ = s.write_all(&copy).await;
+                            let mut sink = vec![0u8; 4096];
+                            let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut sink))
+                                .await;
+                        }
+                    });
+                }
+                _ => {}
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        reset2.notify_one();
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = sr.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = reset.notified() => break,
+        };
+        if cut.swap(false, Ordering::SeqCst) {
+            let keep = 1 + (random_u32() as usize % n.max(1));
+            let _ = cw.write_all(&buf[..keep.min(n)]).await;
+            break;
+        }
+        if cw.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    up.abort();
+}

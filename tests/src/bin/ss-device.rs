@@ -1,0 +1,107 @@
+//! `ss-device <store> <relay-url> <command>`: one device as its own process, so fault tests can
+//! kill it, shift its clock (faketime), limit its file size or drop its privileges.
+//!
+//! Commands:
+//! - `write <n> <prefix>`: logs `n` contacts with notes `<prefix> <i>`, printing each id once saved;
+//! - `sync [page-size]`: one `sync_once`, printing `progress <phase> <done>` lines and a final
+//!   `report <json>` line;
+//! - `count`: prints the number of contacts.
+//!
+//! The store's key is 32 bytes of `SS_DEVICE_KEY_BYTE` (default: the crash-test key).
+//! Errors go to stderr as `error <kind>: <message>` with exit code 3 (storage), 4 (relay or
+//! network) or 1 (anything else); usage errors exit with 2.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use streetsync_core::*;
+
+struct Printer;
+
+impl SyncListener for Printer {
+    fn on_status(&self, _: SyncStatus) {}
+    fn on_progress(&self, p: SyncProgress) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "progress {:?} {}", p.phase, p.done);
+        let _ = out.flush();
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: ss-device <store> <relay-url> write <n> <prefix> | sync [page] | count");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (kind, code) = match &e {
+                Error::Storage(_) | Error::Io(_) => ("storage", 3),
+                Error::Offline(_) | Error::Relay { .. } => ("relay", 4),
+                _ => ("other", 1),
+            };
+            eprintln!("error {kind}: {e}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<()> {
+    // The harness's stores use a key of one repeated byte, given as SS_DEVICE_KEY_BYTE.
+    let byte = std::env::var("SS_DEVICE_KEY_BYTE")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(streetsync_tests::CRASH_KEY[0]);
+    let key = StorageKey::from_bytes(&[byte; 32])?;
+    let ws = Arc::new(Workspace::open(&args[1], KeySource::Key(key))?);
+    match args[3].as_str() {
+        "write" => {
+            let n: u32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1);
+            let prefix = args.get(5).map(String::as_str).unwrap_or("contact");
+            let area = ws.team()?.areas[0].id.clone();
+            for i in 0..n {
+                let mut d = ContactDraft::new(
+                    chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default(),
+                    chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default(),
+                    area.clone(),
+                );
+                d.note = format!("{prefix} {i}");
+                let c = ws.create_contact(d)?;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", c.id);
+                let _ = out.flush();
+            }
+        }
+        "sync" => {
+            let page = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(500);
+            let options = SyncOptions {
+                page_size: page,
+                compact_after: 0,
+                ..SyncOptions::default()
+            };
+            let client = SyncClient::with_options(ws.clone(), &args[2], options)?;
+            let report = client.sync_once(Some(&Printer)).await?;
+            println!(
+                "report {}",
+                serde_json::to_string(&report).map_err(|e| Error::Protocol(e.to_string()))?
+            );
+        }
+        "count" => println!("{}", ws.contact_summaries()?.len()),
+        other => {
+            return Err(ValidationError::new("command", format!("unknown command {other}")).into());
+        }
+    }
+    Ok(())
+}
