@@ -37,6 +37,8 @@ pub mod client;
 pub mod contact;
 pub mod crypto;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod export;
 pub mod query;
 pub mod stats;

@@ -194,6 +194,14 @@ fn relay_code(e: &Error) -> Option<&str> {
     }
 }
 
+pub(crate) fn fuzz_parse_invite(code: &str) -> bool {
+    InviteSecret::parse(code).and_then(|s| s.id()).is_ok()
+}
+
+pub(crate) fn fuzz_decode_bundle(data: &[u8]) -> bool {
+    postcard::from_bytes::<BundleMessage>(data).is_ok()
+}
+
 impl SyncClient {
     fn require_lead(&self, what: &str) -> Result<()> {
         match self.ws.my_role()? {

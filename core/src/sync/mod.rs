@@ -9,6 +9,17 @@
 
 mod live;
 mod membership;
+/// Hooks for `crate::fuzzing`.
+pub(crate) mod membership_fuzz {
+    /// Parses an invite code.
+    pub(crate) fn parse_invite(code: &str) -> bool {
+        super::membership::fuzz_parse_invite(code)
+    }
+    /// Decodes a bundle message.
+    pub(crate) fn decode_bundle(data: &[u8]) -> bool {
+        super::membership::fuzz_decode_bundle(data)
+    }
+}
 mod relay;
 
 use std::sync::Arc;
