@@ -1,1 +1,80 @@
-//! placeholder
+//! # streetsync (terminal client)
+//!
+//! The terminal client for team leads at an office desk, and for anyone who wants to try the
+//! product in one command (`streetsync demo`). It is a thin layer over `streetsync-core`:
+//!
+//! - [`args`]: the command line (clap), with help texts a social worker can follow;
+//! - [`error`]: one error type with distinct exit codes;
+//! - `context`: opening the store with the passphrase, the remembered relay address;
+//! - `commands`: one function per command, printing a table or JSON;
+//! - `chart`: the SVG chart of contacts per month by area (plotters);
+//! - `demo`: the whole product in one run against an in-process relay.
+
+pub mod args;
+mod chart;
+mod commands;
+mod context;
+mod demo;
+pub mod error;
+mod output;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Parses the command line, runs the command, prints errors as one line and returns the exit
+/// code. Never shows a panic trace: a bug is reported as a one-line internal error.
+pub fn main_entry() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(
+            std::io::stderr(),
+            "streetsync: internal error ({what}); nothing more was changed. Please report this."
+        );
+    }));
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(error::EXIT_INVALID)
+                }
+                _ => {
+                    // One line: the first paragraph of clap's message, without its usage block.
+                    let text = e.render().to_string();
+                    let first: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    let line = first.join(" ");
+                    let line = line.strip_prefix("error: ").unwrap_or(&line);
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "streetsync: {line} (see `streetsync --help`)"
+                    );
+                    ExitCode::from(error::EXIT_INVALID)
+                }
+            };
+        }
+    };
+    match std::panic::catch_unwind(move || commands::run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "streetsync: {}", e.message);
+            ExitCode::from(e.code)
+        }
+        Err(_) => ExitCode::from(error::EXIT_OTHER),
+    }
+}

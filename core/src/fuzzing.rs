@@ -30,8 +30,14 @@ pub fn decode_bundle_message(data: &[u8]) -> bool {
 
 /// Loads arbitrary bytes as Automerge changes or a saved document, the way a teammate's envelope
 /// is merged, and hydrates it as every record kind. A malicious or buggy member must not crash a
-/// device: this must return, whatever the bytes.
+/// device: this must return, whatever the bytes. Like `workspace::apply_checked`, it turns a panic
+/// inside Automerge or autosurgeon into a refusal (`workspace::guard_foreign`).
 pub fn merge_document(data: &[u8]) -> bool {
+    let id = streetsync_wire::RecordId::from_bytes([0; 16]);
+    crate::workspace::guard_foreign(id, || merge_unguarded(data)).unwrap_or(false)
+}
+
+fn merge_unguarded(data: &[u8]) -> bool {
     let mut doc = crate::document::new();
     if doc.load_incremental(data).is_err() {
         return false;

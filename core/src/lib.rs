@@ -37,9 +37,9 @@ pub mod client;
 pub mod contact;
 pub mod crypto;
 mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod export;
 pub mod query;
 pub mod stats;
 mod store;

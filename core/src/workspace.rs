@@ -631,9 +631,17 @@ impl Workspace {
                 .with_message(message.to_owned())
                 .with_time(now_ms() / 1000),
         );
-        let changes = Zeroizing::new(doc.save_after(before));
-        w.put_doc(&id, kind, doc)?;
-        if !changes.is_empty() && doc.get_heads() != before {
+        if doc.get_heads() == before {
+            return Ok(());
+        }
+        let saved = Zeroizing::new(doc.save());
+        w.put_doc_bytes(&id, kind, &saved)?;
+        if before.is_empty() {
+            // A new record: the saved document is exactly its changes, and receivers load a saved
+            // document like changes, so encode once.
+            w.push_outbox(&id, kind, &saved)?;
+        } else {
+            let changes = Zeroizing::new(doc.save_after(before));
             w.push_outbox(&id, kind, &changes)?;
         }
         Ok(())
@@ -1168,6 +1176,21 @@ pub(crate) struct RemoteAuthor {
     pub(crate) snapshot: bool,
 }
 
+/// Runs Automerge or autosurgeon code on a document that holds a teammate's bytes. Automerge 0.12
+/// panics on some crafted input (an `unwrap` in `load_incremental`, found by the `document` fuzz
+/// target, `fuzz/regressions/document/`), and a malicious or buggy member must not crash a device:
+/// a panic becomes `Error::Protocol`, so the envelope is quarantined as `malformed_document` and
+/// the sync goes on. The document is dropped with the error, so its half-merged state is never
+/// used. (This needs `panic = "unwind"`, Rust's default; an app built with `panic = "abort"`
+/// loses this protection.)
+pub(crate) fn guard_foreign<T>(id: RecordId, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::Protocol(format!(
+            "changes for record {id} crash the document library; refused"
+        ))
+    })
+}
+
 /// Merges remote changes after checking them against the author's role: only leads change the
 /// team document or move a review to approved or changes-requested, and a change's actor must be
 /// the device that signed it (so the audit history cannot be forged).
@@ -1193,16 +1216,16 @@ pub(crate) fn apply_checked(
         .map(|(_, d)| d)
         .unwrap_or_else(crate::document::new);
     let old_heads = doc.get_heads();
-    doc.load_incremental(changes)
+    guard_foreign(id, || doc.load_incremental(changes))?
         .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
     // Changes whose dependencies are missing wait in Automerge's queue and would be dropped by
     // `save`; refuse them so the caller keeps them until the earlier changes arrive.
-    if !doc.get_missing_deps(&[]).is_empty() {
+    if !guard_foreign(id, || doc.get_missing_deps(&[]).is_empty())? {
         return Err(Error::MissingDependencies { id });
     }
     if let Some(a) = author {
         if !a.snapshot {
-            let new = doc.get_changes(&old_heads);
+            let new = guard_foreign(id, || doc.get_changes(&old_heads))?;
             if new
                 .iter()
                 .any(|c| !c.actor_id().to_bytes().starts_with(a.device.as_bytes()))
@@ -1218,7 +1241,7 @@ pub(crate) fn apply_checked(
                     "only leads change the team document".into(),
                 ));
             }
-            if let Ok(after) = hydrate::<_, ContactDoc>(&doc) {
+            if let Ok(after) = guard_foreign(id, || hydrate::<_, ContactDoc>(&doc))? {
                 let review = after.review();
                 if before_review != Some(review)
                     && matches!(
@@ -1241,17 +1264,17 @@ pub(crate) fn apply_checked(
     let deleted = is_deleted(&doc);
     let projection = match kind {
         RecordKind::Contact => {
-            let d: ContactDoc = hydrate(&doc)
+            let d: ContactDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("contact {id} is malformed: {e}")))?;
             Projection::Contact(Box::new(ContactSummary::of(&d.to_contact()?)))
         }
         RecordKind::Client => {
-            let d: ClientDoc = hydrate(&doc)
+            let d: ClientDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("client {id} is malformed: {e}")))?;
             Projection::Client(ClientSummary::of(&d.to_client()?))
         }
         RecordKind::Team => {
-            let d: TeamDoc = hydrate(&doc)
+            let d: TeamDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
             let team = d.to_team()?;
             w.put_doc(&id, kind, &mut doc)?;

@@ -632,9 +632,19 @@ impl Writer<'_> {
         doc: &mut AutoCommit,
     ) -> Result<()> {
         let bytes = Zeroizing::new(doc.save());
+        self.put_doc_bytes(id, kind, &bytes)
+    }
+
+    /// Stores a saved document (`Automerge::save` bytes), sealed.
+    pub(crate) fn put_doc_bytes(
+        &mut self,
+        id: &RecordId,
+        kind: RecordKind,
+        bytes: &[u8],
+    ) -> Result<()> {
         let sealed = self
             .sealer
-            .seal(Purpose::Document, kind.code(), id.as_bytes(), &bytes)?;
+            .seal(Purpose::Document, kind.code(), id.as_bytes(), bytes)?;
         self.tx.execute(
             "INSERT INTO documents (id, kind, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body",

@@ -6,6 +6,10 @@
 //! - `sync [page-size]`: one `sync_once`, printing `progress <phase> <done>` lines and a final
 //!   `report <json>` line;
 //! - `count`: prints the number of contacts.
+//! - `join-live <invite-code> <n>`: (fresh store) joins with the invite and syncs until `n`
+//!   contacts are listed, printing `loaded <ms> <count>` (ms from the start of the join); then runs
+//!   live sync, printing `live-ready` once it is idle and `changed <unix-ms>` whenever a contact
+//!   changed by a teammate is stored. Runs until killed (the side-by-side benchmark's device B).
 //!
 //! The store's key is 32 bytes of `SS_DEVICE_KEY_BYTE` (default: the crash-test key).
 //! Errors go to stderr as `error <kind>: <message>` with exit code 3 (storage), 4 (relay or
@@ -99,9 +103,79 @@ async fn run(args: &[String]) -> Result<()> {
             );
         }
         "count" => println!("{}", ws.contact_summaries()?.len()),
+        "join-live" => {
+            let code = args.get(4).map(String::as_str).unwrap_or_default();
+            let n = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(0);
+            join_live(ws, &args[2], code, n).await?;
+        }
         other => {
             return Err(ValidationError::new("command", format!("unknown command {other}")).into());
         }
     }
+    Ok(())
+}
+
+/// Unix time in milliseconds, with sub-millisecond precision.
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+struct RemoteContacts;
+
+impl ChangeListener for RemoteContacts {
+    fn on_changes(&self, changes: &[RecordChange]) {
+        if changes
+            .iter()
+            .any(|c| c.origin == ChangeOrigin::Remote && c.kind == RecordKind::Contact)
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "changed {:.3}", unix_ms());
+            let _ = out.flush();
+        }
+    }
+}
+
+struct LiveStatus(std::sync::atomic::AtomicBool);
+
+impl SyncListener for LiveStatus {
+    fn on_status(&self, status: SyncStatus) {
+        let mut out = std::io::stdout().lock();
+        match status {
+            SyncStatus::Idle { .. } if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                let _ = writeln!(out, "live-ready");
+            }
+            SyncStatus::Offline { reason, .. } | SyncStatus::Refused { reason } => {
+                let _ = writeln!(out, "live-offline {reason}");
+            }
+            _ => {}
+        }
+        let _ = out.flush();
+    }
+    fn on_progress(&self, _: SyncProgress) {}
+}
+
+/// Device B of the side-by-side benchmark: join, load everything, then stay live.
+async fn join_live(ws: Arc<Workspace>, url: &str, code: &str, n: usize) -> Result<()> {
+    let client = Arc::new(SyncClient::new(ws.clone(), url)?);
+    let started = std::time::Instant::now();
+    client.join_with_invite(code).await?;
+    let mut count = ws.contact_summaries()?.len();
+    // The join syncs everything there is; sync again only if the lead's pushes were still running.
+    let mut rounds = 0;
+    while count < n && rounds < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        client.sync_once(None).await?;
+        count = ws.contact_summaries()?.len();
+        rounds += 1;
+    }
+    println!(
+        "loaded {:.1} {count}",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let _subscription = ws.subscribe(Arc::new(RemoteContacts));
+    let _live = client.start_live(Arc::new(LiveStatus(Default::default())));
+    std::future::pending::<()>().await;
     Ok(())
 }
