@@ -15,9 +15,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)"; exit 1; }
 
-# The end-to-end tests start the real relay binary; build it once for all of them.
+# The end-to-end tests start the real relay and CLI binaries; build them once for all tests.
 cargo build --workspace --bins
 export STREETSYNC_RELAY_BIN="$PWD/target/debug/streetsync-relay"
+export STREETSYNC_CLI_BIN="$PWD/target/debug/streetsync"
 
-cargo test --workspace --all-targets
+# Benches are not tests: they run with `cargo bench --workspace` (README).
+cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
