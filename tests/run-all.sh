@@ -23,3 +23,8 @@ export STREETSYNC_CLI_BIN="$PWD/target/debug/streetsync"
 # Benches are not tests: they run with `cargo bench --workspace` (README).
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
+
+# The bindings from the languages app developers write: Kotlin on the JVM and Python against the
+# real library and a real relay, and the Swift generation (installs a JDK, JNA, pytest, maturin and
+# the Kotlin compiler itself, cached under ~/.cache/streetsync).
+bash bindings/tests/run.sh

@@ -24,11 +24,10 @@ use crate::{Error, Result, ValidationError};
 /// Longest an invite may stay valid.
 pub const MAX_INVITE_TTL_SECS: u64 = 7 * 24 * 3600;
 
-/// What is sent through the bundle mailbox, sealed to the addressee.
+/// What is sent through the bundle mailbox, sealed to the addressee. Joining is by invite only
+/// (a bundle sealed to a device's public key could come from anyone, including the relay).
 #[derive(Serialize, Deserialize)]
 pub(crate) enum BundleMessage {
-    /// Everything to join (a lead added this device directly).
-    Join(JoinBundle),
     /// Team keys granted by a lead (after a revocation).
     Keys(KeyGrant),
 }
@@ -395,7 +394,7 @@ impl SyncClient {
             let accepted = match self.ws.identity().open_bundle(&b.blob) {
                 Ok(plain) => match postcard::from_bytes::<BundleMessage>(&plain) {
                     Ok(BundleMessage::Keys(grant)) => self.accept_grant(&grant)?,
-                    _ => false,
+                    Err(_) => false,
                 },
                 Err(_) => false,
             };

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use streetsync_wire::{
-    DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse,
+    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse,
     PushRequest, PushResponse, RecordId, TeamId,
 };
 use zeroize::Zeroizing;
@@ -695,109 +695,6 @@ impl SyncClient {
             }
         }
         Ok(done)
-    }
-
-    // ---- membership (issue 4 replaces direct adding with invites) ---------------------------
-
-    /// Adds a device to the team (leads only): registers its key on the relay, puts it on the
-    /// roster and leaves it a bundle with the team keys, sealed to its X25519 key.
-    pub async fn add_device(&self, keys: DeviceKeys, member: &str) -> Result<()> {
-        let team = self.ws.team()?;
-        if self.ws.my_role()? != streetsync_wire::Role::Lead {
-            return Err(Error::NotAllowed("only a team lead can add devices".into()));
-        }
-        if keys.id != DeviceId::from_public_key(&keys.sign_pk) {
-            return Err(crate::ValidationError::new(
-                "device",
-                "the device id does not match its key",
-            )
-            .into());
-        }
-        self.ensure_registered(&team).await?;
-        match self
-            .relay
-            .call::<_, streetsync_wire::Empty>(
-                self.ws.identity(),
-                Method::POST,
-                &team_path(team.id, "/devices"),
-                Some(&keys),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(Error::Relay { code, .. }) if code == "device_exists" => {}
-            Err(e) => return Err(e),
-        }
-        self.ws.add_roster_device(&keys, member)?;
-        let team_doc_id = self.ws.team_doc_id()?;
-        let bundle = JoinBundle {
-            team_id: team.id,
-            team_doc_id,
-            keys: self.ws.team_keys()?,
-            team_doc: self.ws.export_document(team_doc_id)?,
-        };
-        let plain = Zeroizing::new(
-            postcard::to_stdvec(&bundle).map_err(|_| Error::Crypto("bundle encoding"))?,
-        );
-        let blob = crate::crypto::seal_to_device(&keys.kx_pk, &plain)?;
-        let _: streetsync_wire::BundleCreated = self
-            .relay
-            .call(
-                self.ws.identity(),
-                Method::POST,
-                &team_path(team.id, "/bundles"),
-                Some(&streetsync_wire::PostBundle { to: keys.id, blob }),
-            )
-            .await?;
-        self.sync_once(None).await?;
-        Ok(())
-    }
-
-    /// Joins `team` with the bundle a lead left for this device, then syncs everything.
-    pub async fn join(&self, team: TeamId) -> Result<SyncReport> {
-        let list: streetsync_wire::BundleList = match self
-            .relay
-            .call::<(), _>(
-                self.ws.identity(),
-                Method::GET,
-                &team_path(team, "/bundles"),
-                None,
-            )
-            .await
-        {
-            Err(Error::Relay { code, .. }) if code == "unknown_device" => {
-                return Err(Error::NotAllowed(
-                    "this device has not been added to the team yet; ask your team lead".into(),
-                ));
-            }
-            other => other?,
-        };
-        let mut joined = false;
-        for b in list.bundles {
-            let Ok(plain) = self.ws.identity().open_bundle(&b.blob) else {
-                continue;
-            };
-            let Ok(membership::BundleMessage::Join(bundle)) =
-                postcard::from_bytes::<membership::BundleMessage>(&plain)
-            else {
-                continue;
-            };
-            if bundle.team_id == team {
-                self.ws.join_from_bundle(&bundle)?;
-                joined = true;
-                break;
-            }
-        }
-        if !joined {
-            return Err(Error::NotAllowed(
-                "no key bundle for this device on the relay; ask your team lead to add it again"
-                    .into(),
-            ));
-        }
-        self.ws
-            .store()
-            .write(|w| w.set_sync_value(SYNC_REGISTERED, 1))?;
-        self.sync_once(None).await
     }
 
     /// Starts live sync: a WebSocket tells this device about new envelopes, local changes are

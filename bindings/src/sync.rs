@@ -1,0 +1,273 @@
+//! Sync with the relay: `SyncClient` (async `sync_once`, invites, joining, revocation), live sync with a
+//! `SyncListener`, and the `LiveSync` handle.
+//!
+//! Every network call is an async export on tokio: Kotlin gets `suspend fun`, Swift `async`, Python
+//! awaitables. The work itself runs on the library's own runtime (see `crate::on_runtime`), so
+//! cancelling the caller's coroutine or task cancels the Rust task too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use streetsync_core as sc;
+
+use crate::convert::{Invite, Quarantined, Role, SyncProgress, SyncReport, SyncStatus, parse_id};
+use crate::error::guard;
+use crate::workspace::Workspace;
+use crate::{Result, call_host, on_runtime, runtime};
+
+/// Receives sync status, progress and results. Implement it in Kotlin, Swift or Python.
+///
+/// Called from the sync thread, never while a lock is held; keep it quick (post to the UI thread).
+/// An exception thrown by the listener is caught and ignored.
+#[uniffi::export(with_foreign)]
+pub trait SyncListener: Send + Sync {
+    /// The status changed. The current status is always delivered first.
+    fn on_status(&self, status: SyncStatus);
+    /// Progress within a sync step.
+    fn on_progress(&self, progress: SyncProgress);
+    /// A sync finished.
+    fn on_synced(&self, report: SyncReport);
+}
+
+/// Bridges the core's sync listener to the host's; stops forwarding once deactivated.
+struct SyncAdapter {
+    host: Arc<dyn SyncListener>,
+    active: AtomicBool,
+    last: Mutex<SyncStatus>,
+}
+
+impl SyncAdapter {
+    fn new(host: Arc<dyn SyncListener>) -> Arc<Self> {
+        Arc::new(Self {
+            host,
+            active: AtomicBool::new(true),
+            last: Mutex::new(SyncStatus::Connecting),
+        })
+    }
+
+    fn status(&self, status: SyncStatus) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = status.clone();
+        if self.active.load(Ordering::Acquire) {
+            let host = self.host.clone();
+            call_host(move || host.on_status(status));
+        }
+    }
+}
+
+impl sc::SyncListener for SyncAdapter {
+    fn on_status(&self, status: sc::SyncStatus) {
+        self.status(status.into());
+    }
+
+    fn on_progress(&self, progress: sc::SyncProgress) {
+        if self.active.load(Ordering::Acquire) {
+            let host = self.host.clone();
+            call_host(move || host.on_progress(progress.into()));
+        }
+    }
+
+    fn on_synced(&self, report: &sc::SyncReport) {
+        if self.active.load(Ordering::Acquire) {
+            let host = self.host.clone();
+            let report = SyncReport::from(report);
+            call_host(move || host.on_synced(report));
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Syncs one workspace with one relay. Make one per workspace and keep it; close it when done.
+#[derive(uniffi::Object)]
+pub struct SyncClient {
+    inner: Arc<sc::SyncClient>,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient").finish_non_exhaustive()
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl SyncClient {
+    /// A sync client for `workspace` and the relay at `relay_url` (`https://relay.example.org`).
+    /// Makes no network call.
+    #[uniffi::constructor]
+    pub fn new(workspace: Arc<Workspace>, relay_url: String) -> Result<Arc<Self>> {
+        guard(|| {
+            let _rt = runtime()?.enter();
+            let inner = sc::SyncClient::new(workspace.inner.clone(), &relay_url)?;
+            Ok(Arc::new(Self {
+                inner: Arc::new(inner),
+            }))
+        })
+    }
+
+    /// Pushes local changes, pulls the team's, and returns what happened. With a listener, it
+    /// receives `Syncing` first, then progress, then `on_synced` and `Idle`. Safe to call at any
+    /// time; a failure (for example `Offline`) leaves the store consistent and the next call picks
+    /// up where this one stopped. Cancelling the caller's coroutine/task cancels the sync.
+    pub async fn sync_once(&self, listener: Option<Arc<dyn SyncListener>>) -> Result<SyncReport> {
+        let client = self.inner.clone();
+        on_runtime(async move {
+            let adapter = listener.map(SyncAdapter::new);
+            if let Some(a) = &adapter {
+                a.status(SyncStatus::Syncing);
+            }
+            let core_listener = adapter.as_deref().map(|a| a as &dyn sc::SyncListener);
+            let report = client.sync_once(core_listener).await?;
+            if let Some(a) = &adapter {
+                sc::SyncListener::on_synced(a.as_ref(), &report);
+                a.status(SyncStatus::Idle {
+                    cursor: report.cursor,
+                    last_sync_ms: now_ms(),
+                });
+            }
+            Ok(SyncReport::from(&report))
+        })
+        .await
+    }
+
+    /// Creates a one-time invite for a new member's device (leads only). Hand the code over in
+    /// person; it expires after `ttl_secs` (at most 7 days). The new device calls
+    /// `join_with_invite`; this lead's next sync puts it on the roster.
+    pub async fn create_invite(&self, member: String, role: Role, ttl_secs: u64) -> Result<Invite> {
+        let client = self.inner.clone();
+        on_runtime(async move {
+            Ok(client
+                .create_invite(&member, role.into(), ttl_secs)
+                .await?
+                .into())
+        })
+        .await
+    }
+
+    /// Joins a team with an invite code: registers this device, receives the team keys and the
+    /// team document, and syncs everything. A mistyped code is `InvalidInput(invite_code)`; an
+    /// expired or used one `NotAllowed`.
+    pub async fn join_with_invite(&self, code: String) -> Result<SyncReport> {
+        let client = self.inner.clone();
+        on_runtime(async move { Ok(SyncReport::from(&client.join_with_invite(&code).await?)) })
+            .await
+    }
+
+    /// Removes a device from the team (a lost phone, or a member who left; leads only). The relay
+    /// refuses it at once and a new team key goes to the remaining devices only.
+    pub async fn revoke_device(&self, device_id: String) -> Result<()> {
+        let client = self.inner.clone();
+        let device: sc::DeviceId = parse_id("device_id", &device_id)?;
+        on_runtime(async move { Ok(client.revoke_device(device).await?) }).await
+    }
+
+    /// Uploads a snapshot of every record so the relay can drop old envelopes; returns how many.
+    pub async fn compact_all(&self) -> Result<u64> {
+        let client = self.inner.clone();
+        on_runtime(async move { Ok(client.compact_all().await?) }).await
+    }
+
+    /// Envelopes from the relay that were refused (bad signature, unknown device, ...), for a
+    /// support screen. Blocking, fast.
+    pub fn quarantine_report(&self) -> Result<Vec<Quarantined>> {
+        guard(|| {
+            Ok(self
+                .inner
+                .quarantine_report()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Starts live sync: the relay announces new changes over a WebSocket, local changes are sent
+    /// at once, a lost connection is retried with backoff. The listener receives the current status
+    /// (`Connecting`) first, then every status, progress and report. Runs until the returned
+    /// handle is stopped or closed/dropped. Returns immediately.
+    pub fn start_live(&self, listener: Arc<dyn SyncListener>) -> Result<Arc<LiveSync>> {
+        guard(|| {
+            let adapter = SyncAdapter::new(listener);
+            let _rt = runtime()?.enter();
+            let handle = self.inner.start_live(adapter.clone());
+            Ok(Arc::new(LiveSync {
+                handle: Mutex::new(Some(handle)),
+                adapter,
+            }))
+        })
+    }
+}
+
+/// Keeps live sync running. `stop()` ends it gracefully (the listener receives `Stopped` last);
+/// closing or dropping the handle ends it at once without further listener calls.
+#[derive(uniffi::Object)]
+pub struct LiveSync {
+    handle: Mutex<Option<sc::LiveHandle>>,
+    adapter: Arc<SyncAdapter>,
+}
+
+impl std::fmt::Debug for LiveSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSync")
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+#[uniffi::export]
+impl LiveSync {
+    /// Stops live sync. Returns at once; the listener then receives `Stopped` as its last call.
+    /// Safe to call twice.
+    pub fn stop(&self) {
+        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            match runtime() {
+                Ok(rt) => {
+                    rt.spawn(h.stop());
+                }
+                Err(_) => drop(h),
+            }
+        }
+    }
+
+    /// Whether live sync is running (not stopped, and not refused by the relay).
+    pub fn is_running(&self) -> bool {
+        let started = self
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        started
+            && !matches!(
+                self.status(),
+                SyncStatus::Refused { .. } | SyncStatus::Stopped
+            )
+    }
+
+    /// The last status delivered to the listener.
+    pub fn status(&self) -> SyncStatus {
+        self.adapter
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for LiveSync {
+    fn drop(&mut self) {
+        self.adapter.active.store(false, Ordering::Release);
+        let handle = self
+            .handle
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            // Aborting needs the runtime only for the task handle it already holds.
+            drop(h);
+        }
+    }
+}
