@@ -575,13 +575,7 @@ impl Workspace {
     pub fn update_partner(&self, id: &str, draft: PartnerDraft) -> Result<Partner> {
         draft.validate()?;
         self.change_team("edit the partner directory", |team| {
-            let p = team
-                .partners
-                .iter_mut()
-                .find(|p| p.id == id)
-                .ok_or_else(|| {
-                    ValidationError::new("partner_id", format!("unknown partner '{id}'"))
-                })?;
+            let p = partner_mut(team, id)?;
             p.name = draft.name.trim().to_owned();
             p.offers = draft.offers;
             p.contact_person = draft.contact_person;
@@ -595,14 +589,7 @@ impl Workspace {
     /// Marks a partner organisation as closed; old referrals keep it (leads only).
     pub fn retire_partner(&self, id: &str) -> Result<()> {
         self.change_team("edit the partner directory", |team| {
-            let p = team
-                .partners
-                .iter_mut()
-                .find(|p| p.id == id)
-                .ok_or_else(|| {
-                    ValidationError::new("partner_id", format!("unknown partner '{id}'"))
-                })?;
-            p.retired = true;
+            partner_mut(team, id)?.retired = true;
             Ok(())
         })
     }
@@ -1133,6 +1120,13 @@ impl Workspace {
     }
 }
 
+fn partner_mut<'t>(team: &'t mut Team, id: &str) -> Result<&'t mut Partner> {
+    team.partners
+        .iter_mut()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ValidationError::new("partner_id", format!("unknown partner '{id}'")).into())
+}
+
 fn contact_projection(d: &ContactDoc) -> Result<Option<Projection>> {
     Ok(Some(Projection::Contact(Box::new(ContactSummary::of(
         &d.to_contact()?,
@@ -1189,6 +1183,27 @@ pub(crate) fn guard_foreign<T>(id: RecordId, f: impl FnOnce() -> T) -> Result<T>
             "changes for record {id} crash the document library; refused"
         ))
     })
+}
+
+/// Stores a document that holds a teammate's bytes, after checking that what is stored loads again.
+/// Automerge 0.12 merges some crafted changes without an error and then saves a document it cannot
+/// load ("invalid changes: missing ops"; found by the `document` fuzz target,
+/// `fuzz/regressions/document/crash-ed3fe699*`). Stored, such a document would leave the record
+/// unreadable (`Error::Corrupt`) on every device that pulled the change; refused, the envelope is
+/// quarantined and the record stays as it was.
+fn put_foreign_doc(
+    w: &mut Writer<'_>,
+    id: RecordId,
+    kind: RecordKind,
+    doc: &mut AutoCommit,
+) -> Result<()> {
+    let saved = Zeroizing::new(guard_foreign(id, || doc.save())?);
+    if let Err(e) = guard_foreign(id, || crate::document::load(&saved))? {
+        return Err(Error::Protocol(format!(
+            "changes for record {id} leave a document that does not load: {e}"
+        )));
+    }
+    w.put_doc_bytes(&id, kind, &saved)
 }
 
 /// Merges remote changes after checking them against the author's role: only leads change the
@@ -1277,12 +1292,12 @@ pub(crate) fn apply_checked(
             let d: TeamDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
             let team = d.to_team()?;
-            w.put_doc(&id, kind, &mut doc)?;
+            put_foreign_doc(w, id, kind, &mut doc)?;
             w.set_team(team);
             return Ok(RemoteApplied { kind, deleted });
         }
     };
-    w.put_doc(&id, kind, &mut doc)?;
+    put_foreign_doc(w, id, kind, &mut doc)?;
     if deleted {
         w.remove_projection(&id)?;
     } else {

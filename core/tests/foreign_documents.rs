@@ -47,3 +47,28 @@ fn the_fuzzing_entry_point_survives_it_too() {
     let _ = streetsync_core::fuzzing::merge_document(&both);
     let _ = streetsync_core::fuzzing::merge_document(UNKNOWN_ACTOR_PANIC);
 }
+
+/// A real client document (`fuzz/seeds/document/base-client.automerge`).
+const BASE_CLIENT: &[u8] = include_bytes!("../../fuzz/seeds/document/base-client.automerge");
+
+/// A change chunk that automerge 0.12 merges into `BASE_CLIENT` without an error, but after which
+/// the saved document no longer loads ("invalid changes: missing ops").
+const SAVES_UNLOADABLE: &[u8] =
+    include_bytes!("../../fuzz/regressions/document/crash-ed3fe699-valid-checksums.changes");
+
+#[test]
+fn a_change_that_would_leave_an_unloadable_document_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let id = RecordId::random();
+    ws.apply_remote(id, BASE_CLIENT).unwrap();
+    let before = ws.get_client(id).unwrap();
+
+    let result = ws.apply_remote(id, SAVES_UNLOADABLE);
+    assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
+
+    // The stored record still opens, unchanged (before the fix: `Error::Corrupt` from here on).
+    assert_eq!(ws.get_client(id).unwrap(), before);
+    ws.export_document(id).unwrap();
+    assert_eq!(ws.damaged_records().unwrap(), Vec::<RecordId>::new());
+}

@@ -624,17 +624,6 @@ impl Writer<'_> {
         self.cache
     }
 
-    /// Saves a document, sealed.
-    pub(crate) fn put_doc(
-        &mut self,
-        id: &RecordId,
-        kind: RecordKind,
-        doc: &mut AutoCommit,
-    ) -> Result<()> {
-        let bytes = Zeroizing::new(doc.save());
-        self.put_doc_bytes(id, kind, &bytes)
-    }
-
     /// Stores a saved document (`Automerge::save` bytes), sealed.
     pub(crate) fn put_doc_bytes(
         &mut self,
@@ -704,27 +693,7 @@ impl Writer<'_> {
 
     /// Queues a tombstone for the relay (the lead's erasure).
     pub(crate) fn push_tombstone(&mut self, doc_id: &RecordId, kind: RecordKind) -> Result<()> {
-        let envelope_id = EnvelopeId::random();
-        let sealed = self.sealer.seal(
-            Purpose::Outbox,
-            kind.code(),
-            &[
-                envelope_id.as_bytes().as_slice(),
-                doc_id.as_bytes().as_slice(),
-            ]
-            .concat(),
-            &[],
-        )?;
-        self.tx.execute(
-            "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, 1)",
-            params![
-                envelope_id.as_bytes().as_slice(),
-                doc_id.as_bytes().as_slice(),
-                kind.code(),
-                sealed
-            ],
-        )?;
-        Ok(())
+        self.queue(doc_id, kind, &[], true).map(|_| ())
     }
 
     /// Drops a projection only (the record stays, but is not listed: used for deleted records).
@@ -744,24 +713,32 @@ impl Writer<'_> {
         kind: RecordKind,
         changes: &[u8],
     ) -> Result<EnvelopeId> {
+        self.queue(doc_id, kind, changes, false)
+    }
+
+    /// Writes one outbox entry: changes, or a tombstone (empty body).
+    fn queue(
+        &mut self,
+        doc_id: &RecordId,
+        kind: RecordKind,
+        body: &[u8],
+        tombstone: bool,
+    ) -> Result<EnvelopeId> {
         let envelope_id = EnvelopeId::random();
-        let sealed = self.sealer.seal(
-            Purpose::Outbox,
-            kind.code(),
-            &[
-                envelope_id.as_bytes().as_slice(),
-                doc_id.as_bytes().as_slice(),
-            ]
-            .concat(),
-            changes,
-        )?;
+        let aad = [
+            envelope_id.as_bytes().as_slice(),
+            doc_id.as_bytes().as_slice(),
+        ]
+        .concat();
+        let sealed = self.sealer.seal(Purpose::Outbox, kind.code(), &aad, body)?;
         self.tx.execute(
-            "INSERT INTO outbox (envelope_id, doc_id, kind, body) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 envelope_id.as_bytes().as_slice(),
                 doc_id.as_bytes().as_slice(),
                 kind.code(),
-                sealed
+                sealed,
+                tombstone
             ],
         )?;
         Ok(envelope_id)

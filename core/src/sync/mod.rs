@@ -27,8 +27,8 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use streetsync_wire::{
-    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse,
-    PushRequest, PushResponse, RecordId, TeamId,
+    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse, PushRequest,
+    PushResponse, RecordId, TeamId,
 };
 use zeroize::Zeroizing;
 
