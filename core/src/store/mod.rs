@@ -731,14 +731,20 @@ impl Writer<'_> {
         ]
         .concat();
         let sealed = self.sealer.seal(Purpose::Outbox, kind.code(), &aad, body)?;
+        // Plain changes leave `tombstone` at its default, so this also writes to a store still
+        // at schema 1 or 2 (the migration test writes through that path).
+        let sql = if tombstone {
+            "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, 1)"
+        } else {
+            "INSERT INTO outbox (envelope_id, doc_id, kind, body) VALUES (?1, ?2, ?3, ?4)"
+        };
         self.tx.execute(
-            "INSERT INTO outbox (envelope_id, doc_id, kind, body, tombstone) VALUES (?1, ?2, ?3, ?4, ?5)",
+            sql,
             params![
                 envelope_id.as_bytes().as_slice(),
                 doc_id.as_bytes().as_slice(),
                 kind.code(),
-                sealed,
-                tombstone
+                sealed
             ],
         )?;
         Ok(envelope_id)

@@ -1,0 +1,126 @@
+//! Receiving a teammate's Automerge bytes for a record the device already holds.
+//!
+//! `workspace::apply_checked` loads the stored document, merges the foreign bytes with
+//! `load_incremental`, refuses missing dependencies, reads the new changes' actors and the record's
+//! kind, hydrates, and saves the document. This replays the Automerge part of that on real
+//! documents made by `streetsync_core` (the seeds `fuzz/seeds/document/base-*.automerge`), and
+//! hands the merged, saved document to `merge_document` for the hydration as every record kind.
+//! The guards are the same as on a device: what is refused there returns early here.
+
+use std::sync::OnceLock;
+
+use automerge::{AutoCommit, LoadOptions, ReadDoc, TextEncoding};
+
+/// Real documents: a contact with every field set, a client, and a team with a partner.
+const BASES: [&[u8]; 3] = [
+    include_bytes!("../seeds/document/base-contact.automerge"),
+    include_bytes!("../seeds/document/base-client.automerge"),
+    include_bytes!("../seeds/document/base-team.automerge"),
+];
+
+fn load(bytes: &[u8]) -> Result<AutoCommit, automerge::AutomergeError> {
+    AutoCommit::load_with_options(
+        bytes,
+        LoadOptions::new().text_encoding(TextEncoding::Utf8CodeUnit),
+    )
+}
+
+/// Merges `data` (with valid chunk checksums, see `targets::with_valid_checksums`) into one of the
+/// base documents (chosen by the input's length) as a device does.
+pub fn merge_into_existing(data: &[u8]) {
+    let fixed = crate::targets::with_valid_checksums(data);
+    let data = fixed.as_deref().unwrap_or(data);
+    static DOCS: OnceLock<Vec<AutoCommit>> = OnceLock::new();
+    let docs = DOCS.get_or_init(|| {
+        BASES
+            .iter()
+            .map(|b| load(b).expect("a base document loads"))
+            .collect()
+    });
+    let mut doc = docs[data.len() % docs.len()].clone();
+    let old_heads = doc.get_heads();
+    // Guarded as in `apply_checked` (`workspace::guard_foreign`): a panic here is refused there.
+    let Some(Ok(_)) = guarded(|| doc.load_incremental(data)) else {
+        return;
+    };
+    if guarded(|| doc.get_missing_deps(&[]).is_empty()) != Some(true) {
+        return; // refused as missing_dependencies, never saved
+    }
+    let Some(new) = guarded(|| doc.get_changes(&old_heads)) else {
+        return;
+    };
+    for change in new {
+        let _ = change.actor_id().to_bytes();
+    }
+    let _ = doc.get(automerge::ROOT, "kind");
+    // `put_foreign_doc`: the store keeps only a document that loads again (Automerge can save a
+    // merged document it cannot load; such changes are refused).
+    let Some(saved) = guarded(|| doc.save()) else {
+        return;
+    };
+    let Some(Ok(mut reloaded)) = guarded(|| load(&saved)) else {
+        return;
+    };
+    let mut a = doc.get_heads();
+    let mut b = reloaded.get_heads();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "heads changed across save and load");
+    let _ = streetsync_core::fuzzing::merge_document(&saved);
+}
+
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+thread_local! {
+    static CURRENT_INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Remembers the input being run, so a caught panic can be saved with it.
+pub fn set_current_input(data: &[u8]) {
+    CURRENT_INPUT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.clear();
+        c.extend_from_slice(data);
+    });
+}
+
+/// Replaces libFuzzer's panic hook (which aborts at once, before any `catch_unwind`) with one that
+/// lets a panic unwind, so the guards of the receive path work as they do on a device. The first
+/// panic at each source location is printed, and its input saved as
+/// `fuzz/artifacts/document/caught-<file>-<line>` (a regression fixture: caught today, but a bug in
+/// the library). A panic that escapes the target still ends the run: the `fuzz_target!` wrapper
+/// aborts on it, and libFuzzer saves the input.
+pub fn let_guarded_panics_unwind() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let (file, line) = info
+            .location()
+            .map(|l| (l.file().to_string(), l.line()))
+            .unwrap_or_default();
+        let at = format!("{file}:{line}");
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get_or_insert_with(HashSet::new).insert(at.clone()) {
+            eprintln!("panic at {at}: {info}");
+            let crate_dir = file
+                .rsplit_once("/src/")
+                .and_then(|(d, _)| d.rsplit('/').next())
+                .unwrap_or("streetsync");
+            let base = std::path::Path::new(&file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/document");
+            let _ = std::fs::create_dir_all(&dir);
+            let path = dir.join(format!("caught-{crate_dir}-{base}-{line}"));
+            CURRENT_INPUT.with(|c| {
+                if let Ok(c) = c.try_borrow() {
+                    let _ = std::fs::write(path, &*c);
+                }
+            });
+        }
+    }));
+}
