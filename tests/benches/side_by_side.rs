@@ -34,7 +34,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,23 @@ struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr: PathBuf,
+    /// The last `progress` line the process printed.
+    progress: Option<String>,
+    /// The largest `VmHWM` seen by the sampler, in kB.
+    sampled_kb: Arc<AtomicU64>,
+}
+
+/// `VmHWM` of a live process in kB (`None` once it is gone or a zombie).
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Proc {
@@ -106,6 +123,15 @@ impl Proc {
             .stderr(File::create(&stderr).map_err(failed)?)
             .spawn()
             .map_err(|e| failed(format!("{name} did not start: {e}")))?;
+        // Sample the peak RSS twice a second, so it is known even after a crash.
+        let sampled_kb = Arc::new(AtomicU64::new(0));
+        let (pid, sampled) = (child.id(), sampled_kb.clone());
+        std::thread::spawn(move || {
+            while let Some(kb) = vm_hwm_kb(pid) {
+                sampled.fetch_max(kb, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -120,18 +146,23 @@ impl Proc {
             child,
             lines,
             stderr,
+            progress: None,
+            sampled_kb,
         })
     }
 
-    /// The rest of the next line that starts with `word`; other lines are skipped. An `error`
+    /// The rest of the next line that starts with `word`; other lines are skipped. A `fatal`
     /// line, the process exiting, or the deadline passing is a failure.
     fn expect(&mut self, word: &str, deadline: Instant) -> Result<String, Failure> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    if line.starts_with("error") {
+                    if line.starts_with("fatal") {
                         return Err(Failure::Failed(format!("{}: {line}", self.name)));
+                    }
+                    if line.starts_with("progress") {
+                        self.progress = Some(line.clone());
                     }
                     if let Some(rest) = line.strip_prefix(word)
                         && (rest.is_empty() || rest.starts_with(' '))
@@ -140,18 +171,21 @@ impl Proc {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let at = self
+                        .progress
+                        .as_deref()
+                        .map_or(String::new(), |p| format!(", at {p}"));
                     return Err(Failure::Timeout(format!(
-                        "{} waiting for `{word}`",
+                        "{} waiting for `{word}`{at}",
                         self.name
                     )));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-                    let tail = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-                    let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
                     return Err(Failure::Failed(format!(
-                        "{} exited ({status}) before `{word}`: {tail}",
-                        self.name
+                        "{} exited ({status}) before `{word}`: {}",
+                        self.name,
+                        self.stderr_error()
                     )));
                 }
             }
@@ -165,17 +199,40 @@ impl Proc {
     }
 
     /// Peak resident set (`VmHWM`) so far, in MB.
+    /// Peak resident set (`VmHWM`) so far, in MB; for a process that already exited, the last
+    /// value the sampler saw.
     fn peak_rss_mb(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kb: f64 = status
+        let now = vm_hwm_kb(self.child.id()).unwrap_or(0);
+        let kb = now.max(self.sampled_kb.load(Ordering::Relaxed));
+        (kb > 0).then(|| kb as f64 / 1024.0)
+    }
+
+    /// The first line of stderr that names an error (node prints the source line and a caret
+    /// first), else its last non-empty line; at most 200 characters.
+    fn stderr_error(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let line = lines
+            .iter()
+            .find(|l| l.contains("Error") || l.starts_with("error"))
+            .or(lines.last())
+            .copied()
+            .unwrap_or("");
+        line.chars().take(200).collect()
+    }
+
+    /// Whether the process has exited, and if so a short account (status, end of stderr).
+    fn exited(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        Some(format!(
+            "{} exited ({status}): {}",
+            self.name,
+            self.stderr_error()
+        ))
     }
 
     fn wait_exit(&mut self, deadline: Instant) -> Result<(), Failure> {
@@ -254,6 +311,11 @@ impl Run {
     fn ok(&self) -> bool {
         self.outcome == "ok"
     }
+
+    /// `ok`, `timeout` or `failed`, for the table (the details are printed under it).
+    fn short(&self) -> &str {
+        self.outcome.split([' ', ':']).next().unwrap_or("")
+    }
 }
 
 /// Processes and dirs of one side's run, kept outside the steps so figures can still be read
@@ -284,6 +346,10 @@ impl Ctx {
             Ok(()) => "ok".into(),
             Err(f) => f.to_string(),
         };
+        // A client failing is often the server having died under it: say so.
+        if let Some(why) = self.server.as_mut().and_then(Proc::exited) {
+            run.outcome = format!("{}; {why}", run.outcome);
+        }
         if run.bootstrap_ms.is_none() {
             run.bootstrap_waited_ms = self.b_spawned.map(ms);
         }
@@ -462,6 +528,18 @@ fn peer_setup(root: &Path) -> Result<Peer, String> {
     Ok(Peer { dir, versions })
 }
 
+/// A setting of the peer's client, from the environment or the bench's default. The defaults give
+/// the peer its best chance (docs/benchmarks.md):
+/// - `SBS_PEER_CREATE_BATCH` (500): device A creates documents in batches and waits until the
+///   server holds each batch. Creating 10,000 in one go floods the server until it crashes.
+/// - `SBS_PEER_FIND_CONCURRENCY` (100): finds in flight on device B. Starting all at once (`0`)
+///   blocks B's event loop long enough at 3,000 documents for the server to drop the connection,
+///   and most documents come back unavailable; 100 at a time loads them all and is as fast at
+///   1,000.
+fn peer_env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
 fn node(peer: &Peer, script: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("node");
     cmd.arg(peer.dir.join(script)).args(args);
@@ -486,7 +564,7 @@ fn peer_steps(
     let url = format!("ws://{}", server.expect("listening on", deadline)?);
     let (a_dir, b_dir, urls) = (s("a"), s("b"), s("urls.txt"));
 
-    let create = node(
+    let mut create = node(
         peer,
         "client.mjs",
         &[
@@ -498,6 +576,10 @@ fn peer_steps(
             &contacts.to_string_lossy(),
         ],
     );
+    create.env(
+        "SBS_PEER_CREATE_BATCH",
+        peer_env("SBS_PEER_CREATE_BATCH", "500"),
+    );
     let mut a = Proc::spawn(create, "peer-a-create", &root)?;
     run.create_ms = Some(a.expect_num("created", deadline)?);
     run.upload_ms = Some(a.expect_num("uploaded", deadline)?);
@@ -505,11 +587,12 @@ fn peer_steps(
     a.wait_exit(deadline)?;
 
     let spawned = *ctx.b_spawned.insert(Instant::now());
-    let mut b = Proc::spawn(
-        node(peer, "client.mjs", &[&url, &b_dir, "load", &urls, "--live"]),
-        "peer-b",
-        &root,
-    )?;
+    let mut load = node(peer, "client.mjs", &[&url, &b_dir, "load", &urls, "--live"]);
+    load.env(
+        "SBS_PEER_FIND_CONCURRENCY",
+        peer_env("SBS_PEER_FIND_CONCURRENCY", "100"),
+    );
+    let mut b = Proc::spawn(load, "peer-b", &root)?;
     let loaded = b.expect("loaded", deadline)?;
     run.bootstrap_wall_ms = Some(ms(spawned));
     let nums: Vec<f64> = loaded
@@ -793,7 +876,7 @@ fn main() {
         for (side, r) in [("streetsync", ours), ("automerge-repo", theirs)] {
             println!(
                 "| {n} | {side} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.outcome,
+                r.short(),
                 cell(r.upload_ms, 1000.0, 2),
                 cell(r.bootstrap_ms, 1000.0, 2),
                 cell(median(&r.live_ms), 1.0, 1),
@@ -802,6 +885,14 @@ fn main() {
                 cell(r.server_rss_mb, 1.0, 1),
                 cell(r.b_rss_mb, 1.0, 1),
             );
+        }
+    }
+
+    for (n, ours, theirs, _) in &results {
+        for (side, r) in [("streetsync", ours), ("automerge-repo", theirs)] {
+            if !r.ok() {
+                println!("N = {n}, {side}: {}", r.outcome);
+            }
         }
     }
 
