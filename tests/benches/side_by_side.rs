@@ -12,9 +12,11 @@
 //!   `-storage-nodefs` (installed into `tests/peer/node_modules` by this bench with `npm ci`,
 //!   cached), a sync server built like the official `automerge-repo-sync-server`
 //!   (`tests/peer/server.mjs`) and two devices (`tests/peer/client.mjs`) doing the same work with
-//!   the same contacts in the same document shape. Every peer step is bounded by a time budget
-//!   (`SIDE_BY_SIDE_TIMEOUT_SECS`, default 600 s per N); a timeout or crash is recorded as the
-//!   result and the bench goes on.
+//!   the same contacts in the same document shape.
+//!
+//! Every step of either side (upload, bootstrap, live) is bounded by a time budget
+//! (`SIDE_BY_SIDE_TIMEOUT_SECS`, default 600 s per step); a timeout or crash is recorded as the
+//! result (`timeout (...)` / `failed: ...`) and the bench goes on.
 //!
 //! Printed for both: wall times (create + upload, bootstrap, live latency), bytes on disk (relay or
 //! server data dir, device B's store), peak RSS (relay or server process, device B process) and the
@@ -323,7 +325,8 @@ impl Run {
 struct Ctx {
     dir: tempfile::TempDir,
     server: Option<Proc>,
-    deadline: Instant,
+    /// Time allowed for each step (upload, bootstrap, live).
+    budget: Duration,
     edits: usize,
     /// When device B's process was started.
     b_spawned: Option<Instant>,
@@ -334,10 +337,15 @@ impl Ctx {
         Ctx {
             dir: tempfile::tempdir().unwrap(),
             server: None,
-            deadline: Instant::now() + budget,
+            budget,
             edits,
             b_spawned: None,
         }
+    }
+
+    /// The deadline of a step that starts now.
+    fn step(&self) -> Instant {
+        Instant::now() + self.budget
     }
 
     fn finish(mut self, run: &mut Run, result: Result<(), Failure>) {
@@ -380,7 +388,7 @@ async fn streetsync_steps(
     relay_bin: &Path,
     contacts: &[ContactDraft],
 ) -> Result<(), Failure> {
-    let deadline = ctx.deadline;
+    let deadline = ctx.step();
     let root = ctx.dir.path().to_owned();
     let mut relay = Command::new(relay_bin);
     relay
@@ -418,6 +426,7 @@ async fn streetsync_steps(
         .arg(&url)
         .args(["join-live", &invite.code, &contacts.len().to_string()])
         .env("SS_DEVICE_KEY_BYTE", "2");
+    let deadline = ctx.step();
     let spawned = *ctx.b_spawned.insert(Instant::now());
     let mut b = Proc::spawn(cmd, "device-b", &root)?;
     let loaded = b.expect("loaded", deadline)?;
@@ -436,6 +445,7 @@ async fn streetsync_steps(
     run.bootstrap_ms = first_num(&loaded);
     run.b_disk = Some(dir_size(&root.join("b")));
 
+    let deadline = ctx.step();
     // Live: A runs live sync (a local change wakes it), B prints when the change is stored.
     let idle = Arc::new(Idle(AtomicBool::new(false)));
     let live = lead.start_live(idle.clone());
@@ -553,7 +563,7 @@ fn peer_steps(
     n: usize,
     contacts: &Path,
 ) -> Result<(), Failure> {
-    let deadline = ctx.deadline;
+    let deadline = ctx.step();
     let root = ctx.dir.path().to_owned();
     let s = |p: &str| root.join(p).to_string_lossy().into_owned();
     let server_dir = s("server");
@@ -586,6 +596,7 @@ fn peer_steps(
     a.expect("done", deadline)?;
     a.wait_exit(deadline)?;
 
+    let deadline = ctx.step();
     let spawned = *ctx.b_spawned.insert(Instant::now());
     let mut load = node(peer, "client.mjs", &[&url, &b_dir, "load", &urls, "--live"]);
     load.env(
@@ -613,6 +624,7 @@ fn peer_steps(
     run.b_disk = Some(dir_size(&root.join("b")));
     b.expect("live-ready", deadline)?;
 
+    let deadline = ctx.step();
     let first = std::fs::read_to_string(&urls).map_err(failed)?;
     let first = first.lines().next().unwrap_or_default().to_owned();
     let edit = node(
