@@ -118,37 +118,8 @@ fn proc_usage(pid: u32) -> (f64, f64) {
             .get(12)
             .and_then(|s| s.parse::<f64>().ok())
             .unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|k| k.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let hwm = streetsync_tests::vm_hwm_kb(pid).unwrap_or(0) as f64;
     (ticks / 100.0, hwm / 1024.0)
-}
-
-fn relay_binary(root: &std::path::Path) -> PathBuf {
-    if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = root.join("target").join("bench-relay");
-    let ok = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "streetsync-relay",
-            "--bin",
-            "streetsync-relay",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    target.join("release").join("streetsync-relay")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +138,7 @@ async fn main() {
         .unwrap()
         .to_owned();
     let data = tempfile::tempdir().unwrap();
-    let mut relay = Command::new(relay_binary(&root))
+    let mut relay = Command::new(streetsync_tests::relay_binary(true))
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .args([

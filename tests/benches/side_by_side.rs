@@ -103,19 +103,6 @@ struct Proc {
     sampled_kb: Arc<AtomicU64>,
 }
 
-/// `VmHWM` of a live process in kB (`None` once it is gone or a zombie).
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
 impl Proc {
     fn spawn(mut cmd: Command, name: &str, logs: &Path) -> Result<Proc, Failure> {
         let stderr = logs.join(format!("{name}.stderr"));
@@ -129,7 +116,7 @@ impl Proc {
         let sampled_kb = Arc::new(AtomicU64::new(0));
         let (pid, sampled) = (child.id(), sampled_kb.clone());
         std::thread::spawn(move || {
-            while let Some(kb) = vm_hwm_kb(pid) {
+            while let Some(kb) = streetsync_tests::vm_hwm_kb(pid) {
                 sampled.fetch_max(kb, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -204,7 +191,7 @@ impl Proc {
     /// Peak resident set (`VmHWM`) so far, in MB; for a process that already exited, the last
     /// value the sampler saw.
     fn peak_rss_mb(&self) -> Option<f64> {
-        let now = vm_hwm_kb(self.child.id()).unwrap_or(0);
+        let now = streetsync_tests::vm_hwm_kb(self.child.id()).unwrap_or(0);
         let kb = now.max(self.sampled_kb.load(Ordering::Relaxed));
         (kb > 0).then(|| kb as f64 / 1024.0)
     }
@@ -664,29 +651,6 @@ fn peer_run(peer: &Peer, n: usize, contacts: &Path, budget: Duration, edits: usi
 
 // ---- setup and report ------------------------------------------------------------------------
 
-fn relay_binary(root: &Path) -> PathBuf {
-    if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = root.join("target").join("bench-relay");
-    let ok = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "streetsync-relay",
-            "--bin",
-            "streetsync-relay",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "building the relay failed");
-    target.join("release").join("streetsync-relay")
-}
-
 /// A contact as the peer's document holds it: the values exactly as streetsync's `ContactDoc`
 /// stores them (`HH:MM` times, vocabulary under its Automerge variant names).
 fn doc_shape(d: &ContactDraft) -> Value {
@@ -839,7 +803,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_owned();
-    let relay_bin = relay_binary(&root);
+    let relay_bin = streetsync_tests::relay_binary(true);
     let peer = peer_setup(&root);
     match &peer {
         Ok(p) => {

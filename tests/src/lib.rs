@@ -1,7 +1,61 @@
 //! Cross-crate and whole-process tests of streetsync.
 //!
-//! The library itself is empty; the tests live in `tests/` and the helper processes they drive in
-//! `src/bin/` (`ss-save-loop`: saves contacts until it is killed, for the crash test).
+//! The tests live in `tests/`, the benchmarks in `benches/`, and the helper processes they drive in
+//! `src/bin/` (`ss-save-loop`: saves contacts until it is killed, for the crash test; `ss-device`:
+//! one device as its own process). This library holds what several of them share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The fixed 32-byte storage key the crash test and `ss-save-loop` share.
 pub const CRASH_KEY: [u8; 32] = [7; 32];
+
+/// The real `streetsync-relay` binary: `STREETSYNC_RELAY_BIN` if set (CI builds the workspace
+/// first), else built with cargo into a target dir of its own (`target/e2e-relay` for the debug
+/// build tests use, `target/bench-relay` for the release build benchmarks use), so a stale binary
+/// is never run and the outer cargo's lock is never waited on.
+pub fn relay_binary(release: bool) -> PathBuf {
+    if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    let (dir, profile) = if release {
+        ("bench-relay", "release")
+    } else {
+        ("e2e-relay", "debug")
+    };
+    let target = root.join("target").join(dir);
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "streetsync-relay",
+            "--bin",
+            "streetsync-relay",
+        ])
+        .env("CARGO_TARGET_DIR", &target);
+    if release {
+        cmd.arg("--release");
+    }
+    let built = cmd.status().map(|s| s.success()).unwrap_or(false);
+    assert!(built, "building the relay failed");
+    target.join(profile).join("streetsync-relay")
+}
+
+/// Peak resident memory (`VmHWM`) of a live process in kB; `None` once it is gone.
+pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

@@ -19,32 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// is never tested and the outer `cargo test` lock is never waited on.
 pub fn relay_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_owned();
-        let target = root.join("target").join("e2e-relay");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "streetsync-relay",
-                "--bin",
-                "streetsync-relay",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the relay failed");
-        target.join("debug").join("streetsync-relay")
-    })
-    .clone()
+    BIN.get_or_init(|| streetsync_tests::relay_binary(false))
+        .clone()
 }
 
 /// A running relay process.
