@@ -1222,8 +1222,12 @@ pub(crate) fn apply_checked(
         });
     }
     let existing = w.doc(&id)?;
+    // Only a worker's changes need the review state before them (leads may change it).
+    let worker = author.is_some_and(|a| a.role != Role::Lead);
     let before_review = match &existing {
-        Some((RecordKind::Contact, d)) => hydrate::<_, ContactDoc>(d).ok().map(|c| c.review()),
+        Some((RecordKind::Contact, d)) if worker => {
+            hydrate::<_, ContactDoc>(d).ok().map(|c| c.review())
+        }
         _ => None,
     };
     let known_kind = existing.as_ref().map(|(k, _)| *k);
@@ -1250,7 +1254,7 @@ pub(crate) fn apply_checked(
                 )));
             }
         }
-        if a.role != Role::Lead {
+        if worker {
             if doc_kind(&doc) == Some(RecordKind::Team) {
                 return Err(Error::NotAllowed(
                     "only leads change the team document".into(),

@@ -656,8 +656,10 @@ impl SyncClient {
         let key = self.ws.team_keys()?.last().ok_or(Error::NoTeam)?.clone();
         let total = docs.len() as u64;
         let mut done = 0;
+        // Everything up to the cursor is in this device's documents; the cursor cannot move while
+        // this client holds its sync lock.
+        let cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         for doc in docs {
-            let cursor = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
             let bytes = match self.ws.export_document(doc) {
                 Ok(b) => Zeroizing::new(b),
                 Err(Error::NotFound { .. }) => continue,
