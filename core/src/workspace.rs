@@ -1157,7 +1157,7 @@ pub(crate) fn apply_remote_in(
     id: RecordId,
     changes: &[u8],
 ) -> Result<RemoteApplied> {
-    apply_checked(w, id, changes, None)
+    apply_checked(w, id, changes, None, None)
 }
 
 /// Who sent remote changes, for the checks that depend on it.
@@ -1191,12 +1191,21 @@ pub(crate) fn guard_foreign<T>(id: RecordId, f: impl FnOnce() -> T) -> Result<T>
 /// `fuzz/regressions/document/crash-ed3fe699*`). Stored, such a document would leave the record
 /// unreadable (`Error::Corrupt`) on every device that pulled the change; refused, the envelope is
 /// quarantined and the record stays as it was.
+///
+/// `as_received` is the teammate's saved document when the record is new here and those exact bytes
+/// just loaded strictly (`crate::document::load`, the same call that reads the store): they are
+/// stored as they came, which is both the reload check and the saved form, so the two Automerge
+/// passes (save, load again) that dominated a fresh device's bootstrap are skipped.
 fn put_foreign_doc(
     w: &mut Writer<'_>,
     id: RecordId,
     kind: RecordKind,
     doc: &mut AutoCommit,
+    as_received: Option<&[u8]>,
 ) -> Result<()> {
+    if let Some(bytes) = as_received {
+        return w.put_doc_bytes(&id, kind, bytes);
+    }
     let saved = Zeroizing::new(guard_foreign(id, || doc.save())?);
     if let Err(e) = guard_foreign(id, || crate::document::load(&saved))? {
         return Err(Error::Protocol(format!(
@@ -1206,14 +1215,74 @@ fn put_foreign_doc(
     w.put_doc_bytes(&id, kind, &saved)
 }
 
+/// Whether `bytes` start with an Automerge document chunk (a whole saved document) rather than
+/// change chunks: magic bytes, a 4-byte checksum, then the chunk type, 0 for a document.
+fn is_saved_document(bytes: &[u8]) -> bool {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    bytes.len() > 9 && bytes[..4] == MAGIC && bytes[8] == 0
+}
+
+/// Loads a teammate's bytes strictly, as the only content of a record new on this device: the
+/// pre-check first (a declared size Automerge expands at once can abort the process, see
+/// `document::precheck`), then `crate::document::load` (the call that reads the store) under
+/// [`guard_foreign`]. `Ok(None)` when Automerge does not load them strictly (changes waiting for
+/// earlier ones, damaged bytes): the incremental path then gives the precise answer. Pure, so the
+/// sync client runs it for a whole page on several threads before the page's transaction.
+pub(crate) fn preload_foreign(id: RecordId, changes: &[u8]) -> Result<Option<AutoCommit>> {
+    crate::document::precheck::check(changes).map_err(|e| refused(id, e))?;
+    Ok(guard_foreign(id, || crate::document::load(changes))?.ok())
+}
+
+fn refused(id: RecordId, e: impl std::fmt::Display) -> Error {
+    Error::Protocol(format!(
+        "changes for record {id} are refused before loading: {e}"
+    ))
+}
+
+/// Opens the document that receives a teammate's bytes for record `id`. A record already here is
+/// merged into (`load_incremental`). A record new here is loaded strictly from the bytes alone
+/// (or taken from `preloaded`, the same load done ahead of time); when they are a whole saved
+/// document (how a record first travels, and how snapshots do) the flag is `true`: the bytes are
+/// fit to be stored as they are. Whatever does not load strictly takes the incremental path, which
+/// yields the precise error or queues the changes for the missing-dependency check.
+fn open_for_merge(
+    id: RecordId,
+    existing: Option<AutoCommit>,
+    changes: &[u8],
+    preloaded: Option<AutoCommit>,
+) -> Result<(AutoCommit, bool)> {
+    if existing.is_none() {
+        let strict = match preloaded {
+            Some(doc) => Some(doc),
+            None => preload_foreign(id, changes)?,
+        };
+        if let Some(doc) = strict {
+            return Ok((doc, is_saved_document(changes)));
+        }
+    } else {
+        crate::document::precheck::check(changes).map_err(|e| refused(id, e))?;
+    }
+    // Not `unwrap_or_default`: a default `AutoCommit` has the wrong text encoding.
+    let mut doc = match existing {
+        Some(doc) => doc,
+        None => crate::document::new(),
+    };
+    guard_foreign(id, || doc.load_incremental(changes))?
+        .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
+    Ok((doc, false))
+}
+
 /// Merges remote changes after checking them against the author's role: only leads change the
 /// team document or move a review to approved or changes-requested, and a change's actor must be
-/// the device that signed it (so the audit history cannot be forged).
+/// the device that signed it (so the audit history cannot be forged). `preloaded` is
+/// [`preload_foreign`]'s result for these bytes, computed ahead of time; it is used only if the
+/// record is still new here.
 pub(crate) fn apply_checked(
     w: &mut Writer<'_>,
     id: RecordId,
     changes: &[u8],
     author: Option<&RemoteAuthor>,
+    preloaded: Option<AutoCommit>,
 ) -> Result<RemoteApplied> {
     if w.is_erased(&id)? {
         return Err(Error::NotFound {
@@ -1221,7 +1290,7 @@ pub(crate) fn apply_checked(
             id,
         });
     }
-    let existing = w.doc(&id)?;
+    let mut existing = w.doc(&id)?;
     // Only a worker's changes need the review state before them (leads may change it).
     let worker = author.is_some_and(|a| a.role != Role::Lead);
     let before_review = match &existing {
@@ -1231,60 +1300,59 @@ pub(crate) fn apply_checked(
         _ => None,
     };
     let known_kind = existing.as_ref().map(|(k, _)| *k);
-    let mut doc = existing
-        .map(|(_, d)| d)
-        .unwrap_or_else(crate::document::new);
-    let old_heads = doc.get_heads();
-    guard_foreign(id, || doc.load_incremental(changes))?
-        .map_err(|e| Error::Protocol(format!("changes for record {id} do not load: {e}")))?;
+    let old_heads = existing
+        .as_mut()
+        .map(|(_, d)| d.get_heads())
+        .unwrap_or_default();
+    let (mut doc, whole) = open_for_merge(id, existing.map(|(_, d)| d), changes, preloaded)?;
     // Changes whose dependencies are missing wait in Automerge's queue and would be dropped by
     // `save`; refuse them so the caller keeps them until the earlier changes arrive.
     if !guard_foreign(id, || doc.get_missing_deps(&[]).is_empty())? {
         return Err(Error::MissingDependencies { id });
     }
-    if let Some(a) = author {
-        if !a.snapshot {
-            let new = guard_foreign(id, || doc.get_changes(&old_heads))?;
-            if new
+    if let Some(a) = author
+        && !a.snapshot
+    {
+        // Change metadata only: building the full changes (`get_changes`) re-encodes every op.
+        let forged = guard_foreign(id, || {
+            doc.get_changes_meta(&old_heads)
                 .iter()
-                .any(|c| !c.actor_id().to_bytes().starts_with(a.device.as_bytes()))
-            {
-                return Err(Error::NotAllowed(format!(
-                    "changes to record {id} claim another device as their author"
-                )));
-            }
-        }
-        if worker {
-            if doc_kind(&doc) == Some(RecordKind::Team) {
-                return Err(Error::NotAllowed(
-                    "only leads change the team document".into(),
-                ));
-            }
-            if let Ok(after) = guard_foreign(id, || hydrate::<_, ContactDoc>(&doc))? {
-                let review = after.review();
-                if before_review != Some(review)
-                    && matches!(
-                        review,
-                        ReviewState::Approved | ReviewState::ChangesRequested
-                    )
-                {
-                    return Err(Error::NotAllowed(
-                        "only leads approve contacts or ask for changes".into(),
-                    ));
-                }
-            }
+                .any(|c| !c.actor.to_bytes().starts_with(a.device.as_bytes()))
+        })?;
+        if forged {
+            return Err(Error::NotAllowed(format!(
+                "changes to record {id} claim another device as their author"
+            )));
         }
     }
     let kind =
         doc_kind(&doc).ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;
+    if worker && kind == RecordKind::Team {
+        return Err(Error::NotAllowed(
+            "only leads change the team document".into(),
+        ));
+    }
     if known_kind.is_some_and(|k| k != kind) {
         return Err(Error::Protocol(format!("record {id} changed its kind")));
     }
+    let as_received = whole.then_some(changes);
     let deleted = is_deleted(&doc);
     let projection = match kind {
         RecordKind::Contact => {
             let d: ContactDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("contact {id} is malformed: {e}")))?;
+            let review = d.review();
+            if worker
+                && before_review != Some(review)
+                && matches!(
+                    review,
+                    ReviewState::Approved | ReviewState::ChangesRequested
+                )
+            {
+                return Err(Error::NotAllowed(
+                    "only leads approve contacts or ask for changes".into(),
+                ));
+            }
             Projection::Contact(Box::new(ContactSummary::of(&d.to_contact()?)))
         }
         RecordKind::Client => {
@@ -1296,12 +1364,12 @@ pub(crate) fn apply_checked(
             let d: TeamDoc = guard_foreign(id, || hydrate(&doc))?
                 .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
             let team = d.to_team()?;
-            put_foreign_doc(w, id, kind, &mut doc)?;
+            put_foreign_doc(w, id, kind, &mut doc, as_received)?;
             w.set_team(team);
             return Ok(RemoteApplied { kind, deleted });
         }
     };
-    put_foreign_doc(w, id, kind, &mut doc)?;
+    put_foreign_doc(w, id, kind, &mut doc, as_received)?;
     if deleted {
         w.remove_projection(&id)?;
     } else {

@@ -675,3 +675,132 @@ async fn sync_and_live_work_over_tls_and_refuse_an_untrusted_certificate() {
         Err(Error::Invalid(_))
     ));
 }
+
+/// A fresh device's bootstrap opens large pages ahead on several threads (signatures, decryption,
+/// document loads) while the page's transaction applies what is already open. Whatever it mixes
+/// (new records as saved documents, later edits of the same records in the same page, a
+/// teammate's edits, deletions, a damaged envelope and the changes that depend on it), the result
+/// must be what the plain serial path gives: every record identical to the lead's, the damaged
+/// one quarantined with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_over_large_pages_opened_ahead_matches_the_lead() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 1).await;
+    let (lead, worker) = (&d[0], &d[1]);
+    let victim = lead.contact(0, "wird beschädigt");
+    let mut ids = Vec::new();
+    for n in 0..150 {
+        ids.push(
+            lead.contact(n % 60, &format!("Kontakt {n} am Südausgang"))
+                .id,
+        );
+    }
+    lead.sync.sync_once(None).await.unwrap();
+    // Edits of records created earlier in the log (later in the same pages for a new device).
+    for (n, id) in ids.iter().enumerate().filter(|(n, _)| n % 7 == 0) {
+        let mut f = lead.ws.get_contact(*id).unwrap().fields;
+        f.note.push_str(&format!(" · nachgetragen {n}"));
+        f.persons = 2;
+        lead.ws.update_contact(*id, f).unwrap();
+    }
+    for id in &ids[140..143] {
+        lead.ws.delete_contact(*id).unwrap();
+    }
+    let mut f = lead.ws.get_contact(victim.id).unwrap().fields;
+    f.note = "wird beschädigt, zweite Fassung".into();
+    lead.ws.update_contact(victim.id, f).unwrap();
+    lead.sync.sync_once(None).await.unwrap();
+    worker.sync.sync_once(None).await.unwrap();
+    for n in 0..40 {
+        worker.contact(n, &format!("vom Team {n}"));
+    }
+    for id in &ids[..5] {
+        let mut f = worker.ws.get_contact(*id).unwrap().fields;
+        f.note.push_str(" (Rückfrage geklärt)");
+        worker.ws.update_contact(*id, f).unwrap();
+    }
+    worker.sync.sync_once(None).await.unwrap();
+    lead.sync.sync_once(None).await.unwrap();
+
+    // Damage the victim's first envelope (its saved document) in the relay's log.
+    let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    let (seq, body): (i64, String) = conn
+        .query_row(
+            "SELECT seq, body FROM log WHERE doc = ?1 ORDER BY seq LIMIT 1",
+            [victim.id.as_bytes().as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ct = env["ciphertext"].as_str().unwrap().to_owned();
+    let mut chars: Vec<char> = ct.chars().collect();
+    let mid = chars.len() / 2;
+    chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+    env["ciphertext"] = serde_json::Value::String(chars.into_iter().collect());
+    conn.execute(
+        "UPDATE log SET body = ?1 WHERE seq = ?2",
+        rusqlite::params![env.to_string(), seq],
+    )
+    .unwrap();
+    drop(conn);
+
+    // Pages of 200: chunks of envelopes opened ahead cross page boundaries.
+    let opts = SyncOptions {
+        page_size: 200,
+        ..SyncOptions::default()
+    };
+    let fresh = join(dir.path(), &relay.url(), lead, "neu", opts).await;
+    // Joining pulled the whole log already.
+    let report = fresh.sync.sync_once(None).await.unwrap();
+    assert_eq!(report.pulled, 0, "{report:?}");
+    let reasons: Vec<(RecordId, String)> = fresh
+        .sync
+        .quarantine_report()
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.doc, q.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (victim.id, "bad_signature".to_owned()),
+            (victim.id, "missing_dependencies".to_owned())
+        ]
+    );
+    assert!(matches!(
+        fresh.ws.get_contact(victim.id),
+        Err(Error::NotFound { .. })
+    ));
+    let expected: Vec<_> = state(lead)
+        .into_iter()
+        .filter(|(id, _, _)| *id != victim.id)
+        .collect();
+    assert_eq!(expected.len(), 150 - 3 + 40);
+    assert_eq!(state(&fresh), expected);
+    for s in lead.all() {
+        if s.id != victim.id {
+            assert_eq!(
+                fresh.ws.get_contact(s.id).unwrap().fields,
+                lead.ws.get_contact(s.id).unwrap().fields
+            );
+        }
+    }
+    assert!(
+        fresh
+            .ws
+            .get_contact(ids[0])
+            .unwrap()
+            .fields
+            .note
+            .ends_with("(Rückfrage geklärt)"),
+        "the worker's edit arrived"
+    );
+    for id in &ids[140..143] {
+        assert!(
+            fresh.all().iter().all(|s| s.id != *id),
+            "deleted stays deleted"
+        );
+    }
+}

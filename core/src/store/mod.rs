@@ -429,8 +429,8 @@ macro_rules! shared_reads {
             pub(crate) fn doc(&self, id: &RecordId) -> Result<Option<(RecordKind, AutoCommit)>> {
                 let row: Option<(u8, Vec<u8>)> = self
                     .conn()
+                    .prepare_cached("SELECT kind, body FROM documents WHERE id = ?1")?
                     .query_row(
-                        "SELECT kind, body FROM documents WHERE id = ?1",
                         [id.as_bytes().as_slice()],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -579,12 +579,22 @@ macro_rules! shared_reads {
                     .collect()
             }
 
+            /// Whether the record is stored here (without opening it).
+            pub(crate) fn has_doc(&self, id: &RecordId) -> Result<bool> {
+                Ok(self
+                    .conn()
+                    .prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?
+                    .query_row([id.as_bytes().as_slice()], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            }
+
             /// Whether a lead erased this record.
             pub(crate) fn is_erased(&self, id: &RecordId) -> Result<bool> {
                 Ok(self
                     .conn()
+                    .prepare_cached("SELECT 1 FROM erased WHERE doc_id = ?1")?
                     .query_row(
-                        "SELECT 1 FROM erased WHERE doc_id = ?1",
                         [id.as_bytes().as_slice()],
                         |_| Ok(()),
                     )
@@ -634,11 +644,12 @@ impl Writer<'_> {
         let sealed = self
             .sealer
             .seal(Purpose::Document, kind.code(), id.as_bytes(), bytes)?;
-        self.tx.execute(
-            "INSERT INTO documents (id, kind, body) VALUES (?1, ?2, ?3)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO documents (id, kind, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body",
-            params![id.as_bytes().as_slice(), kind.code(), sealed],
-        )?;
+            )?
+            .execute(params![id.as_bytes().as_slice(), kind.code(), sealed])?;
         Ok(())
     }
 
@@ -652,11 +663,12 @@ impl Writer<'_> {
         let sealed = self
             .sealer
             .seal(Purpose::Projection, kind.code(), id.as_bytes(), &bytes)?;
-        self.tx.execute(
-            "INSERT INTO projections (id, kind, body) VALUES (?1, ?2, ?3)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO projections (id, kind, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body",
-            params![id.as_bytes().as_slice(), kind.code(), sealed],
-        )?;
+            )?
+            .execute(params![id.as_bytes().as_slice(), kind.code(), sealed])?;
         self.updates.push(match projection {
             Projection::Contact(s) => CacheUpdate::Contact(*id, s),
             Projection::Client(s) => CacheUpdate::Client(*id, s),
@@ -832,21 +844,23 @@ impl Writer<'_> {
 
     /// Counts one more change envelope of `doc` since its last snapshot.
     pub(crate) fn bump_activity(&mut self, doc: &RecordId) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 1)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 1)
              ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = since_snapshot + 1",
-            [doc.as_bytes().as_slice()],
-        )?;
+            )?
+            .execute([doc.as_bytes().as_slice()])?;
         Ok(())
     }
 
     /// A snapshot of `doc` now covers everything.
     pub(crate) fn reset_activity(&mut self, doc: &RecordId) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 0)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, 0)
              ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = 0",
-            [doc.as_bytes().as_slice()],
-        )?;
+            )?
+            .execute([doc.as_bytes().as_slice()])?;
         Ok(())
     }
 }

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use streetsync_wire::{
-    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullResponse, PushRequest,
-    PushResponse, RecordId, TeamId,
+    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, PullEntry, PullResponse,
+    PushRequest, PushResponse, RecordId, TeamId,
 };
 use zeroize::Zeroizing;
 
@@ -240,12 +240,185 @@ enum Applied {
     Erased,
 }
 
+/// An envelope opened ahead of its page's transaction (see [`open_page`]).
+struct Opened {
+    /// The key its signature was checked with: the roster decides again when it is applied.
+    sign_pk: [u8; 32],
+    /// The envelope's plaintext.
+    plain: Zeroizing<Vec<u8>>,
+    /// The record loaded strictly from the plaintext, when the record was new on this device.
+    doc: Option<automerge::AutoCommit>,
+}
+
+/// Envelopes opened ahead are handed to the page's transaction in chunks of this many: enough to
+/// spread over threads, few enough that loaded documents waiting to be stored stay a few MB.
+const OPEN_CHUNK: usize = 64;
+
+/// Which entries of a page are the first envelope of a record not stored here: those are loaded
+/// ahead (later envelopes of the same record merge into it).
+fn fresh_records(ws: &Workspace, me: DeviceId, entries: &[PullEntry]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    ws.store()
+        .read(|r| {
+            entries
+                .iter()
+                .map(|e| {
+                    let env = &e.envelope;
+                    Ok(env.author != me
+                        && env.kind != EnvelopeKind::Tombstone
+                        && seen.insert(env.doc)
+                        && !r.has_doc(&env.doc)?
+                        && !r.is_erased(&env.doc)?)
+                })
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![false; entries.len()])
+}
+
+/// Opens envelopes (Ed25519 verification, AEAD) and loads the records new on this device
+/// (Automerge's document load) on several threads: these are the bulk of a fresh device's
+/// bootstrap, and each is independent of the others. Whatever fails here is left to the serial
+/// path ([`apply_envelope`]), which repeats it and gives the reason; so this only ever saves work.
+fn open_chunk(
+    entries: &[PullEntry],
+    fresh: &[bool],
+    team: &Team,
+    me: DeviceId,
+    keys: &[TeamKey],
+) -> Vec<Option<Opened>> {
+    let open_one = |(entry, fresh): (&PullEntry, &bool)| {
+        let env = &entry.envelope;
+        if env.author == me {
+            return None;
+        }
+        let sign_pk = team.device(&env.author)?.sign_pk;
+        let plain = open_envelope(env, team, keys).ok()?;
+        let doc = if *fresh {
+            crate::workspace::preload_foreign(env.doc, &plain)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        Some(Opened {
+            sign_pk,
+            plain,
+            doc,
+        })
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(entries.len().div_ceil(8))
+        .max(1);
+    if threads == 1 {
+        return entries.iter().zip(fresh).map(open_one).collect();
+    }
+    let part = entries.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let open_one = &open_one;
+        let workers: Vec<_> = entries
+            .chunks(part)
+            .zip(fresh.chunks(part))
+            .map(|(es, fs)| {
+                let n = es.len();
+                (
+                    n,
+                    s.spawn(move || es.iter().zip(fs).map(open_one).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let mut opened = Vec::with_capacity(entries.len());
+        for (n, w) in workers {
+            // A worker that panicked (it runs only guarded code) leaves its part to the serial path.
+            opened.extend(w.join().unwrap_or_else(|_| (0..n).map(|_| None).collect()));
+        }
+        opened
+    })
+}
+
+/// Applies a pulled page in one transaction, together with the new cursor. On a large page the
+/// envelopes are opened ahead ([`open_chunk`]) on other threads while the transaction applies the
+/// chunks already opened, so the serial part (merge checks, projections, SQLite) overlaps the
+/// parallel part. Returns the last sequence number applied.
+fn apply_page(
+    ws: &Workspace,
+    me: DeviceId,
+    entries: &[PullEntry],
+    keys: &[TeamKey],
+    out: &mut PageOutcome,
+) -> Result<u64> {
+    let team = if entries.len() > OPEN_CHUNK / 4 {
+        ws.team().ok()
+    } else {
+        None
+    };
+    let fresh = match &team {
+        Some(_) => fresh_records(ws, me, entries),
+        None => Vec::new(),
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<Opened>>>(1);
+        if let Some(team) = &team {
+            let fresh = &fresh;
+            s.spawn(move || {
+                for (es, fs) in entries.chunks(OPEN_CHUNK).zip(fresh.chunks(OPEN_CHUNK)) {
+                    // The receiver is gone when the transaction failed: stop opening.
+                    if tx.send(open_chunk(es, fs, team, me, keys)).is_err() {
+                        break;
+                    }
+                }
+            });
+        } else {
+            drop(tx);
+        }
+        ws.store().write(|w| {
+            let now = crate::workspace::now_ms();
+            let mut opened = rx.iter().flatten();
+            let mut last = 0;
+            for entry in entries {
+                last = entry.seq;
+                let env = &entry.envelope;
+                match apply_envelope(w, me, env, keys, opened.next().flatten(), &mut out.changes) {
+                    Ok(Applied::Merged) => out.applied += 1,
+                    Ok(Applied::Erased) => out.erased += 1,
+                    Ok(Applied::Skipped) => {}
+                    Err(reason) => {
+                        let raw =
+                            serde_json::to_vec(env).map_err(|e| Error::Protocol(e.to_string()))?;
+                        w.quarantine(entry.seq, &env.doc, &reason, now, &raw)?;
+                        out.quarantined.push(Quarantined {
+                            seq: entry.seq,
+                            doc: env.doc,
+                            author: env.author,
+                            reason,
+                        });
+                    }
+                }
+                note_activity(w, env)?;
+            }
+            w.set_sync_value(SYNC_CURSOR, last as i64)?;
+            Ok(last)
+        })
+    })
+}
+
+/// What applying one page did, for the sync report and the change listeners.
+#[derive(Default)]
+struct PageOutcome {
+    changes: Vec<RecordChange>,
+    quarantined: Vec<Quarantined>,
+    applied: u64,
+    erased: u64,
+}
+
 /// Applies one pulled envelope inside a page transaction. The error is the quarantine reason.
+/// `opened` is the envelope as [`open_page`] opened it, if it could.
 fn apply_envelope(
     w: &mut Writer<'_>,
     me: DeviceId,
     env: &Envelope,
     keys: &[TeamKey],
+    opened: Option<Opened>,
     changes: &mut Vec<RecordChange>,
 ) -> std::result::Result<Applied, String> {
     if env.author == me {
@@ -253,7 +426,19 @@ fn apply_envelope(
         return Ok(Applied::Skipped);
     }
     let team = w.cache().team.clone().ok_or("no_team")?;
-    let plain = open_envelope(env, &team, keys).map_err(str::to_owned)?;
+    // Opened ahead with the key the roster still gives this author: taken as it is.
+    let (plain, preloaded) = match opened {
+        Some(o)
+            if env.team == team.id
+                && team.device(&env.author).map(|d| d.sign_pk) == Some(o.sign_pk) =>
+        {
+            (o.plain, o.doc)
+        }
+        _ => (
+            open_envelope(env, &team, keys).map_err(str::to_owned)?,
+            None,
+        ),
+    };
     let role = team
         .device(&env.author)
         .map(|d| d.role)
@@ -265,7 +450,7 @@ fn apply_envelope(
                 role,
                 snapshot: env.kind == EnvelopeKind::Snapshot,
             };
-            match apply_checked(w, env.doc, &plain, Some(&author)) {
+            match apply_checked(w, env.doc, &plain, Some(&author), preloaded) {
                 Ok(applied) => {
                     changes.push(RecordChange {
                         id: env.doc,
@@ -490,15 +675,12 @@ impl SyncClient {
     ) -> Result<()> {
         let start = self.ws.store().read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         let mut cursor = start;
+        let mut prefetched: Option<PullResponse> = None;
         loop {
-            let path = team_path(
-                team,
-                &format!("/pull?after={cursor}&limit={}", self.options.page_size),
-            );
-            let page: PullResponse = self
-                .relay
-                .call::<(), _>(self.ws.identity(), Method::GET, &path, None)
-                .await?;
+            let page = match prefetched.take() {
+                Some(page) => page,
+                None => self.fetch_page(team, cursor).await?,
+            };
             if page.head < cursor {
                 // The relay lost entries this device already has (restored from a backup).
                 report.relay_restored = true;
@@ -519,47 +701,29 @@ impl SyncClient {
             let me = self.ws.device_id();
             let keys = self.ws.team_keys()?;
             let page_len = page.entries.len() as u64;
-            let (last, quarantined, changes, applied, erased) = self
-                .blocking(move |ws| {
-                    let mut changes = Vec::new();
-                    let mut quarantined = Vec::new();
-                    let mut applied = 0u64;
-                    let mut erased = 0u64;
-                    let last = ws.store().write(|w| {
-                        let now = crate::workspace::now_ms();
-                        let mut last = 0;
-                        for entry in &page.entries {
-                            last = entry.seq;
-                            let env = &entry.envelope;
-                            match apply_envelope(w, me, env, &keys, &mut changes) {
-                                Ok(Applied::Merged) => applied += 1,
-                                Ok(Applied::Erased) => erased += 1,
-                                Ok(Applied::Skipped) => {}
-                                Err(reason) => {
-                                    let raw = serde_json::to_vec(env)
-                                        .map_err(|e| Error::Protocol(e.to_string()))?;
-                                    w.quarantine(entry.seq, &env.doc, &reason, now, &raw)?;
-                                    quarantined.push(Quarantined {
-                                        seq: entry.seq,
-                                        doc: env.doc,
-                                        author: env.author,
-                                        reason,
-                                    });
-                                }
-                            }
-                            note_activity(w, env)?;
-                        }
-                        w.set_sync_value(SYNC_CURSOR, last as i64)?;
-                        Ok(last)
-                    })?;
-                    Ok((last, quarantined, changes, applied, erased))
-                })
-                .await?;
-            self.ws.listeners.emit(&changes);
+            let more = page.more;
+            let page_last = page.entries.last().map_or(cursor, |e| e.seq);
+            // While this page is applied (CPU-bound, on a blocking thread), the next one is already
+            // on its way: a fresh device's bootstrap overlaps the relay's answer with the merge.
+            let next = async {
+                if more {
+                    Some(self.fetch_page(team, page_last).await)
+                } else {
+                    None
+                }
+            };
+            let apply = self.blocking(move |ws| {
+                let mut out = PageOutcome::default();
+                let last = apply_page(ws, me, &page.entries, &keys, &mut out)?;
+                Ok((last, out))
+            });
+            let (applied_page, next) = tokio::join!(apply, next);
+            let (last, out) = applied_page?;
+            self.ws.listeners.emit(&out.changes);
             report.pulled += page_len;
-            report.applied += applied;
-            report.erased += erased;
-            report.quarantined.extend(quarantined);
+            report.applied += out.applied;
+            report.erased += out.erased;
+            report.quarantined.extend(out.quarantined);
             cursor = last;
             if let Some(l) = listener {
                 l.on_progress(SyncProgress {
@@ -568,10 +732,23 @@ impl SyncClient {
                     total: page.head.saturating_sub(start).max(cursor - start),
                 });
             }
-            if !page.more {
+            // Only now: the page above is stored and announced even if fetching the next failed.
+            prefetched = next.transpose()?;
+            if !more {
                 return Ok(());
             }
         }
+    }
+
+    /// Asks the relay for the page of its log after `after`.
+    async fn fetch_page(&self, team: TeamId, after: u64) -> Result<PullResponse> {
+        let path = team_path(
+            team,
+            &format!("/pull?after={after}&limit={}", self.options.page_size),
+        );
+        self.relay
+            .call::<(), _>(self.ws.identity(), Method::GET, &path, None)
+            .await
     }
 
     /// Tries quarantined envelopes again whose reason may have cleared up. Returns how many applied.
@@ -590,7 +767,7 @@ impl SyncClient {
                         let Ok(env) = serde_json::from_slice::<Envelope>(&raw) else {
                             continue;
                         };
-                        match apply_envelope(w, me, &env, &keys, &mut changes) {
+                        match apply_envelope(w, me, &env, &keys, None, &mut changes) {
                             Ok(_) => {
                                 w.unquarantine(seq)?;
                                 n += 1;
