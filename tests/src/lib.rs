@@ -11,9 +11,10 @@ use std::process::Command;
 pub const CRASH_KEY: [u8; 32] = [7; 32];
 
 /// The real `streetsync-relay` binary: `STREETSYNC_RELAY_BIN` if set (CI builds the workspace
-/// first), else built with cargo into a target dir of its own (`target/e2e-relay` for the debug
-/// build tests use, `target/bench-relay` for the release build benchmarks use), so a stale binary
-/// is never run and the outer cargo's lock is never waited on.
+/// first), else built with cargo into a target dir of its own (`e2e-relay` for the debug build
+/// tests use, `bench-relay` for the release build benchmarks use, inside `CARGO_TARGET_DIR` if set,
+/// else inside `target/`), so a stale binary is never run, the outer cargo's lock is never waited
+/// on, and an engineer with a target dir of their own does not share the relay build with others.
 pub fn relay_binary(release: bool) -> PathBuf {
     if let Ok(p) = std::env::var("STREETSYNC_RELAY_BIN") {
         return PathBuf::from(p);
@@ -27,7 +28,11 @@ pub fn relay_binary(release: bool) -> PathBuf {
     } else {
         ("e2e-relay", "debug")
     };
-    let target = root.join("target").join(dir);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_relative() { root.join(t) } else { t })
+        .unwrap_or_else(|| root.join("target"))
+        .join(dir);
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root)
         .args([
