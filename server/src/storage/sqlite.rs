@@ -6,7 +6,7 @@
 //! reader connections, which WAL lets run beside the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use streetsync_wire::{
@@ -22,8 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_invites.sql")),
 ];
 
-/// Reader connections kept open between reads.
-const MAX_IDLE_READERS: usize = 4;
+/// Reader connections, opened on demand and kept open. Reads beyond this many wait for one
+/// instead of opening a connection per read: opening one (file, WAL index, schema parse) costs
+/// more than most reads, and the relay has few cores to run reads on anyway.
+const MAX_READERS: usize = 8;
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
@@ -32,7 +34,84 @@ pub const DB_FILE: &str = "relay.sqlite3";
 pub struct SqliteStorage {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReaderPool,
+}
+
+/// At most [`MAX_READERS`] reader connections; a read waits for an idle one.
+#[derive(Default)]
+struct ReaderPool {
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    /// Connections open, idle or lent out.
+    open: usize,
+}
+
+/// A reader connection lent out by the pool; goes back to it on drop, also when the read panics.
+struct Lease<'a> {
+    pool: &'a ReaderPool,
+    /// `Some` until the drop hands it back.
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until it is dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.pool.state).idle.push(conn);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+impl ReaderPool {
+    /// An idle connection, a new one if fewer than [`MAX_READERS`] are open, else the next one
+    /// returned.
+    fn lease(&self, path: &Path) -> Result<Lease<'_>, StorageError> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if state.open < MAX_READERS {
+                state.open += 1;
+                break;
+            }
+            state = self
+                .returned
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(state);
+        match open_reader(path) {
+            Ok(conn) => Ok(Lease {
+                pool: self,
+                conn: Some(conn),
+            }),
+            Err(e) => {
+                // Give the slot back.
+                lock(&self.state).open -= 1;
+                self.returned.notify_one();
+                Err(e)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -56,6 +135,13 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Erased envelopes are overwritten, not left in free pages (GDPR Art. 17).
     conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(conn)
+}
+
+/// A connection for reads only (`query_only`: a bug cannot write through it).
+fn open_reader(path: &Path) -> Result<Connection, StorageError> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "query_only", "ON")?;
     Ok(conn)
 }
 
@@ -144,7 +230,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             path,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: ReaderPool::default(),
         })
     }
 
@@ -165,17 +251,8 @@ impl SqliteStorage {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let pooled = lock(&self.readers).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_connection(&self.path)?,
-        };
-        let out = f(&conn);
-        let mut pool = lock(&self.readers);
-        if pool.len() < MAX_IDLE_READERS {
-            pool.push(conn);
-        }
-        out
+        let conn = self.readers.lease(&self.path)?;
+        f(&conn)
     }
 }
 
@@ -249,11 +326,10 @@ impl Storage for SqliteStorage {
 
     fn device(&self, team: TeamId, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError> {
         self.read(|conn| {
-            conn.query_row(
-                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE team = ?1 AND id = ?2"),
-                params![team.as_bytes(), id.as_bytes()],
-                read_device_row,
-            )
+            conn.prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE team = ?1 AND id = ?2"
+            ))?
+            .query_row(params![team.as_bytes(), id.as_bytes()], read_device_row)
             .optional()?
             .map(device_info)
             .transpose()
@@ -262,11 +338,10 @@ impl Storage for SqliteStorage {
 
     fn device_in_any_team(&self, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError> {
         self.read(|conn| {
-            conn.query_row(
-                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1 LIMIT 1"),
-                [id.as_bytes()],
-                read_device_row,
-            )
+            conn.prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1 LIMIT 1"
+            ))?
+            .query_row([id.as_bytes()], read_device_row)
             .optional()?
             .map(device_info)
             .transpose()
@@ -373,11 +448,8 @@ impl Storage for SqliteStorage {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let head: Option<i64> = tx
-                .query_row(
-                    "SELECT head FROM teams WHERE id = ?1",
-                    [team.as_bytes()],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
+                .query_row([team.as_bytes()], |r| r.get(0))
                 .optional()?;
             let head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
             let mut stmt = tx.prepare_cached(
@@ -423,11 +495,8 @@ impl Storage for SqliteStorage {
     fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError> {
         self.read(|conn| {
             let head: Option<i64> = conn
-                .query_row(
-                    "SELECT head FROM teams WHERE id = ?1",
-                    [team.as_bytes()],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
+                .query_row([team.as_bytes()], |r| r.get(0))
                 .optional()?;
             head.map(u64_of).transpose()
         })
@@ -711,6 +780,48 @@ mod tests {
                 known: 2
             })
         ));
+    }
+
+    #[test]
+    fn reads_share_a_bounded_pool_of_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let team = TeamId::random();
+        s.create_team(team, &keys(1, Role::Lead), 0).unwrap();
+        let threads: Vec<_> = (0..4 * MAX_READERS)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        assert_eq!(s.head(team).unwrap(), Some(0));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let state = lock(&s.readers.state);
+        assert!(state.open <= MAX_READERS, "{} readers open", state.open);
+        assert_eq!(state.idle.len(), state.open);
+        drop(state);
+
+        // A read that panics still gives its connection back.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = s.read(|_| -> Result<(), StorageError> { panic!("in a read") });
+        }));
+        assert!(caught.is_err());
+        let state = lock(&s.readers.state);
+        assert_eq!(state.idle.len(), state.open);
+        drop(state);
+
+        // Reader connections cannot write.
+        let refused = s.read(|conn| {
+            conn.execute("DELETE FROM teams", [])?;
+            Ok(())
+        });
+        assert!(refused.is_err());
+        assert_eq!(s.head(team).unwrap(), Some(0));
     }
 
     #[test]
