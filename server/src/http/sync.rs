@@ -7,13 +7,13 @@ use axum::Json;
 use axum::extract::{Query, State};
 use streetsync_wire::{
     DEFAULT_PULL_LIMIT, Envelope, EnvelopeKind, MAX_BATCH, MAX_BODY_BYTES, MAX_PULL_LIMIT,
-    PullQuery, PullResponse, PushRequest, PushResponse, SnapshotResponse,
+    PullQuery, PushRequest, PushResponse, SnapshotResponse,
 };
 
 use super::AppState;
 use super::auth::{Member, json_body};
 use super::error::ApiError;
-use crate::storage::AppendOutcome;
+use crate::storage::{AppendOutcome, PullPage};
 
 /// Refuses an envelope the authenticated member may not append to the path's team.
 fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
@@ -92,11 +92,12 @@ pub async fn push(
     }))
 }
 
-/// `GET /v1/teams/{team}/pull?after=N&limit=M`: one page of the log.
+/// `GET /v1/teams/{team}/pull?after=N&limit=M`: one page of the log, in the JSON of the wire's
+/// `PullResponse` (the envelopes as stored, see [`PullPage`]).
 pub async fn pull(
     State(state): State<AppState>,
     member: Member,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Json<PullPage>, ApiError> {
     let Query(query) = Query::<PullQuery>::try_from_uri(&member.request.uri)
         .map_err(|e| ApiError::BadRequest(format!("the query is not `after=N&limit=M`: {e}")))?;
     let limit = match query.limit {

@@ -9,9 +9,11 @@
 
 pub mod sqlite;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use streetsync_wire::{
     Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, InviteId, InviteInfo,
-    PullResponse, PushResult, Role, TeamId,
+    PushResult, Role, TeamId,
 };
 
 /// Why a storage operation failed.
@@ -80,6 +82,32 @@ pub struct AppendOutcome {
     pub dropped: u64,
     /// Whether the batch erased a record (a tombstone).
     pub erased: bool,
+}
+
+/// One page of a team's log, serialized exactly like the wire's
+/// [`PullResponse`](streetsync_wire::PullResponse).
+///
+/// Each envelope is the JSON the relay wrote when it accepted (and verified) the envelope, handed
+/// out as stored: decoding and re-encoding every envelope of every page (base64, hex ids, string
+/// escaping) was most of the relay's CPU time when a team's devices pull each other's pushes.
+#[derive(Debug, Serialize)]
+pub struct PullPage {
+    /// Entries with `seq > after`, ascending.
+    pub entries: Vec<RawEntry>,
+    /// The team's highest sequence number.
+    pub head: u64,
+    /// Whether entries after the last one of this page exist.
+    pub more: bool,
+}
+
+/// One log entry with its envelope as stored JSON; serializes like
+/// [`PullEntry`](streetsync_wire::PullEntry).
+#[derive(Debug, Serialize)]
+pub struct RawEntry {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The envelope's JSON, checked to be well-formed JSON when read.
+    pub envelope: Box<RawValue>,
 }
 
 /// An invite as the relay keeps it.
@@ -184,7 +212,7 @@ pub trait Storage: Send + Sync + 'static {
         after: u64,
         limit: u32,
         max_bytes: usize,
-    ) -> Result<PullResponse, StorageError>;
+    ) -> Result<PullPage, StorageError>;
 
     /// The team's head, or `None` if there is no such team.
     fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError>;

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::value::RawValue;
 use streetsync_wire::{
     Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, InviteId,
-    InviteInfo, PullEntry, PullResponse, PushResult, Role, TeamId,
+    InviteInfo, PushResult, Role, TeamId,
 };
 
-use super::{AppendOutcome, Storage, StorageError, StoredInvite};
+use super::{AppendOutcome, PullPage, RawEntry, Storage, StorageError, StoredInvite};
 
 /// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -444,7 +445,7 @@ impl Storage for SqliteStorage {
         after: u64,
         limit: u32,
         max_bytes: usize,
-    ) -> Result<PullResponse, StorageError> {
+    ) -> Result<PullPage, StorageError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let head: Option<i64> = tx
@@ -473,18 +474,21 @@ impl Storage for SqliteStorage {
                     break;
                 }
                 bytes += body.len();
-                // The parser's message could quote stored bytes; log only where it failed.
-                let envelope: Envelope = serde_json::from_str(&body).map_err(|e| {
+                // The relay wrote this JSON from a verified envelope; checking that it is still
+                // well-formed JSON (a damaged file) keeps one bad row from breaking the whole
+                // page for the client. The parser's message could quote stored bytes; log only
+                // where it failed.
+                let envelope = RawValue::from_string(body).map_err(|e| {
                     StorageError::Corrupt(format!(
-                        "log entry {seq} does not parse ({:?} error at line {} column {})",
+                        "log entry {seq} is not JSON ({:?} error at line {} column {})",
                         e.classify(),
                         e.line(),
                         e.column()
                     ))
                 })?;
-                entries.push(PullEntry { seq, envelope });
+                entries.push(RawEntry { seq, envelope });
             }
-            Ok(PullResponse {
+            Ok(PullPage {
                 entries,
                 head,
                 more,
@@ -780,6 +784,48 @@ mod tests {
                 known: 2
             })
         ));
+    }
+
+    #[test]
+    fn pull_pages_serialize_as_the_wire_pull_response() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let team = TeamId::random();
+        s.create_team(team, &keys(1, Role::Lead), 0).unwrap();
+        let mut batch: Vec<_> = (0..3)
+            .map(|_| env(team, RecordId::random(), EnvelopeKind::Change, 0))
+            .collect();
+        // Bytes that need escaping or padding in JSON and base64.
+        batch[1].ciphertext = b"\"\\\n\x00\xff<>".to_vec();
+        s.append(team, &batch).unwrap();
+        let page = s.pull(team, 0, 2, usize::MAX).unwrap();
+        let json = serde_json::to_string(&page).unwrap();
+        let typed = streetsync_wire::PullResponse {
+            entries: batch[..2]
+                .iter()
+                .zip(1..)
+                .map(|(e, seq)| streetsync_wire::PullEntry {
+                    seq,
+                    envelope: e.clone(),
+                })
+                .collect(),
+            head: 3,
+            more: true,
+        };
+        // Byte for byte what serializing the wire type gives.
+        assert_eq!(json, serde_json::to_string(&typed).unwrap());
+        let parsed: streetsync_wire::PullResponse = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, typed);
+
+        // A damaged row is refused as corrupt instead of breaking the page's JSON.
+        lock(&s.writer)
+            .execute("UPDATE log SET body = '{\"v\":1,' WHERE seq = 2", [])
+            .unwrap();
+        assert!(matches!(
+            s.pull(team, 0, 10, usize::MAX),
+            Err(StorageError::Corrupt(_))
+        ));
+        assert_eq!(s.pull(team, 2, 10, usize::MAX).unwrap().entries.len(), 1);
     }
 
     #[test]
