@@ -604,6 +604,7 @@ async fn main() {
         "pull_p99_ms": {"value": percentile(&mut pull, 0.99), "unit": "ms", "goal": goal(1000.0), "lower_is_better": true},
         "delivery_p50_ms": {"value": percentile(&mut delivery, 0.5), "unit": "ms", "goal": goal(200.0), "lower_is_better": true},
         "delivery_p99_ms": {"value": percentile(&mut delivery, 0.99), "unit": "ms", "goal": goal(2000.0), "lower_is_better": true},
+        "relay_cpu_ms_per_request": {"value": if requests > 0 { ((cpu1 - cpu0) * 1000.0 / requests as f64 * 1000.0).round() / 1000.0 } else { 0.0 }, "unit": "ms of relay CPU per push or pull", "goal": null, "lower_is_better": true},
         "relay_cpu_percent": {"value": round((cpu1 - cpu0) / elapsed * 100.0), "unit": "% of one core", "goal": null, "lower_is_better": true},
         "loadgen_cpu_percent": {"value": round((gen1 - gen0) / elapsed * 100.0), "unit": "% of one core", "goal": null, "lower_is_better": true},
         "relay_peak_rss_mb": {"value": round(rss), "unit": "MB", "goal": null, "lower_is_better": true},
