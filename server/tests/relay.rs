@@ -642,6 +642,66 @@ async fn log_survives_sigkill() {
     assert_eq!(next.json["results"][0]["seq"], 5);
 }
 
+/// Concurrent pushes are committed in shared transactions (group commit): each must still be
+/// acknowledged only once durable, get its own sequence numbers, and a refused one must not take
+/// the others of its group with it.
+#[tokio::test]
+async fn concurrent_pushes_are_durable_and_numbered_once() {
+    let mut relay = Relay::start();
+    let (team, lead) = new_team(&relay).await;
+    let mut devices = vec![lead];
+    for _ in 0..7 {
+        devices.push(add_device(&relay, team, &devices[0], Role::Worker).await);
+    }
+    let mut batches = Vec::new();
+    for device in &devices {
+        for k in 0..10 {
+            // Every tenth batch carries a snapshot that covers more than the log holds, which the
+            // storage refuses (400) inside the shared transaction.
+            let covers = if k == 9 { 1_000_000 } else { 0 };
+            let kind = if k == 9 {
+                EnvelopeKind::Snapshot
+            } else {
+                EnvelopeKind::Change
+            };
+            let envs: Vec<_> = (0..3)
+                .map(|_| device.envelope(team, RecordId::random(), kind, covers))
+                .collect();
+            batches.push((device, envs));
+        }
+    }
+    let answers = futures_util::future::join_all(
+        batches
+            .iter()
+            .map(|(device, envs)| push(&relay, device, team, envs)),
+    )
+    .await;
+    let mut acked = std::collections::HashMap::new();
+    for ((_, envs), answer) in batches.iter().zip(&answers) {
+        if envs[0].kind == EnvelopeKind::Snapshot {
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+            continue;
+        }
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        for (env, result) in envs.iter().zip(answer.json["results"].as_array().unwrap()) {
+            assert_eq!(result["duplicate"], false);
+            acked.insert(env.id.to_string(), result["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(acked.len(), 8 * 9 * 3);
+
+    // Acknowledged means on disk: SIGKILL right after the answers loses nothing.
+    relay.kill_and_restart();
+    let page = pull(&relay, &devices[0], team, 0, Some(1000)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+    assert_eq!(seqs(&page), (1..=acked.len() as u64).collect::<Vec<_>>());
+    assert_eq!(page.json["head"], acked.len() as u64);
+    for entry in page.json["entries"].as_array().unwrap() {
+        let id = entry["envelope"]["id"].as_str().unwrap();
+        assert_eq!(acked.get(id), entry["seq"].as_u64().as_ref(), "{id}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_closes_sockets_and_exits_zero() {
     let mut relay = Relay::start();

@@ -8,6 +8,7 @@
 //! `tokio::task::spawn_blocking`, never on the async workers.
 
 pub mod sqlite;
+mod writer;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -64,6 +65,9 @@ pub enum StorageError {
     /// A database failure.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The write was not made durable: its group transaction failed, or the writer thread is gone.
+    #[error("write: {0}")]
+    Write(String),
     /// A filesystem failure while opening the database.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -2,8 +2,9 @@
 //!
 //! One file in the data directory, WAL journal, `synchronous=FULL` so an acknowledged push
 //! survives a power cut, numbered migrations from `server/migrations/`. All writes go through one
-//! writer connection (SQLite allows one writer at a time anyway); reads use a small pool of
-//! reader connections, which WAL lets run beside the writer.
+//! writer connection (SQLite allows one writer at a time anyway), owned by a thread that commits
+//! the writes queued while it was busy in one transaction ([`super::writer`], group commit);
+//! reads use a small pool of reader connections, which WAL lets run beside the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -11,10 +12,11 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::value::RawValue;
 use streetsync_wire::{
-    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, InviteId,
-    InviteInfo, PushResult, Role, TeamId,
+    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeId, EnvelopeKind,
+    InviteId, InviteInfo, PushResult, RecordId, Role, TeamId,
 };
 
+use super::writer::Writer;
 use super::{AppendOutcome, PullPage, RawEntry, Storage, StorageError, StoredInvite};
 
 /// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
@@ -34,7 +36,7 @@ pub const DB_FILE: &str = "relay.sqlite3";
 /// [`Storage`] on one SQLite file.
 pub struct SqliteStorage {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Writer,
     readers: ReaderPool,
 }
 
@@ -230,21 +232,20 @@ impl SqliteStorage {
         migrate(&mut writer)?;
         Ok(SqliteStorage {
             path,
-            writer: Mutex::new(writer),
+            writer: Writer::start(writer)?,
             readers: ReaderPool::default(),
         })
     }
 
-    /// Runs `f` in an immediate transaction on the writer connection; commits only on `Ok`.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Runs `f` on the writer connection inside a transaction, together with whatever other
+    /// writes are queued (group commit), and returns once that transaction is on disk. Only `f`'s
+    /// own changes are rolled back if it returns an error.
+    fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.writer.run(f, |_| false)
     }
 
     /// Runs `f` on a pooled reader connection.
@@ -299,7 +300,8 @@ impl Storage for SqliteStorage {
         founder: &DeviceKeys,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.write(|tx| {
+        let founder = founder.clone();
+        self.write(move |tx| {
             let inserted = tx.execute(
                 "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
                 params![team.as_bytes(), now_ms],
@@ -307,7 +309,7 @@ impl Storage for SqliteStorage {
             if inserted == 0 {
                 return Err(StorageError::TeamExists);
             }
-            insert_device(tx, team, founder, now_ms)
+            insert_device(tx, team, &founder, now_ms)
         })
     }
 
@@ -317,11 +319,12 @@ impl Storage for SqliteStorage {
         device: &DeviceKeys,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.write(|tx| {
+        let device = device.clone();
+        self.write(move |tx| {
             if !team_exists(tx, team)? {
                 return Err(StorageError::TeamNotFound);
             }
-            insert_device(tx, team, device, now_ms)
+            insert_device(tx, team, &device, now_ms)
         })
     }
 
@@ -360,7 +363,7 @@ impl Storage for SqliteStorage {
     }
 
     fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError> {
-        self.write(|tx| {
+        self.write(move |tx| {
             let changed = tx.execute(
                 "UPDATE devices SET revoked = 1 WHERE team = ?1 AND id = ?2",
                 params![team.as_bytes(), id.as_bytes()],
@@ -380,7 +383,8 @@ impl Storage for SqliteStorage {
         blob: &[u8],
         now_ms: i64,
     ) -> Result<u64, StorageError> {
-        self.write(|tx| {
+        let blob = blob.to_vec();
+        self.write(move |tx| {
             let known = tx
                 .query_row(
                     "SELECT 1 FROM devices WHERE team = ?1 AND id = ?2 AND revoked = 0",
@@ -421,7 +425,7 @@ impl Storage for SqliteStorage {
 
     fn delete_bundle(&self, team: TeamId, to: DeviceId, id: u64) -> Result<bool, StorageError> {
         let id = i64::try_from(id).unwrap_or(-1);
-        self.write(|tx| {
+        self.write(move |tx| {
             Ok(tx.execute(
                 "DELETE FROM bundles WHERE id = ?1 AND team = ?2 AND recipient = ?3",
                 params![id, team.as_bytes(), to.as_bytes()],
@@ -430,13 +434,26 @@ impl Storage for SqliteStorage {
     }
 
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError> {
-        let outcome = self.append_tx(team, envelopes)?;
-        if outcome.erased {
-            // Old frames of the erased pages would stay in the WAL until the next checkpoint.
-            let conn = lock(&self.writer);
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        }
-        Ok(outcome)
+        // Serialized here, on the caller's thread, so the one writer thread only writes.
+        let entries = envelopes
+            .iter()
+            .map(|env| {
+                Ok(NewEntry {
+                    id: env.id,
+                    doc: env.doc,
+                    kind: env.kind,
+                    covers: env.covers,
+                    body: serde_json::to_string(env)
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        // An erasure checkpoints the WAL before it is acknowledged: old frames of the erased
+        // pages would otherwise stay in the WAL until the next checkpoint.
+        self.writer.run(
+            move |tx| append_entries(tx, team, &entries),
+            |outcome: &AppendOutcome| outcome.erased,
+        )
     }
 
     fn pull(
@@ -513,7 +530,8 @@ impl Storage for SqliteStorage {
         invite: &CreateInvite,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.write(|tx| {
+        let invite = invite.clone();
+        self.write(move |tx| {
             if !team_exists(tx, team)? {
                 return Err(StorageError::TeamNotFound);
             }
@@ -575,7 +593,8 @@ impl Storage for SqliteStorage {
         device: &DeviceKeys,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.write(|tx| {
+        let device = device.clone();
+        self.write(move |tx| {
             let (team, redeemed, expires_ms): (Vec<u8>, Option<Vec<u8>>, i64) = tx
                 .query_row(
                     "SELECT team, redeemed_by, expires_ms FROM invites WHERE id = ?1",
@@ -591,7 +610,7 @@ impl Storage for SqliteStorage {
                 return Err(StorageError::InviteExpired);
             }
             let team = TeamId::from_bytes(array_of(team, "team")?);
-            insert_device(tx, team, device, now_ms)?;
+            insert_device(tx, team, &device, now_ms)?;
             tx.execute(
                 "UPDATE invites SET redeemed_by = ?2 WHERE id = ?1",
                 params![id.as_bytes(), device.id.as_bytes()],
@@ -638,93 +657,114 @@ impl Storage for SqliteStorage {
     }
 }
 
-impl SqliteStorage {
-    /// Appends a batch in one transaction (see [`Storage::append`]).
-    fn append_tx(
-        &self,
-        team: TeamId,
-        envelopes: &[Envelope],
-    ) -> Result<AppendOutcome, StorageError> {
-        self.write(|tx| {
-            let head: Option<i64> = tx
-                .query_row("SELECT head FROM teams WHERE id = ?1", [team.as_bytes()], |r| r.get(0))
-                .optional()?;
-            let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
-            let mut outcome = AppendOutcome {
-                results: Vec::with_capacity(envelopes.len()),
+/// An envelope to append, serialized already.
+struct NewEntry {
+    id: EnvelopeId,
+    doc: RecordId,
+    kind: EnvelopeKind,
+    covers: u64,
+    /// The envelope's JSON, as pulls hand it out.
+    body: String,
+}
+
+/// Appends a batch (see [`Storage::append`]) inside the writer's transaction.
+fn append_entries(
+    tx: &Connection,
+    team: TeamId,
+    entries: &[NewEntry],
+) -> Result<AppendOutcome, StorageError> {
+    let head: Option<i64> = tx
+        .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
+        .query_row([team.as_bytes()], |r| r.get(0))
+        .optional()?;
+    let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+    let mut outcome = AppendOutcome {
+        results: Vec::with_capacity(entries.len()),
+        head,
+        appended: 0,
+        dropped: 0,
+        erased: false,
+    };
+    let mut seen = tx.prepare_cached("SELECT seq FROM envelope_ids WHERE team = ?1 AND id = ?2")?;
+    let mut tombstone =
+        tx.prepare_cached("SELECT seq FROM tombstones WHERE team = ?1 AND doc = ?2")?;
+    let mut remember =
+        tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for env in entries {
+        let existing: Option<i64> = seen
+            .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
+            .optional()?;
+        if let Some(seq) = existing {
+            outcome.results.push(PushResult {
+                id: env.id,
+                seq: u64_of(seq)?,
+                duplicate: true,
+            });
+            continue;
+        }
+        // A record that was erased stays erased: late changes are acknowledged (so the
+        // sender's outbox drains) but never stored.
+        let erased: Option<i64> = tombstone
+            .query_row(params![team.as_bytes(), env.doc.as_bytes()], |r| r.get(0))
+            .optional()?;
+        if let Some(seq) = erased {
+            outcome.results.push(PushResult {
+                id: env.id,
+                seq: u64_of(seq)?,
+                duplicate: true,
+            });
+            continue;
+        }
+        if env.kind == EnvelopeKind::Snapshot && env.covers > head {
+            return Err(StorageError::CoversBeyondHead {
+                covers: env.covers,
                 head,
-                appended: 0,
-                dropped: 0,
-                erased: false,
-            };
-            let mut seen = tx.prepare_cached("SELECT seq FROM envelope_ids WHERE team = ?1 AND id = ?2")?;
-            let mut remember = tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for env in envelopes {
-                let existing: Option<i64> = seen
-                    .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
-                    .optional()?;
-                if let Some(seq) = existing {
-                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
-                    continue;
-                }
-                // A record that was erased stays erased: late changes are acknowledged (so the
-                // sender's outbox drains) but never stored.
-                let erased: Option<i64> = tx
-                    .query_row(
-                        "SELECT seq FROM tombstones WHERE team = ?1 AND doc = ?2",
-                        params![team.as_bytes(), env.doc.as_bytes()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(seq) = erased {
-                    outcome.results.push(PushResult { id: env.id, seq: u64_of(seq)?, duplicate: true });
-                    continue;
-                }
-                if env.kind == EnvelopeKind::Snapshot && env.covers > head {
-                    return Err(StorageError::CoversBeyondHead { covers: env.covers, head });
-                }
-                head += 1;
-                let seq = i64_of(head)?;
-                let body = serde_json::to_string(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                insert.execute(params![
-                    team.as_bytes(),
-                    seq,
-                    env.doc.as_bytes(),
-                    env.id.as_bytes(),
-                    env.kind.code(),
-                    i64_of(env.covers)?,
-                    body
-                ])?;
-                remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
-                outcome.dropped += match env.kind {
-                    EnvelopeKind::Change => 0,
-                    EnvelopeKind::Snapshot => tx.execute(
-                        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
-                        params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
-                    )? as u64,
-                    EnvelopeKind::Tombstone => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO tombstones (team, doc, seq) VALUES (?1, ?2, ?3)",
-                            params![team.as_bytes(), env.doc.as_bytes(), seq],
-                        )?;
-                        outcome.erased = true;
-                        tx.execute(
-                            "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
-                            params![team.as_bytes(), env.doc.as_bytes(), seq],
-                        )? as u64
-                    }
-                };
-                outcome.appended += 1;
-                outcome.results.push(PushResult { id: env.id, seq: head, duplicate: false });
+            });
+        }
+        head += 1;
+        let seq = i64_of(head)?;
+        insert.execute(params![
+            team.as_bytes(),
+            seq,
+            env.doc.as_bytes(),
+            env.id.as_bytes(),
+            env.kind.code(),
+            i64_of(env.covers)?,
+            env.body
+        ])?;
+        remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
+        outcome.dropped += match env.kind {
+            EnvelopeKind::Change => 0,
+            EnvelopeKind::Snapshot => tx.execute(
+                "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
+                params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
+            )? as u64,
+            EnvelopeKind::Tombstone => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tombstones (team, doc, seq) VALUES (?1, ?2, ?3)",
+                    params![team.as_bytes(), env.doc.as_bytes(), seq],
+                )?;
+                outcome.erased = true;
+                tx.execute(
+                    "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
+                    params![team.as_bytes(), env.doc.as_bytes(), seq],
+                )? as u64
             }
-            tx.execute("UPDATE teams SET head = ?1 WHERE id = ?2", params![i64_of(head)?, team.as_bytes()])?;
-            outcome.head = head;
-            Ok(outcome)
-        })
+        };
+        outcome.appended += 1;
+        outcome.results.push(PushResult {
+            id: env.id,
+            seq: head,
+            duplicate: false,
+        });
     }
+    tx.prepare_cached("UPDATE teams SET head = ?1 WHERE id = ?2")?
+        .execute(params![i64_of(head)?, team.as_bytes()])?;
+    outcome.head = head;
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -764,17 +804,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStorage::open(dir.path()).unwrap());
         let s = SqliteStorage::open(dir.path()).unwrap();
-        let v: i64 = lock(&s.writer)
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+        let v: i64 = s
+            .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
         assert_eq!(v, MIGRATIONS.last().map(|(v, _)| *v).unwrap());
         assert_eq!(v, 2);
-        let mode: String = lock(&s.writer)
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        let mode: String = s
+            .write(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();
         assert_eq!(mode, "wal");
-        lock(&s.writer)
-            .pragma_update(None, "user_version", 99)
+        s.write(|c| Ok(c.pragma_update(None, "user_version", 99)?))
             .unwrap();
         drop(s);
         assert!(matches!(
@@ -818,8 +857,7 @@ mod tests {
         assert_eq!(parsed, typed);
 
         // A damaged row is refused as corrupt instead of breaking the page's JSON.
-        lock(&s.writer)
-            .execute("UPDATE log SET body = '{\"v\":1,' WHERE seq = 2", [])
+        s.write(|c| Ok(c.execute("UPDATE log SET body = '{\"v\":1,' WHERE seq = 2", [])?))
             .unwrap();
         assert!(matches!(
             s.pull(team, 0, 10, usize::MAX),

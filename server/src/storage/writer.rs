@@ -1,0 +1,357 @@
+//! Group commit: one thread owns SQLite's writer connection and commits the writes that queued up
+//! while it was busy in one transaction, so one fsync makes a whole group durable.
+//!
+//! With `synchronous=FULL` every commit waits for an fsync of the WAL (milliseconds on a real
+//! disk), and SQLite has one writer at a time, so with one transaction per push the pushes queued
+//! behind each other's fsyncs. Here each caller hands its work to the writer thread and waits;
+//! the thread takes every waiting job (up to [`MAX_GROUP`]), runs each in a savepoint of one
+//! `BEGIN IMMEDIATE` transaction, commits once, and only then answers the callers. So a caller
+//! still hears "done" only when its write is on disk, a job that fails (or panics) is rolled back
+//! to its savepoint without touching the others, and an idle relay commits a lone push at once,
+//! without waiting for company.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+use super::StorageError;
+
+/// Most jobs committed in one transaction. Bounds the time a group holds the write lock (and so
+/// the time until its first job is answered) when a burst arrives.
+pub const MAX_GROUP: usize = 64;
+
+/// Work for the writer thread.
+pub trait WriteJob: Send {
+    /// Runs the work on the writer connection, inside the group's transaction (in a savepoint of
+    /// its own). True if it succeeded and its changes are to be kept.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Whether the WAL is to be checkpointed after the group committed (erasure).
+    fn wants_checkpoint(&self) -> bool;
+    /// Answers the waiting caller: `None` if the group committed (and, if asked, checkpointed),
+    /// else why not.
+    fn finish(self: Box<Self>, failure: Option<&str>);
+}
+
+/// A caller's closure and the channel its answer goes back on.
+pub struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StorageError>>,
+    checkpoint: fn(&T) -> bool,
+    reply: mpsc::SyncSender<Result<T, StorageError>>,
+}
+
+impl<T, F> Pending<T, F> {
+    /// A job running `work`; `checkpoint` says from its result whether the WAL must be
+    /// checkpointed before the caller is answered. The answer arrives on the returned receiver.
+    pub fn new(
+        work: F,
+        checkpoint: fn(&T) -> bool,
+    ) -> (Self, mpsc::Receiver<Result<T, StorageError>>) {
+        let (reply, answer) = mpsc::sync_channel(1);
+        (
+            Pending {
+                work: Some(work),
+                result: None,
+                checkpoint,
+                reply,
+            },
+            answer,
+        )
+    }
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StorageError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn wants_checkpoint(&self) -> bool {
+        matches!(&self.result, Some(Ok(v)) if (self.checkpoint)(v))
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&str>) {
+        let answer = match (self.result, failure) {
+            // Its own refusal: its savepoint was rolled back, whatever became of the group.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), None) => Ok(v),
+            (Some(Ok(_)), Some(why)) | (None, Some(why)) => {
+                Err(StorageError::Write(why.to_owned()))
+            }
+            // It panicked; the panic was caught and its savepoint rolled back.
+            (None, None) => Err(StorageError::Write(
+                "the write stopped before it finished".into(),
+            )),
+        };
+        // The caller may have gone (its thread panicked); nothing to tell then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The writer thread and the queue into it. Dropping it lets the thread finish the queued jobs,
+/// close the connection and end, and waits for that.
+pub struct Writer {
+    jobs: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    thread: Option<JoinHandle<()>>,
+    groups: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("groups", &self.groups.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection) -> Result<Self, StorageError> {
+        let (jobs, queue) = mpsc::channel::<Box<dyn WriteJob>>();
+        let groups = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&groups);
+        let thread = std::thread::Builder::new()
+            .name("relay-db-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match queue.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    commit_group(&conn, group);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            groups,
+        })
+    }
+
+    /// Runs `work` in the next group transaction and returns its result once the group is
+    /// durable. `checkpoint` says from the result whether to checkpoint the WAL first.
+    pub fn run<T, F>(&self, work: F, checkpoint: fn(&T) -> bool) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let stopped = || StorageError::Write("the database writer thread stopped".into());
+        let (job, answer) = Pending::new(work, checkpoint);
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Box::new(job))
+            .map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// How many group transactions the thread has run (each one fsync when it wrote anything).
+    #[cfg(test)]
+    pub fn groups(&self) -> u64 {
+        self.groups.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs a group in one transaction, checkpoints if a job asks for it, then answers every job.
+pub fn commit_group(conn: &Connection, mut group: Vec<Box<dyn WriteJob>>) {
+    let failure = run_group(conn, &mut group).err().map(|e| {
+        tracing::error!(error = %e, jobs = group.len(), "a group of writes failed to commit");
+        format!("the write transaction failed: {e}")
+    });
+    let checkpoint_failure = if failure.is_none() && group.iter().any(|j| j.wants_checkpoint()) {
+        // Old frames of erased pages would stay in the WAL until the next checkpoint.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .err()
+            .map(|e| format!("checkpointing the WAL after an erasure failed: {e}"))
+    } else {
+        None
+    };
+    for job in group {
+        let job_failure = match (&failure, &checkpoint_failure) {
+            (Some(why), _) => Some(why.as_str()),
+            (None, Some(why)) if job.wants_checkpoint() => Some(why.as_str()),
+            _ => None,
+        };
+        job.finish(job_failure);
+    }
+}
+
+/// `BEGIN IMMEDIATE`, each job in a savepoint (released if it succeeded, rolled back if it
+/// failed or panicked), `COMMIT`. On an error of the transaction itself everything is rolled back.
+fn run_group(conn: &Connection, group: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for job in group.iter_mut() {
+            conn.execute_batch("SAVEPOINT job")?;
+            let ok = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(conn))).unwrap_or(false);
+            if ok {
+                conn.execute_batch("RELEASE job")?;
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if result.is_err() && !conn.is_autocommit() {
+        // Some errors (a full disk, I/O) end the transaction themselves; otherwise end it here.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn conn() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn
+    }
+
+    fn insert(x: i64) -> impl FnOnce(&Connection) -> Result<i64, StorageError> + Send {
+        move |c: &Connection| {
+            c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+            Ok(x)
+        }
+    }
+
+    fn rows(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_or_panicking_job_leaves_the_rest_of_its_group_alone() {
+        let conn = conn();
+        let (a, a_answer) = Pending::new(insert(1), |_| false);
+        // Inserts 2, then fails on the duplicate 1: its own 2 must be rolled back too.
+        let (b, b_answer) = Pending::new(
+            |c: &Connection| -> Result<i64, StorageError> {
+                c.execute("INSERT INTO t (x) VALUES (2)", [])?;
+                c.execute("INSERT INTO t (x) VALUES (1)", [])?;
+                Ok(0)
+            },
+            |_| false,
+        );
+        let (p, p_answer) = Pending::new(
+            |c: &Connection| -> Result<i64, StorageError> {
+                c.execute("INSERT INTO t (x) VALUES (4)", [])?;
+                panic!("a bug in a write")
+            },
+            |_| false,
+        );
+        let (d, d_answer) = Pending::new(insert(3), |_| false);
+        commit_group(
+            &conn,
+            vec![Box::new(a), Box::new(b), Box::new(p), Box::new(d)],
+        );
+        assert_eq!(a_answer.recv().unwrap().unwrap(), 1);
+        assert!(matches!(b_answer.recv().unwrap(), Err(StorageError::Db(_))));
+        assert!(matches!(
+            p_answer.recv().unwrap(),
+            Err(StorageError::Write(_))
+        ));
+        assert_eq!(d_answer.recv().unwrap().unwrap(), 3);
+        assert_eq!(rows(&conn), [1, 3]);
+        assert!(conn.is_autocommit(), "the group's transaction ended");
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_job_and_keeps_nothing() {
+        let conn = conn();
+        // A deferred foreign key violation only shows at COMMIT.
+        conn.execute_batch(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY);
+             CREATE TABLE c (p INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);
+             PRAGMA foreign_keys = ON;",
+        )
+        .unwrap();
+        let (a, a_answer) = Pending::new(insert(1), |_| false);
+        let (b, b_answer) = Pending::new(
+            |c: &Connection| -> Result<i64, StorageError> {
+                c.execute("INSERT INTO c (p) VALUES (42)", [])?;
+                Ok(0)
+            },
+            |_| false,
+        );
+        commit_group(&conn, vec![Box::new(a), Box::new(b)]);
+        assert!(matches!(
+            a_answer.recv().unwrap(),
+            Err(StorageError::Write(_))
+        ));
+        assert!(matches!(
+            b_answer.recv().unwrap(),
+            Err(StorageError::Write(_))
+        ));
+        assert!(rows(&conn).is_empty());
+        assert!(conn.is_autocommit());
+    }
+
+    #[test]
+    fn concurrent_writes_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Arc::new(Writer::start(conn).unwrap());
+        let threads: Vec<_> = (0..200)
+            .map(|x| {
+                let writer = Arc::clone(&writer);
+                std::thread::spawn(move || writer.run(insert(x), |_| false).unwrap())
+            })
+            .collect();
+        let mut done: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        done.sort_unstable();
+        assert_eq!(done, (0..200).collect::<Vec<_>>());
+        let groups = writer.groups();
+        // Usually far fewer than 200 on a disk where fsync takes time; not asserted, since on
+        // tmpfs every write may find the writer idle.
+        assert!((1..=200).contains(&groups), "{groups} groups");
+        eprintln!("200 concurrent writes committed in {groups} transactions");
+        let count: i64 = writer
+            .run(
+                |c: &Connection| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?),
+                |_| false,
+            )
+            .unwrap();
+        assert_eq!(count, 200);
+        // Dropping the writer waits for its thread, which closes the connection.
+        let writer = Arc::into_inner(writer).unwrap();
+        drop(writer);
+        let reopened = Connection::open(dir.path().join("db")).unwrap();
+        assert_eq!(rows(&reopened).len(), 200);
+    }
+}
