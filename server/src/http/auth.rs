@@ -16,6 +16,7 @@ use streetsync_wire::{CLOCK_TOLERANCE_MS, DeviceInfo, MAX_BODY_BYTES, TeamId};
 use super::AppState;
 use super::error::ApiError;
 use crate::now_ms;
+use crate::storage::DeviceLookup;
 
 /// A request whose `Authorization` header parsed and whose timestamp is within the window.
 /// The signature is not checked yet: that needs the device's key.
@@ -161,17 +162,23 @@ impl FromRequest<AppState> for Member {
             })?;
         let request = Signed::from_request(Request::from_parts(parts, body), state).await?;
         let device_id = request.header.device;
-        let (in_team, anywhere) = state
-            .db(move |s| {
-                let in_team = s.device(team, device_id)?;
-                let anywhere = match in_team {
-                    Some(_) => None,
-                    None => s.device_in_any_team(device_id)?,
-                };
-                Ok((in_team, anywhere))
-            })
-            .await?;
-        let Some(known) = in_team.as_ref().or(anywhere.as_ref()) else {
+        let lookup = match state.storage.lookup_device_now(team, device_id) {
+            Some(lookup) => lookup,
+            None => {
+                state
+                    .db(move |s| {
+                        let in_team = s.device(team, device_id)?;
+                        let elsewhere = match in_team {
+                            Some(_) => None,
+                            None => s.device_in_any_team(device_id)?,
+                        };
+                        Ok(DeviceLookup { in_team, elsewhere })
+                    })
+                    .await?
+            }
+        };
+        let DeviceLookup { in_team, elsewhere } = lookup;
+        let Some(known) = in_team.as_ref().or(elsewhere.as_ref()) else {
             return Err(ApiError::UnknownDevice);
         };
         request.verify(state, &known.keys.sign_pk)?;

@@ -114,6 +114,16 @@ pub struct RawEntry {
     pub envelope: Box<RawValue>,
 }
 
+/// Who the signer of a request is registered as, for authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLookup {
+    /// The device in the path's team, revoked or not.
+    pub in_team: Option<DeviceInfo>,
+    /// If it is not in that team: the device in another team (to tell `wrong_team` from
+    /// `unknown_device`).
+    pub elsewhere: Option<DeviceInfo>,
+}
+
 /// An invite as the relay keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredInvite {
@@ -154,6 +164,15 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The device `id` in any team (to tell "wrong team" from "unknown device").
     fn device_in_any_team(&self, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError>;
+
+    /// [`DeviceLookup`] at once, without blocking, if this backend keeps the devices in memory;
+    /// `None` tells the caller to ask [`Storage::device`] and [`Storage::device_in_any_team`] on
+    /// the blocking pool instead. Every request is authenticated, and the trip through the
+    /// blocking pool (two thread wake-ups) cost more than the lookup itself.
+    fn lookup_device_now(&self, team: TeamId, id: DeviceId) -> Option<DeviceLookup> {
+        let _ = (team, id);
+        None
+    }
 
     /// Every device of the team, revoked ones included, in registration order.
     fn list_devices(&self, team: TeamId) -> Result<Vec<DeviceInfo>, StorageError>;

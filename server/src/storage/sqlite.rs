@@ -6,8 +6,9 @@
 //! the writes queued while it was busy in one transaction ([`super::writer`], group commit);
 //! reads use a small pool of reader connections, which WAL lets run beside the writer.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::value::RawValue;
@@ -16,8 +17,8 @@ use streetsync_wire::{
     InviteId, InviteInfo, PushResult, RecordId, Role, TeamId,
 };
 
-use super::writer::Writer;
-use super::{AppendOutcome, PullPage, RawEntry, Storage, StorageError, StoredInvite};
+use super::writer::{AfterCommit, Writer};
+use super::{AppendOutcome, DeviceLookup, PullPage, RawEntry, Storage, StorageError, StoredInvite};
 
 /// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -38,6 +39,83 @@ pub struct SqliteStorage {
     path: PathBuf,
     writer: Writer,
     readers: ReaderPool,
+    devices: Arc<DeviceCache>,
+}
+
+/// Every registered device, kept in memory so that authenticating a request needs neither a
+/// query nor a trip through the blocking pool ([`Storage::lookup_device_now`]).
+///
+/// Filled from the database at open and then changed only by the writer thread, right after the
+/// transaction that changed the devices committed and before that write is answered, in commit
+/// order: a revocation is in the cache before the lead hears it succeeded. A few hundred bytes
+/// per device.
+#[derive(Debug, Default)]
+struct DeviceCache {
+    /// By device id: each team it is registered in (almost always one), in registration order.
+    by_id: RwLock<HashMap<DeviceId, Vec<(TeamId, DeviceInfo)>>>,
+}
+
+impl DeviceCache {
+    fn load(conn: &Connection) -> Result<Self, StorageError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT team, {DEVICE_COLUMNS} FROM devices ORDER BY added_ms, rowid"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut by_id: HashMap<DeviceId, Vec<(TeamId, DeviceInfo)>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let team = TeamId::from_bytes(array_of(row.get(0)?, "team")?);
+            let info = device_info(read_device_row_at(row, 1)?)?;
+            by_id.entry(info.keys.id).or_default().push((team, info));
+        }
+        Ok(DeviceCache {
+            by_id: RwLock::new(by_id),
+        })
+    }
+
+    fn lookup(&self, team: TeamId, id: DeviceId) -> DeviceLookup {
+        let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let teams = by_id.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let in_team = teams
+            .iter()
+            .find(|(t, _)| *t == team)
+            .map(|(_, info)| info.clone());
+        let elsewhere = match in_team {
+            Some(_) => None,
+            None => teams.first().map(|(_, info)| info.clone()),
+        };
+        DeviceLookup { in_team, elsewhere }
+    }
+
+    /// After-commit hook: `device` was registered in the team the write returns.
+    fn added(self: &Arc<Self>, device: DeviceKeys) -> AfterCommit<TeamId> {
+        let cache = Arc::clone(self);
+        Box::new(move |&team| {
+            let mut by_id = cache.by_id.write().unwrap_or_else(|p| p.into_inner());
+            let teams = by_id.entry(device.id).or_default();
+            if !teams.iter().any(|(t, _)| *t == team) {
+                teams.push((
+                    team,
+                    DeviceInfo {
+                        keys: device,
+                        revoked: false,
+                    },
+                ));
+            }
+        })
+    }
+
+    /// After-commit hook: the device `id` of `team` was revoked.
+    fn revoked(self: &Arc<Self>, team: TeamId, id: DeviceId) -> AfterCommit<()> {
+        let cache = Arc::clone(self);
+        Box::new(move |_| {
+            let mut by_id = cache.by_id.write().unwrap_or_else(|p| p.into_inner());
+            for (t, info) in by_id.get_mut(&id).into_iter().flatten() {
+                if *t == team {
+                    info.revoked = true;
+                }
+            }
+        })
+    }
 }
 
 /// At most [`MAX_READERS`] reader connections; a read waits for an idle one.
@@ -230,10 +308,12 @@ impl SqliteStorage {
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
+        let devices = Arc::new(DeviceCache::load(&writer)?);
         Ok(SqliteStorage {
             path,
             writer: Writer::start(writer)?,
             readers: ReaderPool::default(),
+            devices,
         })
     }
 
@@ -245,7 +325,7 @@ impl SqliteStorage {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        self.writer.run(f, |_| false)
+        self.writer.run(f, |_| false, None)
     }
 
     /// Runs `f` on a pooled reader connection.
@@ -301,16 +381,23 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let founder = founder.clone();
-        self.write(move |tx| {
-            let inserted = tx.execute(
-                "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
-                params![team.as_bytes(), now_ms],
-            )?;
-            if inserted == 0 {
-                return Err(StorageError::TeamExists);
-            }
-            insert_device(tx, team, &founder, now_ms)
-        })
+        let cached = self.devices.added(founder.clone());
+        self.writer.run(
+            move |tx| {
+                let inserted = tx.execute(
+                    "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
+                    params![team.as_bytes(), now_ms],
+                )?;
+                if inserted == 0 {
+                    return Err(StorageError::TeamExists);
+                }
+                insert_device(tx, team, &founder, now_ms)?;
+                Ok(team)
+            },
+            |_| false,
+            Some(cached),
+        )?;
+        Ok(())
     }
 
     fn add_device(
@@ -320,12 +407,19 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let device = device.clone();
-        self.write(move |tx| {
-            if !team_exists(tx, team)? {
-                return Err(StorageError::TeamNotFound);
-            }
-            insert_device(tx, team, &device, now_ms)
-        })
+        let cached = self.devices.added(device.clone());
+        self.writer.run(
+            move |tx| {
+                if !team_exists(tx, team)? {
+                    return Err(StorageError::TeamNotFound);
+                }
+                insert_device(tx, team, &device, now_ms)?;
+                Ok(team)
+            },
+            |_| false,
+            Some(cached),
+        )?;
+        Ok(())
     }
 
     fn device(&self, team: TeamId, id: DeviceId) -> Result<Option<DeviceInfo>, StorageError> {
@@ -363,16 +457,24 @@ impl Storage for SqliteStorage {
     }
 
     fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError> {
-        self.write(move |tx| {
-            let changed = tx.execute(
-                "UPDATE devices SET revoked = 1 WHERE team = ?1 AND id = ?2",
-                params![team.as_bytes(), id.as_bytes()],
-            )?;
-            if changed == 0 {
-                return Err(StorageError::DeviceNotFound);
-            }
-            Ok(())
-        })
+        self.writer.run(
+            move |tx| {
+                let changed = tx.execute(
+                    "UPDATE devices SET revoked = 1 WHERE team = ?1 AND id = ?2",
+                    params![team.as_bytes(), id.as_bytes()],
+                )?;
+                if changed == 0 {
+                    return Err(StorageError::DeviceNotFound);
+                }
+                Ok(())
+            },
+            |_| false,
+            Some(self.devices.revoked(team, id)),
+        )
+    }
+
+    fn lookup_device_now(&self, team: TeamId, id: DeviceId) -> Option<DeviceLookup> {
+        Some(self.devices.lookup(team, id))
     }
 
     fn post_bundle(
@@ -453,6 +555,7 @@ impl Storage for SqliteStorage {
         self.writer.run(
             move |tx| append_entries(tx, team, &entries),
             |outcome: &AppendOutcome| outcome.erased,
+            None,
         )
     }
 
@@ -594,29 +697,35 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let device = device.clone();
-        self.write(move |tx| {
-            let (team, redeemed, expires_ms): (Vec<u8>, Option<Vec<u8>>, i64) = tx
-                .query_row(
-                    "SELECT team, redeemed_by, expires_ms FROM invites WHERE id = ?1",
-                    [id.as_bytes()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?
-                .ok_or(StorageError::InviteNotFound)?;
-            if redeemed.is_some() {
-                return Err(StorageError::InviteUsed);
-            }
-            if expires_ms < now_ms {
-                return Err(StorageError::InviteExpired);
-            }
-            let team = TeamId::from_bytes(array_of(team, "team")?);
-            insert_device(tx, team, &device, now_ms)?;
-            tx.execute(
-                "UPDATE invites SET redeemed_by = ?2 WHERE id = ?1",
-                params![id.as_bytes(), device.id.as_bytes()],
-            )?;
-            Ok(())
-        })
+        let cached = self.devices.added(device.clone());
+        self.writer.run(
+            move |tx| {
+                let (team, redeemed, expires_ms): (Vec<u8>, Option<Vec<u8>>, i64) = tx
+                    .query_row(
+                        "SELECT team, redeemed_by, expires_ms FROM invites WHERE id = ?1",
+                        [id.as_bytes()],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or(StorageError::InviteNotFound)?;
+                if redeemed.is_some() {
+                    return Err(StorageError::InviteUsed);
+                }
+                if expires_ms < now_ms {
+                    return Err(StorageError::InviteExpired);
+                }
+                let team = TeamId::from_bytes(array_of(team, "team")?);
+                insert_device(tx, team, &device, now_ms)?;
+                tx.execute(
+                    "UPDATE invites SET redeemed_by = ?2 WHERE id = ?1",
+                    params![id.as_bytes(), device.id.as_bytes()],
+                )?;
+                Ok(team)
+            },
+            |_| false,
+            Some(cached),
+        )?;
+        Ok(())
     }
 
     fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError> {
@@ -864,6 +973,65 @@ mod tests {
             Err(StorageError::Corrupt(_))
         ));
         assert_eq!(s.pull(team, 2, 10, usize::MAX).unwrap().entries.len(), 1);
+    }
+
+    /// The lookup from memory agrees with the database after every kind of device change, also
+    /// after failed writes and after reopening.
+    #[test]
+    fn device_cache_follows_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (a, b) = (TeamId::random(), TeamId::random());
+        s.create_team(a, &keys(1, Role::Lead), 0).unwrap();
+        s.create_team(b, &keys(2, Role::Lead), 0).unwrap();
+        s.add_device(a, &keys(3, Role::Worker), 1).unwrap();
+        // The same device in a second team.
+        s.add_device(b, &keys(3, Role::Worker), 2).unwrap();
+        s.revoke_device(a, DeviceId::from_bytes([3; 16])).unwrap();
+        // Failed writes change nothing.
+        assert!(s.add_device(a, &keys(3, Role::Lead), 3).is_err());
+        assert!(
+            s.add_device(TeamId::random(), &keys(4, Role::Worker), 3)
+                .is_err()
+        );
+        assert!(s.create_team(a, &keys(5, Role::Lead), 3).is_err());
+        assert!(s.revoke_device(b, DeviceId::from_bytes([9; 16])).is_err());
+        let invite = CreateInvite {
+            id: InviteId::from_bytes([6; 16]),
+            auth_key: [6; 32],
+            role: Role::Worker,
+            expires_ms: 100,
+            blob: vec![6],
+        };
+        s.create_invite(b, DeviceId::from_bytes([2; 16]), &invite, 4)
+            .unwrap();
+        s.redeem_invite(invite.id, &keys(6, Role::Lead), 5).unwrap();
+
+        let check = |s: &SqliteStorage| {
+            for team in [a, b, TeamId::random()] {
+                for n in 1..=9 {
+                    let id = DeviceId::from_bytes([n; 16]);
+                    let in_team = s.device(team, id).unwrap();
+                    let elsewhere = match in_team {
+                        Some(_) => None,
+                        None => s.device_in_any_team(id).unwrap(),
+                    };
+                    let expected = DeviceLookup { in_team, elsewhere };
+                    assert_eq!(s.lookup_device_now(team, id).unwrap(), expected, "{n}");
+                }
+            }
+        };
+        check(&s);
+        let lookup = s
+            .lookup_device_now(a, DeviceId::from_bytes([3; 16]))
+            .unwrap();
+        assert!(lookup.in_team.unwrap().revoked);
+        let lookup = s
+            .lookup_device_now(b, DeviceId::from_bytes([6; 16]))
+            .unwrap();
+        assert!(!lookup.in_team.unwrap().revoked);
+        drop(s);
+        check(&SqliteStorage::open(dir.path()).unwrap());
     }
 
     #[test]

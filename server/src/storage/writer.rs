@@ -35,11 +35,16 @@ pub trait WriteJob: Send {
     fn finish(self: Box<Self>, failure: Option<&str>);
 }
 
+/// Runs on the writer thread after the job's group committed, before the caller is answered, in
+/// commit order: keeps in-memory state (the device cache) in step with the database.
+pub type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 /// A caller's closure and the channel its answer goes back on.
 pub struct Pending<T, F> {
     work: Option<F>,
     result: Option<Result<T, StorageError>>,
     checkpoint: fn(&T) -> bool,
+    after_commit: Option<AfterCommit<T>>,
     reply: mpsc::SyncSender<Result<T, StorageError>>,
 }
 
@@ -56,6 +61,7 @@ impl<T, F> Pending<T, F> {
                 work: Some(work),
                 result: None,
                 checkpoint,
+                after_commit: None,
                 reply,
             },
             answer,
@@ -95,6 +101,9 @@ where
                 "the write stopped before it finished".into(),
             )),
         };
+        if let (Ok(v), Some(after)) = (&answer, self.after_commit) {
+            after(v);
+        }
         // The caller may have gone (its thread panicked); nothing to tell then.
         let _ = self.reply.send(answer);
     }
@@ -145,14 +154,21 @@ impl Writer {
     }
 
     /// Runs `work` in the next group transaction and returns its result once the group is
-    /// durable. `checkpoint` says from the result whether to checkpoint the WAL first.
-    pub fn run<T, F>(&self, work: F, checkpoint: fn(&T) -> bool) -> Result<T, StorageError>
+    /// durable. `checkpoint` says from the result whether to checkpoint the WAL first;
+    /// `after_commit` runs on the result once committed.
+    pub fn run<T, F>(
+        &self,
+        work: F,
+        checkpoint: fn(&T) -> bool,
+        after_commit: Option<AfterCommit<T>>,
+    ) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
         let stopped = || StorageError::Write("the database writer thread stopped".into());
-        let (job, answer) = Pending::new(work, checkpoint);
+        let (mut job, answer) = Pending::new(work, checkpoint);
+        job.after_commit = after_commit;
         self.jobs
             .as_ref()
             .ok_or_else(stopped)?
@@ -272,6 +288,15 @@ mod tests {
             |_| false,
         );
         let (d, d_answer) = Pending::new(insert(3), |_| false);
+        // After-commit hooks run for committed jobs only.
+        let hooked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook = |hooked: &Arc<std::sync::Mutex<Vec<i64>>>| -> AfterCommit<i64> {
+            let hooked = Arc::clone(hooked);
+            Box::new(move |v: &i64| hooked.lock().unwrap().push(*v))
+        };
+        let (mut a, mut b) = (a, b);
+        a.after_commit = Some(hook(&hooked));
+        b.after_commit = Some(hook(&hooked));
         commit_group(
             &conn,
             vec![Box::new(a), Box::new(b), Box::new(p), Box::new(d)],
@@ -284,6 +309,7 @@ mod tests {
         ));
         assert_eq!(d_answer.recv().unwrap().unwrap(), 3);
         assert_eq!(rows(&conn), [1, 3]);
+        assert_eq!(*hooked.lock().unwrap(), [1]);
         assert!(conn.is_autocommit(), "the group's transaction ended");
     }
 
@@ -330,7 +356,7 @@ mod tests {
         let threads: Vec<_> = (0..200)
             .map(|x| {
                 let writer = Arc::clone(&writer);
-                std::thread::spawn(move || writer.run(insert(x), |_| false).unwrap())
+                std::thread::spawn(move || writer.run(insert(x), |_| false, None).unwrap())
             })
             .collect();
         let mut done: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -345,6 +371,7 @@ mod tests {
             .run(
                 |c: &Connection| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?),
                 |_| false,
+                None,
             )
             .unwrap();
         assert_eq!(count, 200);
