@@ -30,16 +30,27 @@ pub fn decode_bundle_message(data: &[u8]) -> bool {
 
 /// Loads arbitrary bytes as Automerge changes or a saved document, the way a teammate's envelope
 /// is merged, and hydrates it as every record kind. A malicious or buggy member must not crash a
-/// device: this must return, whatever the bytes. Like `workspace::apply_checked`, it turns a panic
-/// inside Automerge or autosurgeon into a refusal (`workspace::guard_foreign`).
+/// device: this must return, whatever the bytes. Like `workspace::apply_checked`, it refuses what
+/// the pre-check refuses and turns a panic inside Automerge or autosurgeon into a refusal
+/// (`document::load_foreign_into`, `workspace::guard_foreign`).
 pub fn merge_document(data: &[u8]) -> bool {
     let id = streetsync_wire::RecordId::from_bytes([0; 16]);
     crate::workspace::guard_foreign(id, || merge_unguarded(data)).unwrap_or(false)
 }
 
+/// Whether a teammate's Automerge bytes pass the pre-check that runs before every
+/// `load_incremental` of foreign bytes (`document::precheck::check`). The fuzz crate's replay of
+/// the receive path on an existing record (`fuzz/src/receive.rs`) calls Automerge directly and
+/// must refuse what a device refuses, or it would run into the memory bombs the check keeps out.
+pub fn precheck_document(data: &[u8]) -> bool {
+    crate::document::precheck::check(data).is_ok()
+}
+
 fn merge_unguarded(data: &[u8]) -> bool {
+    let id = streetsync_wire::RecordId::from_bytes([0; 16]);
     let mut doc = crate::document::new();
-    if doc.load_incremental(data).is_err() {
+    // The pre-check and the guarded `load_incremental`, as `workspace::apply_checked` merges.
+    if crate::document::load_foreign_into(id, &mut doc, data).is_err() {
         return false;
     }
     let contact = autosurgeon::hydrate::<_, crate::contact::ContactDoc>(&doc)

@@ -67,27 +67,9 @@ pub use workspace::{
     ChangeListener, ChangeOrigin, RecordChange, RemoteApplied, Subscription, TeamSetup, Workspace,
 };
 
-/// Automerge documents as this crate opens them.
-///
-/// autosurgeon's `Text` computes edits in UTF-8 byte offsets, so every document must be viewed with
-/// the UTF-8 text encoding (a local view setting, not stored in the document); otherwise a note with
-/// an umlaut would be spliced at the wrong place.
-pub(crate) mod document {
-    use automerge::{AutoCommit, LoadOptions, TextEncoding};
-
-    /// A new, empty document.
-    pub(crate) fn new() -> AutoCommit {
-        AutoCommit::new_with_encoding(TextEncoding::Utf8CodeUnit)
-    }
-
-    /// Loads a saved document (or concatenated changes).
-    pub(crate) fn load(bytes: &[u8]) -> Result<AutoCommit, automerge::AutomergeError> {
-        AutoCommit::load_with_options(
-            bytes,
-            LoadOptions::new().text_encoding(TextEncoding::Utf8CodeUnit),
-        )
-    }
-}
+/// Automerge documents as this crate opens them, and the pre-check of a teammate's bytes
+/// (`document::precheck`) that runs before Automerge sees them.
+pub(crate) mod document;
 
 /// Where the storage key comes from.
 pub enum KeySource {

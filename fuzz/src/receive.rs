@@ -1,10 +1,11 @@
 //! Receiving a teammate's Automerge bytes for a record the device already holds.
 //!
-//! `workspace::apply_checked` loads the stored document, merges the foreign bytes with
-//! `load_incremental`, refuses missing dependencies, reads the new changes' actors and the record's
-//! kind, hydrates, and saves the document. This replays the Automerge part of that on real
-//! documents made by `streetsync_core` (the seeds `fuzz/seeds/document/base-*.automerge`), and
-//! hands the merged, saved document to `merge_document` for the hydration as every record kind.
+//! `workspace::apply_checked` loads the stored document, pre-checks the foreign bytes
+//! (`document::precheck`), merges them with `load_incremental`, refuses missing dependencies, reads
+//! the new changes' actors and the record's kind, hydrates, and saves the document. This replays
+//! the Automerge part of that on real documents made by `streetsync_core` (the seeds
+//! `fuzz/seeds/document/base-*.automerge`), and hands the merged, saved document to
+//! `merge_document` for the hydration as every record kind.
 //! The guards are the same as on a device: what is refused there returns early here.
 
 use std::sync::OnceLock;
@@ -37,6 +38,11 @@ pub fn merge_into_existing(data: &[u8]) {
             .map(|b| load(b).expect("a base document loads"))
             .collect()
     });
+    // The pre-check `apply_checked` runs before `load_incremental` (`document::precheck`): what
+    // declares sizes beyond a record's is refused there, never handed to Automerge.
+    if !streetsync_core::fuzzing::precheck_document(data) {
+        return;
+    }
     let mut doc = docs[data.len() % docs.len()].clone();
     let old_heads = doc.get_heads();
     // Guarded as in `apply_checked` (`workspace::guard_foreign`): a panic here is refused there.
