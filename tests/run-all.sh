@@ -17,8 +17,9 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)"; exit 1;
 
 # The end-to-end tests start the real relay and CLI binaries; build them once for all tests.
 cargo build --workspace --bins
-export STREETSYNC_RELAY_BIN="$PWD/target/debug/streetsync-relay"
-export STREETSYNC_CLI_BIN="$PWD/target/debug/streetsync"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export STREETSYNC_RELAY_BIN="$TARGET_DIR/debug/streetsync-relay"
+export STREETSYNC_CLI_BIN="$TARGET_DIR/debug/streetsync"
 
 # Benches are not tests: they run with `cargo bench --workspace` (README).
 cargo test --workspace --lib --bins --tests
@@ -28,3 +29,10 @@ cargo test --workspace --doc
 # real library and a real relay, and the Swift generation (installs a JDK, JNA, pytest, maturin and
 # the Kotlin compiler itself, cached under ~/.cache/streetsync).
 bash bindings/tests/run.sh
+
+# A short smoke fuzz of every libFuzzer target (fuzz/, its own crate and build): SMOKE_SECONDS each
+# (default 15), from the committed seeds and crash fixtures into a scratch corpus. Installs
+# cargo-fuzz into ~/.cargo/bin once, builds under $TARGET_DIR/fuzz (FUZZ_TARGET_DIR overrides), and
+# fails on any crash, leaving the input in fuzz/artifacts/; see docs/fuzzing.md.
+SMOKE_SECONDS="${SMOKE_SECONDS:-15}" FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$TARGET_DIR/fuzz}" \
+  bash fuzz/smoke.sh
