@@ -32,7 +32,10 @@ bash bindings/tests/run.sh
 
 # A short smoke fuzz of every libFuzzer target (fuzz/, its own crate and build): SMOKE_SECONDS each
 # (default 15), from the committed seeds and crash fixtures into a scratch corpus. Installs
-# cargo-fuzz into ~/.cargo/bin once, builds under $TARGET_DIR/fuzz (FUZZ_TARGET_DIR overrides), and
-# fails on any crash, leaving the input in fuzz/artifacts/; see docs/fuzzing.md.
-SMOKE_SECONDS="${SMOKE_SECONDS:-15}" FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$TARGET_DIR/fuzz}" \
+# cargo-fuzz into ~/.cargo/bin once, builds under ~/.cache/streetsync/fuzz-target (FUZZ_TARGET_DIR
+# overrides; kept between runs like the other downloads there, because the instrumented build of
+# every dependency takes about 9 minutes on 2 cores and changes only with the code), and fails on
+# any crash, leaving the input in fuzz/artifacts/; see docs/fuzzing.md.
+SMOKE_SECONDS="${SMOKE_SECONDS:-15}" \
+  FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/streetsync/fuzz-target}" \
   bash fuzz/smoke.sh

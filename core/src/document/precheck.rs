@@ -30,18 +30,19 @@ use std::io::Read;
 /// Automerge keeps one operation per character ever typed into a text field (deleted characters
 /// stay as tombstones) and one per field set. The core's longest fields are the contact and client
 /// notes (`contact::MAX_NOTE_CHARS`, `client::MAX_CLIENT_NOTE_CHARS`: 10,000 characters) and the
-/// comments and partner notes (4,000 each), so a record of 2^20 (about a million) operations would
-/// have had its note retyped from scratch a hundred times, or a team directory would hold 250
-/// partners with notes of the full 4,000 characters; a real record with a long edit history stays
-/// far below (autosurgeon splices only the edited characters). A record that ever grew beyond this
-/// could no longer be sent as a snapshot.
+/// comments and partner notes (4,000 each), so a record of 2^18 (262,144) operations would have had
+/// its note retyped from scratch 26 times, or a team directory would hold 65 partners with notes of
+/// the full 4,000 characters; a real record with a long edit history stays far below (autosurgeon
+/// splices only the edited characters). A record that ever grew beyond this could no longer be sent
+/// as a snapshot.
 ///
 /// The bound is also what Automerge's memory follows: merging rows into an existing document
 /// (`load_incremental`) took automerge 0.12 about 520 bytes per row (measured in release builds,
 /// with text, map and list operations: 2^19 rows 280 MB, 2^20 rows 530 MB, 2^21 rows 1 GB and
-/// 8 s, from a saved document of a few KB), so at 2^20 a crafted input costs a device about half a
-/// GiB, not gigabytes.
-pub(crate) const MAX_ROWS: u64 = 1 << 20;
+/// 8 s, from a saved document of a few KB), so at 2^18 a crafted input costs a device about
+/// 140 MB, not gigabytes: a phone survives that, even with a few such inputs loaded at once by the
+/// sync client's page opener (at most four threads).
+pub(crate) const MAX_ROWS: u64 = 1 << 18;
 
 /// The most bytes the deflated parts of one input (compressed change chunks and deflated document
 /// columns) may inflate to, together. Automerge inflates them with `read_to_end`, unbounded; a
@@ -854,7 +855,7 @@ mod tests {
         repaired[data + 2..data + 4].copy_from_slice(&[0x7f, 0x00]);
         assert_eq!(timed(|| check(&repaired)), Err(PrecheckError::TooManyRows));
         let err = check(&repaired).unwrap_err().to_string();
-        assert!(err.contains("1048576 rows"), "{err}");
+        assert!(err.contains(&format!("{MAX_ROWS} rows")), "{err}");
     }
 
     #[test]
@@ -923,7 +924,7 @@ mod tests {
         let doc = document(&one_actor(), &[], &[(GROUP, run(2, 1 << 40))]);
         assert_eq!(timed(|| check(&doc)), Err(PrecheckError::TooManyRows));
         // And many rows of a smaller count that add up beyond the limit.
-        let doc = document(&one_actor(), &[], &[(GROUP, run(1 << 20, 4))]);
+        let doc = document(&one_actor(), &[], &[(GROUP, run(MAX_ROWS as i64, 4))]);
         assert_eq!(check(&doc), Err(PrecheckError::TooManyRows));
     }
 

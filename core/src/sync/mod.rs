@@ -250,6 +250,10 @@ struct Opened {
     doc: Option<automerge::AutoCommit>,
 }
 
+/// At most this many threads open envelopes ahead: enough for a phone's big cores, and a bound
+/// on the memory the documents being loaded at once may take (`document::precheck::MAX_ROWS`).
+const MAX_OPEN_THREADS: usize = 4;
+
 /// Envelopes opened ahead are handed to the page's transaction in chunks of this many: enough to
 /// spread over threads, few enough that loaded documents waiting to be stored stay a few MB.
 const OPEN_CHUNK: usize = 64;
@@ -308,6 +312,7 @@ fn open_chunk(
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
+        .min(MAX_OPEN_THREADS)
         .min(entries.len().div_ceil(8))
         .max(1);
     if threads == 1 {
