@@ -360,7 +360,7 @@ impl Workspace {
     /// The team, or [`Error::NoTeam`].
     pub fn team(&self) -> Result<Team> {
         self.store
-            .read(|r| r.cache.team.clone().ok_or(Error::NoTeam))
+            .read(|r| r.cache.team.as_deref().cloned().ok_or(Error::NoTeam))
     }
 
     /// The team's id, if this device is in a team.

@@ -27,7 +27,8 @@ use crate::{Error, RecordKind, Result};
 pub(crate) struct Cache {
     pub(crate) contacts: HashMap<RecordId, ContactRow>,
     pub(crate) clients: HashMap<RecordId, ClientSummary>,
-    pub(crate) team: Option<Team>,
+    /// Shared, because every envelope of a pull page checks its author against it.
+    pub(crate) team: Option<std::sync::Arc<Team>>,
     /// Records whose stored projection or document failed to open.
     pub(crate) damaged: Vec<RecordId>,
 }
@@ -210,7 +211,7 @@ impl Store {
                     CacheUpdate::Client(id, s) => {
                         cache.clients.insert(id, s);
                     }
-                    CacheUpdate::Team(t) => cache.team = Some(*t),
+                    CacheUpdate::Team(t) => cache.team = Some(std::sync::Arc::new(*t)),
                     CacheUpdate::Remove(id) => {
                         cache.contacts.remove(&id);
                         cache.clients.remove(&id);
@@ -355,7 +356,7 @@ fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         )?;
         let doc = crate::document::load(&plain)?;
         let team: crate::team::TeamDoc = autosurgeon::hydrate(&doc)?;
-        cache.team = Some(team.to_team()?);
+        cache.team = Some(std::sync::Arc::new(team.to_team()?));
     }
     Ok(cache)
 }
