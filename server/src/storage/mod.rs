@@ -5,7 +5,8 @@
 //! several stateless relay instances share one database (see `docs/adr/0003-relay-storage.md`).
 //!
 //! The trait is synchronous: implementations block, and the HTTP layer calls them from
-//! `tokio::task::spawn_blocking`, never on the async workers.
+//! `tokio::task::spawn_blocking`, never on the async workers. The one exception is
+//! [`Storage::lookup_device_now`], which answers from memory or not at all.
 
 pub mod sqlite;
 mod writer;
