@@ -191,6 +191,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The relay process; killed when dropped, also when the bench fails half-way.
+struct Relay(std::process::Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Field,
@@ -429,16 +439,16 @@ async fn main() {
         // The closed loop makes more requests per device than the default bucket allows.
         relay.args(["--rate-limit-per-sec", "1000", "--rate-limit-burst", "1000"]);
     }
-    let mut relay = relay.stdout(Stdio::piped()).spawn().unwrap();
+    let mut relay = Relay(relay.stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
-    BufReader::new(relay.stdout.take().unwrap())
+    BufReader::new(relay.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let base = format!(
         "http://{}",
         line.trim().strip_prefix("listening on ").unwrap()
     );
-    let pid = relay.id();
+    let pid = relay.0.id();
     // Every device keeps its own keep-alive connection, as a phone would.
     let ctx = Ctx {
         http: reqwest::Client::builder().build().unwrap(),
@@ -630,8 +640,7 @@ async fn main() {
         serde_json::to_string_pretty(&figures).unwrap(),
     )
     .unwrap();
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = relay.wait();
+    drop(relay);
     assert_eq!(lost, 0, "lost envelopes");
     assert_eq!(dup + out_of_order, 0, "duplicated envelopes");
     assert_eq!(
