@@ -216,8 +216,9 @@ pub trait Storage: Send + Sync + 'static {
     /// An invite by id.
     fn invite(&self, id: InviteId) -> Result<Option<StoredInvite>, StorageError>;
 
-    /// Redeems an invite once: registers `device` in the invite's team with the invite's role.
-    /// Fails with [`StorageError::InviteUsed`] or [`StorageError::InviteExpired`].
+    /// Redeems an invite once: registers `device` in the invite's team as given; the caller sets
+    /// its role to the invite's (the HTTP layer does, `http::invites`), so a storage backend never
+    /// needs to decide roles. Fails with [`StorageError::InviteUsed`] or [`StorageError::InviteExpired`].
     fn redeem_invite(
         &self,
         id: InviteId,
