@@ -499,18 +499,26 @@ fn peer_setup(root: &Path) -> Result<Peer, String> {
     ];
     if !packages.iter().all(|p| installed(p).exists()) {
         println!("installing the peer's npm packages in {}", dir.display());
-        let sub = if dir.join("package-lock.json").exists() {
-            "ci"
-        } else {
-            "install"
+        let npm = |args: &[&str]| {
+            Command::new("npm")
+                .args(args)
+                .args(["--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .map_err(|e| format!("npm not found: {e}"))
         };
-        let status = Command::new("npm")
-            .args([sub, "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .map_err(|e| format!("npm not found: {e}"))?;
-        if !status.success() {
-            return Err(format!("npm {sub} failed: {status}"));
+        // `npm ci` installs exactly the lock file. It refuses the lock when an optional
+        // dependency it names is missing from the registry (here: cbor-extract 2.2.3 names
+        // platform packages of 2.2.3, and the registry snapshot holds 2.2.2 only); `npm install`
+        // then installs the same locked versions and skips the optional ones, without rewriting
+        // the lock (`--no-save`).
+        let ci = npm(&["ci"])?;
+        if !ci.success() {
+            println!("npm ci refused the lock file ({ci}); installing the locked versions with npm install");
+            let status = npm(&["install", "--no-save"])?;
+            if !status.success() {
+                return Err(format!("npm install failed: {status}"));
+            }
         }
     }
     let mut versions = vec![("node".to_owned(), node)];
