@@ -514,7 +514,9 @@ fn peer_setup(root: &Path) -> Result<Peer, String> {
         // the lock (`--no-save`).
         let ci = npm(&["ci"])?;
         if !ci.success() {
-            println!("npm ci refused the lock file ({ci}); installing the locked versions with npm install");
+            println!(
+                "npm ci refused the lock file ({ci}); installing the locked versions with npm install"
+            );
             let status = npm(&["install", "--no-save"])?;
             if !status.success() {
                 return Err(format!("npm install failed: {status}"));
@@ -721,11 +723,15 @@ impl Figures {
     }
 
     fn side(&mut self, side: &str, n: usize, r: &Run) {
+        // Numbers only in the figures file: 1 when the side finished this N, 0 when it timed out
+        // or failed (the reason is printed with the results table). The goal: streetsync
+        // completes 10,000 contacts.
+        let goal = (side == "streetsync" && n == 10_000).then_some(1.0);
         self.add(
-            &format!("{side}_{n}_result"),
-            r.outcome.clone(),
-            "outcome",
-            None,
+            &format!("{side}_{n}_completed"),
+            f64::from(u8::from(r.ok())),
+            "bool",
+            goal,
             false,
         );
         self.opt(&format!("{side}_{n}_create_ms"), r.create_ms, "ms", 1);
@@ -888,22 +894,6 @@ fn main() {
     for (n, ours, theirs, _) in &results {
         f.side("streetsync", *n, ours);
         f.side("peer", *n, theirs);
-        if *n == 10_000 {
-            f.add(
-                "streetsync_10000_completed",
-                u8::from(ours.ok()),
-                "bool",
-                Some(1.0),
-                false,
-            );
-            f.add(
-                "peer_10000_completed",
-                u8::from(theirs.ok()),
-                "bool",
-                None,
-                false,
-            );
-        }
         let goal = if matches!(n, 1_000 | 3_000) {
             Some(10.0)
         } else {
@@ -936,7 +926,9 @@ fn main() {
                         "N = {n}: bootstrap speedup: none, the peer {}",
                         theirs.outcome
                     );
-                    f.add(&key, format!("peer {}", theirs.outcome), "x", goal, false);
+                    // No number to give: null, not a string, so readers of the figures file
+                    // always find a number or nothing.
+                    f.add(&key, Value::Null, "x", goal, false);
                 }
             }
         }

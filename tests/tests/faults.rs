@@ -1,6 +1,6 @@
 //! Faults, all on 127.0.0.1 and bounded in time: a misbehaving network between five devices and
-//! the relay, the relay killed during compaction, a device process killed mid-pull, device clocks a
-//! year off, a full disk and an unwritable store.
+//! the relay, the relay killed during compaction, a device process killed mid-pull and inside a
+//! page's transaction, device clocks a year off, a full disk and an unwritable store.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -201,8 +201,54 @@ fn cursor_of(store: &std::path::Path) -> i64 {
     .unwrap()
 }
 
+/// Cursor and data agree: the store holds exactly the lead's contacts whose envelopes lie at or
+/// below its cursor, and passes SQLite's integrity check. Returns the cursor.
+fn assert_cursor_and_data_agree(
+    store: &std::path::Path,
+    relay: &Relay,
+    lead_ids: &std::collections::BTreeSet<RecordId>,
+    when: &str,
+) -> i64 {
+    let cursor = cursor_of(store);
+    let relay_conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    let below: std::collections::BTreeSet<RecordId> = relay_conn
+        .prepare("SELECT doc FROM log WHERE seq <= ?1 AND kind = 1")
+        .unwrap()
+        .query_map([cursor], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| RecordId::from_bytes(b.unwrap().try_into().unwrap()))
+        .filter(|id| lead_ids.contains(id))
+        .collect();
+    let ws = Workspace::open(store, key(9)).unwrap();
+    let have: std::collections::BTreeSet<RecordId> = ws
+        .contact_summaries()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(have, below, "{when}, cursor {cursor}");
+    let check: String = rusqlite::Connection::open(store)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{when}");
+    cursor
+}
+
+/// The relay's sequence numbers after `cursor`, in order: what a pull from there receives.
+fn seqs_after(relay: &Relay, cursor: i64) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+    conn.prepare("SELECT seq FROM log WHERE seq > ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([cursor], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_killed_mid_pull_keeps_cursor_and_data_in_agreement() {
+async fn a_device_killed_mid_pull_and_mid_apply_keeps_cursor_and_data_in_agreement() {
+    const PAGE: usize = 25;
     let relay_dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(relay_dir.path());
     let dir = tempfile::tempdir().unwrap();
@@ -214,10 +260,13 @@ async fn a_device_killed_mid_pull_keeps_cursor_and_data_in_agreement() {
     d[0].sync.sync_once(None).await.unwrap();
     let store = d[1].ws.path().to_owned();
     drop(d);
+
+    // Mid-pull: killed right after the k-th page was stored, while the next page (fetched ahead)
+    // is being applied or fetched.
     let mut kills = 0;
     for stop_after in [2usize, 7, 13] {
         let mut child = device_cmd(&store, &relay.url())
-            .args(["sync", "25"])
+            .args(["sync", &PAGE.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -235,37 +284,56 @@ async fn a_device_killed_mid_pull_keeps_cursor_and_data_in_agreement() {
             }
         }
         child.wait().unwrap();
-        // Cursor and data agree: exactly the lead's contacts whose envelopes lie at or below the
-        // cursor are present.
-        let cursor = cursor_of(&store);
-        assert!(cursor > 0);
-        let relay_conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-        let below: std::collections::BTreeSet<RecordId> = relay_conn
-            .prepare("SELECT doc FROM log WHERE seq <= ?1 AND kind = 1")
-            .unwrap()
-            .query_map([cursor], |r| r.get::<_, Vec<u8>>(0))
-            .unwrap()
-            .map(|b| RecordId::from_bytes(b.unwrap().try_into().unwrap()))
-            .filter(|id| lead_ids.contains(id))
-            .collect();
-        let ws = Workspace::open(&store, key(9)).unwrap();
-        let have: std::collections::BTreeSet<RecordId> = ws
-            .contact_summaries()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        assert_eq!(
-            have, below,
-            "after a kill at page {stop_after}, cursor {cursor}"
+        let cursor = assert_cursor_and_data_agree(
+            &store,
+            &relay,
+            &lead_ids,
+            &format!("after a kill at page {stop_after}"),
         );
-        let check: String = rusqlite::Connection::open(&store)
-            .unwrap()
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert!(cursor > 0);
     }
     assert_eq!(kills, 3);
+
+    // Mid-apply: the device process stops inside a page's open transaction, just before the n-th
+    // envelope it pulls (a debug-build stall point, `STREETSYNC_TEST_STALL_IN_APPLY`), and is
+    // killed there with SIGKILL. The page it was in is not stored at all: the cursor is the last
+    // envelope of the page before.
+    for stall_at in [1usize, 14, 40, 76] {
+        let before = cursor_of(&store);
+        let pending = seqs_after(&relay, before);
+        assert!(pending.len() >= stall_at, "enough left to pull");
+        let mut child = device_cmd(&store, &relay.url())
+            .args(["sync", &PAGE.to_string()])
+            .env("STREETSYNC_TEST_STALL_IN_APPLY", stall_at.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let stalled = stderr
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l == "stalled in apply");
+        assert!(stalled, "the device reached the stall point {stall_at}");
+        assert!(child.try_wait().unwrap().is_none(), "still inside the page");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let pages_done = (stall_at - 1) / PAGE;
+        let expected = if pages_done == 0 {
+            before
+        } else {
+            pending[pages_done * PAGE - 1]
+        };
+        let cursor = assert_cursor_and_data_agree(
+            &store,
+            &relay,
+            &lead_ids,
+            &format!("after a kill inside the transaction, at envelope {stall_at}"),
+        );
+        assert_eq!(cursor, expected, "killed at envelope {stall_at}");
+    }
+
+    // Reopened, the next sync completes and everything is there.
     let out = device_cmd(&store, &relay.url())
         .arg("sync")
         .output()

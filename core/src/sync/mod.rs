@@ -383,6 +383,8 @@ fn apply_page(
             for entry in entries {
                 last = entry.seq;
                 let env = &entry.envelope;
+                #[cfg(debug_assertions)]
+                stall_in_apply_if_asked();
                 match apply_envelope(w, me, env, keys, opened.next().flatten(), &mut out.changes) {
                     Ok(Applied::Merged) => out.applied += 1,
                     Ok(Applied::Erased) => out.erased += 1,
@@ -405,6 +407,35 @@ fn apply_page(
             Ok(last)
         })
     })
+}
+
+/// Debug builds only (the fault suite; release builds, and so the shipped library, have no such
+/// point): with `STREETSYNC_TEST_STALL_IN_APPLY=<n>` the process stops for good just before
+/// applying the n-th pulled envelope, inside the open page transaction, after saying so on stderr
+/// (`stalled in apply`). The test then kills it with SIGKILL at a known point in the middle of a
+/// page, which timing alone cannot guarantee.
+#[cfg(debug_assertions)]
+fn stall_in_apply_if_asked() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static APPLYING: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        std::env::var("STREETSYNC_TEST_STALL_IN_APPLY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(at) = at
+        && APPLYING.fetch_add(1, Ordering::Relaxed) + 1 == *at
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "stalled in apply");
+        let _ = err.flush();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
 }
 
 /// What applying one page did, for the sync report and the change listeners.
