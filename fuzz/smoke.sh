@@ -13,8 +13,8 @@
 # Environment:
 #   SMOKE_SECONDS     seconds per target (default 20)
 #   FUZZ_TARGET_DIR   cargo's target dir for the fuzz build (default: <CARGO_TARGET_DIR or
-#                     <repo>/target>/fuzz, beside the main build and never shared with it; on the
-#                     project machine FUZZ_TARGET_DIR=/work/target-fuzz reuses the kept build)
+#                     <repo>/target>/fuzz, beside the main build and never shared with it;
+#                     tests/run-all.sh keeps it in ~/.cache/streetsync/fuzz-target)
 #
 # Runs on the installed stable toolchain: cargo-fuzz passes nightly-only flags to rustc
 # (-Zsanitizer, -Cpasses=sancov-module ...), which stable accepts with RUSTC_BOOTSTRAP=1 (set here

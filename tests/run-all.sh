@@ -34,7 +34,7 @@ bash bindings/tests/run.sh
 # (default 15), from the committed seeds and crash fixtures into a scratch corpus. Installs
 # cargo-fuzz into ~/.cargo/bin once, builds under ~/.cache/streetsync/fuzz-target (FUZZ_TARGET_DIR
 # overrides; kept between runs like the other downloads there, because the instrumented build of
-# every dependency takes about 9 minutes on 2 cores and changes only with the code), and fails on
+# every dependency takes 5 to 9 minutes on 2 cores and changes only with the code), and fails on
 # any crash, leaving the input in fuzz/artifacts/; see docs/fuzzing.md.
 SMOKE_SECONDS="${SMOKE_SECONDS:-15}" \
   FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/streetsync/fuzz-target}" \

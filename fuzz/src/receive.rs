@@ -111,10 +111,21 @@ pub fn let_guarded_panics_unwind() {
         let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get_or_insert_with(HashSet::new).insert(at.clone()) {
             eprintln!("panic at {at}: {info}");
+            // `.../automerge-0.12.0/src/...` names the crate `automerge`: fixture names stay the
+            // same whichever registry path or version the build used.
             let crate_dir = file
                 .rsplit_once("/src/")
                 .and_then(|(d, _)| d.rsplit('/').next())
                 .unwrap_or("streetsync");
+            let crate_dir = crate_dir
+                .match_indices('-')
+                .find(|(i, _)| {
+                    crate_dir[i + 1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_digit())
+                })
+                .map_or(crate_dir, |(i, _)| &crate_dir[..i]);
             let base = std::path::Path::new(&file)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
