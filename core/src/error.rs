@@ -4,8 +4,9 @@
 //! once into messages a person understands. Storage, crypto and CRDT internals are wrapped here and
 //! never leak as foreign error types.
 
-use crate::RecordKind;
-use streetsync_wire::RecordId;
+use streetsync_wire::{ErrorCode, RecordId};
+
+use crate::kinds::RecordKind;
 
 /// Result type of the core crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,9 +73,10 @@ pub enum Error {
         /// Newest version this build knows.
         supported: u32,
     },
-    /// SQLite failed (disk full, read-only file, locked, I/O error).
+    /// The device's database failed (disk full, read-only file, locked, I/O error). The text is
+    /// the database's own description; the database library's error type stays inside the crate.
     #[error("storage failure: {0}")]
-    Storage(#[from] rusqlite::Error),
+    Storage(String),
     /// File-system failure outside SQLite.
     #[error("file failure: {0}")]
     Io(#[from] std::io::Error),
@@ -84,14 +86,18 @@ pub enum Error {
     /// A cryptographic operation failed unexpectedly (not a wrong key and not damaged data).
     #[error("cryptographic failure: {0}")]
     Crypto(&'static str),
+    /// An invariant of this crate failed (an encoding that cannot fail did, a worker task
+    /// panicked). A bug to report, never the user's fault.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The relay could not be reached; local work is unaffected and sync will retry.
     #[error("relay unreachable: {0}")]
     Offline(String),
     /// The relay refused a request.
     #[error("relay refused the request ({code}): {message}")]
     Relay {
-        /// The relay's error code (`streetsync_wire::ErrorCode` in snake case).
-        code: String,
+        /// The relay's error code; [`ErrorCode::Unknown`] for a code from a newer relay.
+        code: ErrorCode,
         /// The relay's message.
         message: String,
     },
@@ -122,5 +128,11 @@ impl From<autosurgeon::HydrateError> for Error {
 impl From<autosurgeon::ReconcileError> for Error {
     fn from(e: autosurgeon::ReconcileError) -> Self {
         Error::Document(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(e.to_string())
     }
 }

@@ -29,117 +29,77 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules are named after the domain: [`contact`], [`client`], [`team`], [`vocab`] hold the
-//! records; [`crypto`] the key hierarchy; `store` the encrypted SQLite store; [`query`] lists and
-//! filters; [`workspace`] the public API.
+//! ## Layers
+//! The crate is built in layers; a module imports only from layers below it (a test in
+//! `core/tests/layers.rs` fails otherwise, and on any import circle):
+//!
+//! | layer | modules | job |
+//! |---|---|---|
+//! | leaves | `kinds`, `clock`, `error`, `crypto` | record kinds, the wall clock, the one error type, keys and sealing |
+//! | records | `model` | drafts, records and validation, plain Rust |
+//! | documents | `doc` | the Automerge mapping; `doc::foreign` is the only way in for a teammate's bytes |
+//! | queries | `query` | projections, filters, statistics with suppression, CSV |
+//! | storage | `store` | the encrypted SQLite store, one file per table group |
+//! | engine | `engine` | local writes, remote apply with authorship and role rules, team keys, history, events |
+//! | facade | `workspace` | [`Workspace`], each method delegating to the engine |
+//! | network | `sync` | push, pull, quarantine, compaction, live, relay client, membership |
+//!
+//! Everything public is re-exported below; the modules themselves are private, so each item has
+//! one path. Test hooks live in `testing`, only with the `testing` cargo feature.
 
-pub mod client;
-pub mod contact;
-pub mod crypto;
+#![warn(unreachable_pub)]
+
+mod clock;
+mod crypto;
+mod doc;
+mod engine;
 mod error;
-pub mod export;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod query;
-pub mod stats;
+mod kinds;
+mod model;
+mod query;
 mod store;
-pub mod sync;
-pub mod team;
-pub mod vocab;
-pub mod workspace;
+mod sync;
+mod workspace;
 
-pub use client::{Client, ClientDraft};
-pub use contact::{
-    CoarseLocation, Comment, Consent, Contact, ContactDraft, MaterialCount, Referral,
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use crypto::{
+    DeviceIdentity, KeySource, PASSPHRASE_ITERATIONS, StorageKey, TeamKey, seal_to_device,
 };
-pub use crypto::{DeviceIdentity, StorageKey};
+pub use engine::events::{ChangeListener, ChangeOrigin, RecordChange, Subscription};
+pub use engine::history::HistoryEntry;
+pub use engine::remote::{QuarantineReason, Quarantined, RemoteApplied};
+pub use engine::team::TeamSetup;
 pub use error::{Error, Result, ValidationError};
-pub use query::{ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary};
+pub use kinds::RecordKind;
+pub use model::client::{CLIENT_SCHEMA_VERSION, Client, ClientDraft, MAX_CLIENT_NOTE_CHARS};
+pub use model::contact::{
+    CONTACT_SCHEMA_VERSION, CoarseLocation, Comment, Consent, Contact, ContactDraft,
+    MAX_CLIENT_CODE_CHARS, MAX_COMMENT_CHARS, MAX_MATERIAL_COUNT, MAX_NOTE_CHARS, MAX_PERSONS,
+    MAX_PLACE_CHARS, MaterialCount, Referral, validate_client_code,
+};
+pub use model::team::{
+    Catalog, CatalogEntry, DEFAULT_MATERIALS, DEFAULT_TOPICS, MAX_PARTNER_NOTE_CHARS, Partner,
+    PartnerDraft, RosterDevice, TEAM_SCHEMA_VERSION, Team, entries_from_names, slug,
+};
+pub use model::vocab::{
+    AgeBand, CommentKind, Gender, Housing, Intervention, ReferralOutcome, RetentionClass,
+    ReviewState, Setting,
+};
+pub use query::export::{CONTACT_COLUMNS, ContactExport, write_contacts, write_statistics};
+pub use query::stats::{
+    Cell, Dimension, MAX_RANGE_DAYS, MonthArea, Row, SUPPRESS_BELOW, SUPPRESSED, Statistics,
+    StatsError, StatsQuery, Table, compute_from,
+};
+pub use query::{
+    ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary, DEFAULT_PAGE, MAX_PAGE,
+};
 pub use store::OutboxEntry;
 pub use store::schema::SCHEMA_VERSION;
-pub use streetsync_wire::{DeviceId, RecordId, Role, TeamId};
+pub use streetsync_wire::{DeviceId, ErrorCode, RecordId, Role, TeamId};
 pub use sync::{
-    LiveHandle, Quarantined, SyncClient, SyncListener, SyncOptions, SyncPhase, SyncProgress,
-    SyncReport, SyncStatus,
+    Invite, LiveHandle, MAX_INVITE_TTL_SECS, SyncClient, SyncListener, SyncOptions, SyncPhase,
+    SyncProgress, SyncReport, SyncStatus,
 };
-pub use team::{Catalog, CatalogEntry, Partner, PartnerDraft, RosterDevice, Team};
-pub use workspace::{
-    ChangeListener, ChangeOrigin, RecordChange, RemoteApplied, Subscription, TeamSetup, Workspace,
-};
-
-/// Automerge documents as this crate opens them, and the pre-check of a teammate's bytes
-/// (`document::precheck`) that runs before Automerge sees them.
-pub(crate) mod document;
-
-/// Where the storage key comes from.
-pub enum KeySource {
-    /// 32 bytes from the host keystore.
-    Key(StorageKey),
-    /// A passphrase, stretched with PBKDF2 (salt kept in the store).
-    Passphrase {
-        /// The passphrase.
-        passphrase: zeroize::Zeroizing<String>,
-        /// PBKDF2 iterations for a new store; an existing store keeps the count it was made with.
-        iterations: u32,
-    },
-}
-
-impl KeySource {
-    /// A passphrase with the recommended iteration count.
-    pub fn passphrase(p: impl Into<String>) -> Self {
-        KeySource::Passphrase {
-            passphrase: zeroize::Zeroizing::new(p.into()),
-            iterations: crypto::PASSPHRASE_ITERATIONS,
-        }
-    }
-}
-
-/// The kinds of record, each one Automerge document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    /// A contact (Kontakt).
-    Contact,
-    /// A client (pseudonymous person).
-    Client,
-    /// The team document.
-    Team,
-}
-
-impl RecordKind {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            RecordKind::Contact => 1,
-            RecordKind::Client => 2,
-            RecordKind::Team => 3,
-        }
-    }
-
-    pub(crate) fn from_code(c: u8) -> Option<Self> {
-        match c {
-            1 => Some(RecordKind::Contact),
-            2 => Some(RecordKind::Client),
-            3 => Some(RecordKind::Team),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn from_name(s: &str) -> Option<Self> {
-        match s {
-            "contact" => Some(RecordKind::Contact),
-            "client" => Some(RecordKind::Client),
-            "team" => Some(RecordKind::Team),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for RecordKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RecordKind::Contact => "contact",
-            RecordKind::Client => "client",
-            RecordKind::Team => "team",
-        })
-    }
-}
+pub use workspace::Workspace;

@@ -44,8 +44,8 @@ fn the_fuzzing_entry_point_survives_it_too() {
     both.extend_from_slice(UNKNOWN_ACTOR_PANIC);
     // Loaded into an empty document in one go, the same bytes do not reach the panic; either way
     // the call must return.
-    let _ = streetsync_core::fuzzing::merge_document(&both);
-    let _ = streetsync_core::fuzzing::merge_document(UNKNOWN_ACTOR_PANIC);
+    let _ = streetsync_core::testing::merge_document(&both);
+    let _ = streetsync_core::testing::merge_document(UNKNOWN_ACTOR_PANIC);
 }
 
 /// A real client document (`fuzz/seeds/document/base-client.automerge`).

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveTime};
 use common::*;
 use rusqlite::Connection;
-use streetsync_core::vocab::{ReviewState, Setting};
 use streetsync_core::*;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -56,7 +55,7 @@ fn contact_round_trip_update_and_delete() {
             given_on: d(2026, 11, 2),
             revoked_on: None,
         }),
-        outcome: vocab::ReferralOutcome::Open,
+        outcome: ReferralOutcome::Open,
     }];
     draft.safeguarding = true;
     draft.note = "Kälte, sucht Schlafplatz.".into();
@@ -273,7 +272,7 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
         ),
         (
             "note",
-            Box::new(|d| d.note = "x".repeat(contact::MAX_NOTE_CHARS + 1)),
+            Box::new(|d| d.note = "x".repeat(MAX_NOTE_CHARS + 1)),
         ),
         (
             "client_code",
@@ -287,7 +286,7 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
                     partner_id: "nope".into(),
                     reason: String::new(),
                     consent: None,
-                    outcome: vocab::ReferralOutcome::Open,
+                    outcome: ReferralOutcome::Open,
                 }]
             }),
         ),
@@ -306,7 +305,7 @@ fn invalid_input_is_refused_with_the_field_and_nothing_is_written() {
     }
     let note_err = {
         let mut bad = ok.clone();
-        bad.note = "x".repeat(contact::MAX_NOTE_CHARS + 1);
+        bad.note = "x".repeat(MAX_NOTE_CHARS + 1);
         ws.create_contact(bad).unwrap_err().to_string()
     };
     assert!(
@@ -338,7 +337,7 @@ fn referral_needs_consent_unless_anonymous() {
         partner_id: p.id.clone(),
         reason: "ALG II".into(),
         consent: None,
-        outcome: vocab::ReferralOutcome::Open,
+        outcome: ReferralOutcome::Open,
     }];
     ws.create_contact(dr.clone()).expect("anonymous referral");
     dr.client_code = Some("KE-1999".into());
@@ -483,7 +482,7 @@ fn schema_of(path: &std::path::Path) -> Vec<(String, String)> {
 fn a_migrated_store_equals_a_fresh_one_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.db");
-    let ws = Workspace::open_at_schema_version(&old, key(1), 1).unwrap();
+    let ws = streetsync_core::testing::open_at_schema_version(&old, key(1), 1).unwrap();
     ws.create_team(setup()).unwrap();
     let mut rng = Rng(11);
     let c = ws.create_contact(draft(&mut rng, 5)).unwrap();

@@ -259,8 +259,10 @@ pub struct InviteList {
     pub invites: Vec<InviteInfo>,
 }
 
-/// The relay's error codes (snake case on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The relay's error codes (snake case on the wire). Clients match on this enum, never on
+/// strings; a code from a newer relay that this build does not know reads as
+/// [`ErrorCode::Unknown`] instead of failing to parse the whole error body.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request is malformed.
@@ -301,6 +303,9 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the relay failed; details are only in its log.
     Internal,
+    /// A code this build does not know (a newer relay). The relay itself never sends one.
+    #[serde(untagged)]
+    Unknown(String),
 }
 
 impl ErrorCode {
@@ -328,7 +333,7 @@ impl ErrorCode {
     ];
 
     /// The HTTP status that carries this code.
-    pub fn status(self) -> u16 {
+    pub fn status(&self) -> u16 {
         use ErrorCode::*;
         match self {
             BadRequest | BadEnvelope | UnsupportedVersion => 400,
@@ -339,12 +344,12 @@ impl ErrorCode {
             InviteExpired => 410,
             TooLarge => 413,
             RateLimited => 429,
-            Internal => 500,
+            Internal | Unknown(_) => 500,
         }
     }
 
     /// The snake-case name, as in the JSON.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         use ErrorCode::*;
         match self {
             BadRequest => "bad_request",
@@ -366,6 +371,7 @@ impl ErrorCode {
             TooLarge => "too_large",
             RateLimited => "rate_limited",
             Internal => "internal",
+            Unknown(code) => code,
         }
     }
 }
@@ -389,6 +395,18 @@ mod tests {
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
             assert!((400..600).contains(&code.status()));
         }
+    }
+
+    #[test]
+    fn a_code_from_a_newer_relay_reads_as_unknown() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error":"quota_exceeded","message":"later"}"#).unwrap();
+        assert_eq!(body.error, ErrorCode::Unknown("quota_exceeded".into()));
+        assert_eq!(body.error.as_str(), "quota_exceeded");
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"not_found\"").unwrap(),
+            ErrorCode::NotFound
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use rusqlite::Transaction;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The migrations, in order. Migration `i` (1-based) brings a store from version `i-1` to `i`.
 pub(crate) const MIGRATIONS: &[&str] = &[

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 use super::{SyncClient, SyncProgress, SyncReport};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Where live sync stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +105,7 @@ async fn sync(client: &SyncClient, listener: &Arc<dyn SyncListener>) -> Result<(
     listener.on_synced(&report);
     listener.on_status(SyncStatus::Idle {
         cursor: report.cursor,
-        last_sync_ms: crate::workspace::now_ms(),
+        last_sync_ms: crate::clock::now_ms(),
     });
     Ok(())
 }
@@ -159,16 +159,18 @@ async fn connected(
     stop: &tokio::sync::Notify,
     backoff: &mut Duration,
 ) -> Result<Stop> {
-    let team = client.ws.team()?.id;
+    let team = client.engine.team()?.id;
     let path = format!("/v1/teams/{team}/live");
     let url = format!("{}{}", client.relay.base().replacen("http", "ws", 1), path);
     let mut request = url
         .into_client_request()
         .map_err(|e| Error::Offline(format!("bad relay URL: {e}")))?;
-    let auth = client.relay.sign(client.ws.identity(), "GET", &path, &[])?;
+    let auth = client
+        .relay
+        .sign(client.engine.identity(), "GET", &path, &[])?;
     request.headers_mut().insert(
         "authorization",
-        HeaderValue::from_str(&auth).map_err(|_| Error::Crypto("header encoding"))?,
+        HeaderValue::from_str(&auth).map_err(|_| Error::Internal("header encoding"))?,
     );
     let connector = tokio_tungstenite::Connector::Rustls(client.relay.tls());
     let (mut socket, _) = match tokio::time::timeout(
@@ -183,7 +185,7 @@ async fn connected(
             return Err(
                 match serde_json::from_slice::<streetsync_wire::ErrorBody>(body) {
                     Ok(e) => Error::Relay {
-                        code: e.error.as_str().to_owned(),
+                        code: e.error,
                         message: e.message,
                     },
                     Err(_) => {
@@ -197,7 +199,7 @@ async fn connected(
     };
     sync(client, listener).await?;
     *backoff = MIN_BACKOFF;
-    let local = client.ws.listeners.clone();
+    let local = client.engine.events.clone();
     loop {
         tokio::select! {
             _ = stop.notified() => {
@@ -209,7 +211,7 @@ async fn connected(
                     let head = serde_json::from_str::<streetsync_wire::LiveMessage>(&text)
                         .map(|m| m.head)
                         .unwrap_or(u64::MAX);
-                    let cursor = client.ws.store().read(|r| r.sync_value(super::SYNC_CURSOR))? as u64;
+                    let cursor = client.engine.store.read(|r| r.sync_value(crate::engine::page::SYNC_CURSOR))? as u64;
                     if head > cursor {
                         sync(client, listener).await?;
                     }

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use streetsync_wire::{DeviceId, DeviceKeys, InviteId, Role, TeamId};
 use zeroize::Zeroizing;
 
-use super::{JoinBundle, SyncClient, SyncReport, team_path};
+use super::{SyncClient, SyncReport, team_path};
 use crate::crypto::{TeamKey, hkdf, random_bytes, sha256};
-use crate::{Error, Result, ValidationError};
+use crate::engine::keys::JoinBundle;
+use crate::error::{Error, Result, ValidationError};
 
 /// Longest an invite may stay valid.
 pub const MAX_INVITE_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -47,7 +48,7 @@ pub(crate) struct KeyGrant {
 fn grant_signed_bytes(team: &TeamId, keys: &[TeamKey]) -> Result<Zeroizing<Vec<u8>>> {
     let mut v = Zeroizing::new(b"streetsync-key-grant-v1\0".to_vec());
     v.extend_from_slice(team.as_bytes());
-    v.extend_from_slice(&postcard::to_stdvec(keys).map_err(|_| Error::Crypto("key encoding"))?);
+    v.extend_from_slice(&postcard::to_stdvec(keys).map_err(|_| Error::Internal("key encoding"))?);
     Ok(v)
 }
 
@@ -193,17 +194,19 @@ fn relay_code(e: &Error) -> Option<&str> {
     }
 }
 
+#[cfg(feature = "testing")]
 pub(crate) fn fuzz_parse_invite(code: &str) -> bool {
     InviteSecret::parse(code).and_then(|s| s.id()).is_ok()
 }
 
+#[cfg(feature = "testing")]
 pub(crate) fn fuzz_decode_bundle(data: &[u8]) -> bool {
     postcard::from_bytes::<BundleMessage>(data).is_ok()
 }
 
 impl SyncClient {
     fn require_lead(&self, what: &str) -> Result<()> {
-        match self.ws.my_role()? {
+        match self.engine.my_role()? {
             Role::Lead => Ok(()),
             Role::Worker => Err(Error::NotAllowed(format!("only a team lead can {what}"))),
         }
@@ -224,20 +227,20 @@ impl SyncClient {
                 ValidationError::new("ttl", "an invite is valid for 1 second to 7 days").into(),
             );
         }
-        let team = self.ws.team()?;
+        let team = self.engine.team()?;
         self.ensure_registered(&team).await?;
         self.push(team.id, None).await?;
         let secret = InviteSecret::generate()?;
         let id = secret.id()?;
-        let team_doc_id = self.ws.team_doc_id()?;
+        let team_doc_id = self.engine.team_doc_id()?;
         let bundle = JoinBundle {
             team_id: team.id,
             team_doc_id,
-            keys: self.ws.team_keys()?,
-            team_doc: self.ws.export_document(team_doc_id)?,
+            keys: self.engine.team_keys()?,
+            team_doc: self.engine.export_document(team_doc_id)?,
         };
         let plain = Zeroizing::new(
-            postcard::to_stdvec(&bundle).map_err(|_| Error::Crypto("bundle encoding"))?,
+            postcard::to_stdvec(&bundle).map_err(|_| Error::Internal("bundle encoding"))?,
         );
         let expires_ms = self.relay.now_ms() + (ttl_secs as i64) * 1000;
         let body = streetsync_wire::CreateInvite {
@@ -250,7 +253,7 @@ impl SyncClient {
         let _: streetsync_wire::Empty = self
             .relay
             .call(
-                self.ws.identity(),
+                self.engine.identity(),
                 Method::POST,
                 &team_path(team.id, "/invites"),
                 Some(&body),
@@ -262,9 +265,10 @@ impl SyncClient {
             role,
             expires_ms,
         };
-        let bytes = postcard::to_stdvec(&pending).map_err(|_| Error::Crypto("invite encoding"))?;
-        self.ws
-            .store()
+        let bytes =
+            postcard::to_stdvec(&pending).map_err(|_| Error::Internal("invite encoding"))?;
+        self.engine
+            .store
             .write(|w| w.put_secret(&format!("invite/{id}"), &bytes))?;
         Ok(Invite {
             code: secret.code(),
@@ -277,12 +281,12 @@ impl SyncClient {
     /// Joins a team with an invite code: registers this device, receives the team keys and the
     /// team document, then syncs everything. A mistyped, expired or used code is a typed error.
     pub async fn join_with_invite(&self, code: &str) -> Result<SyncReport> {
-        if self.ws.team_id()?.is_some() {
+        if self.engine.team_id()?.is_some() {
             return Err(Error::AlreadyInTeam);
         }
         let secret = InviteSecret::parse(code)?;
         let id = secret.id()?;
-        let device = self.ws.device_keys(Role::Worker);
+        let device = self.engine.device_keys(Role::Worker);
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret.auth_key()?);
         let tag = ring::hmac::sign(
             &key,
@@ -294,7 +298,7 @@ impl SyncClient {
         let resp: streetsync_wire::RedeemResponse = self
             .relay
             .call(
-                self.ws.identity(),
+                self.engine.identity(),
                 Method::POST,
                 &format!("/v1/invites/{id}/redeem"),
                 Some(&body),
@@ -322,9 +326,9 @@ impl SyncClient {
                 "the invite bundle names another team".into(),
             ));
         }
-        self.ws.join_from_bundle(&bundle)?;
-        self.ws
-            .store()
+        self.engine.join_from_bundle(&bundle)?;
+        self.engine
+            .store
             .write(|w| w.set_sync_value(super::SYNC_REGISTERED, 1))?;
         self.sync_once(None).await
     }
@@ -332,7 +336,7 @@ impl SyncClient {
     /// A lead's device puts devices that redeemed its invites on the roster, and forgets expired
     /// invites. Runs as part of every sync of a lead.
     pub(crate) async fn complete_invites(&self, team: TeamId) -> Result<u64> {
-        let pending: Vec<PendingInvite> = self.ws.store().read(|r| {
+        let pending: Vec<PendingInvite> = self.engine.store.read(|r| {
             r.secrets_with_prefix("invite/")?
                 .into_iter()
                 .map(|(_, b)| {
@@ -342,13 +346,13 @@ impl SyncClient {
                 })
                 .collect()
         })?;
-        if pending.is_empty() || self.ws.my_role().ok() != Some(Role::Lead) {
+        if pending.is_empty() || self.engine.my_role().ok() != Some(Role::Lead) {
             return Ok(0);
         }
         let list: streetsync_wire::InviteList = self
             .relay
             .call::<(), _>(
-                self.ws.identity(),
+                self.engine.identity(),
                 Method::GET,
                 &team_path(team, "/invites"),
                 None,
@@ -364,14 +368,14 @@ impl SyncClient {
                         role: p.role,
                         ..keys
                     };
-                    self.ws.add_roster_device(&keys, &p.member)?;
+                    self.engine.add_roster_device(&keys, &p.member)?;
                     added += 1;
                 }
                 None if p.expires_ms > now && info.is_some() => continue,
                 None => {}
             }
-            self.ws
-                .store()
+            self.engine
+                .store
                 .write(|w| w.delete_secret(&format!("invite/{}", p.id)))?;
         }
         Ok(added)
@@ -383,7 +387,7 @@ impl SyncClient {
         let list: streetsync_wire::BundleList = self
             .relay
             .call::<(), _>(
-                self.ws.identity(),
+                self.engine.identity(),
                 Method::GET,
                 &team_path(team, "/bundles"),
                 None,
@@ -391,7 +395,7 @@ impl SyncClient {
             .await?;
         let mut received = 0;
         for b in list.bundles {
-            let accepted = match self.ws.identity().open_bundle(&b.blob) {
+            let accepted = match self.engine.identity().open_bundle(&b.blob) {
                 Ok(plain) => match postcard::from_bytes::<BundleMessage>(&plain) {
                     Ok(BundleMessage::Keys(grant)) => self.accept_grant(&grant)?,
                     Err(_) => false,
@@ -402,7 +406,7 @@ impl SyncClient {
             let _: streetsync_wire::Empty = self
                 .relay
                 .call::<(), _>(
-                    self.ws.identity(),
+                    self.engine.identity(),
                     Method::DELETE,
                     &team_path(team, &format!("/bundles/{}", b.id)),
                     None,
@@ -413,7 +417,7 @@ impl SyncClient {
     }
 
     fn accept_grant(&self, grant: &KeyGrant) -> Result<bool> {
-        let team = self.ws.team()?;
+        let team = self.engine.team()?;
         if grant.team != team.id {
             return Ok(false);
         }
@@ -428,7 +432,7 @@ impl SyncClient {
         if pk.verify(&msg, &grant.sig).is_err() {
             return Ok(false);
         }
-        self.ws.add_team_keys(&grant.keys)?;
+        self.engine.add_team_keys(&grant.keys)?;
         Ok(true)
     }
 
@@ -437,8 +441,8 @@ impl SyncClient {
     /// removed one cannot read anything written afterwards.
     pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
         self.require_lead("remove devices")?;
-        let team = self.ws.team()?;
-        if device == self.ws.device_id() {
+        let team = self.engine.team()?;
+        if device == self.engine.device_id() {
             return Err(Error::NotAllowed(
                 "a lead cannot remove their own device; ask another lead".into(),
             ));
@@ -452,7 +456,7 @@ impl SyncClient {
         match self
             .relay
             .call::<(), streetsync_wire::Empty>(
-                self.ws.identity(),
+                self.engine.identity(),
                 Method::DELETE,
                 &team_path(team.id, &format!("/devices/{device}")),
                 None,
@@ -463,13 +467,13 @@ impl SyncClient {
             Err(e) if relay_code(&e) == Some("not_found") => {}
             Err(e) => return Err(e),
         }
-        self.ws.revoke_roster_device(device)?;
+        self.engine.revoke_roster_device(device)?;
         // A new epoch: from now on this device seals with a key the removed device never gets.
-        let keys = self.ws.rotate_team_key()?;
-        let team = self.ws.team()?;
+        let keys = self.engine.rotate_team_key()?;
+        let team = self.engine.team()?;
         let msg = grant_signed_bytes(&team.id, &keys)?;
         let sig = self
-            .ws
+            .engine
             .identity()
             .signing_key()
             .sign(&msg)
@@ -478,22 +482,22 @@ impl SyncClient {
         for d in team
             .roster
             .iter()
-            .filter(|d| !d.revoked && d.device_id != self.ws.device_id())
+            .filter(|d| !d.revoked && d.device_id != self.engine.device_id())
         {
             let grant = BundleMessage::Keys(KeyGrant {
                 team: team.id,
                 keys: keys.clone(),
-                signer: self.ws.device_id(),
+                signer: self.engine.device_id(),
                 sig: sig.clone(),
             });
             let plain = Zeroizing::new(
-                postcard::to_stdvec(&grant).map_err(|_| Error::Crypto("bundle encoding"))?,
+                postcard::to_stdvec(&grant).map_err(|_| Error::Internal("bundle encoding"))?,
             );
             let blob = crate::crypto::seal_to_device(&d.kx_pk, &plain)?;
             let _: streetsync_wire::BundleCreated = self
                 .relay
                 .call(
-                    self.ws.identity(),
+                    self.engine.identity(),
                     Method::POST,
                     &team_path(team.id, "/bundles"),
                     Some(&streetsync_wire::PostBundle {

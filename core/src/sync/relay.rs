@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use streetsync_wire::{ErrorBody, ErrorCode, auth};
 
 use crate::crypto::DeviceIdentity;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A relay endpoint as seen by one device.
 pub(crate) struct RelayClient {
@@ -34,10 +34,13 @@ pub(crate) fn tls_config(
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut reader) {
             let cert = cert.map_err(|_| {
-                crate::ValidationError::new("trusted_roots_pem", "is not a PEM certificate list")
+                crate::error::ValidationError::new(
+                    "trusted_roots_pem",
+                    "is not a PEM certificate list",
+                )
             })?;
             roots.add(cert).map_err(|e| {
-                crate::ValidationError::new(
+                crate::error::ValidationError::new(
                     "trusted_roots_pem",
                     format!("certificate refused: {e}"),
                 )
@@ -45,7 +48,7 @@ pub(crate) fn tls_config(
             added += 1;
         }
         if added == 0 {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "trusted_roots_pem",
                 "contains no certificate",
             )
@@ -65,7 +68,7 @@ impl RelayClient {
     pub(crate) fn new(base_url: &str, extra_roots_pem: Option<&str>) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "relay_url",
                 "must start with http:// or https://",
             )
@@ -96,7 +99,7 @@ impl RelayClient {
 
     /// The device clock corrected by what the relay told us.
     pub(crate) fn now_ms(&self) -> i64 {
-        crate::workspace::now_ms() + self.offset_ms.load(Ordering::Relaxed)
+        crate::clock::now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// A signed `Authorization` header value for one request.
@@ -159,7 +162,10 @@ impl RelayClient {
                 Ok(e) => e,
                 Err(_) => {
                     return Err(Error::Relay {
-                        code: format!("http_{}", status.as_u16()),
+                        code: streetsync_wire::ErrorCode::Unknown(format!(
+                            "http_{}",
+                            status.as_u16()
+                        )),
                         message: String::from_utf8_lossy(&text).chars().take(200).collect(),
                     });
                 }
@@ -168,7 +174,7 @@ impl RelayClient {
                 (ErrorCode::ClockSkew, Some(server), _) if skew_retry => {
                     skew_retry = false;
                     self.offset_ms
-                        .store(server - crate::workspace::now_ms(), Ordering::Relaxed);
+                        .store(server - crate::clock::now_ms(), Ordering::Relaxed);
                 }
                 (ErrorCode::RateLimited, _, wait) if rate_retries > 0 => {
                     rate_retries -= 1;
@@ -176,7 +182,7 @@ impl RelayClient {
                 }
                 (code, _, _) => {
                     return Err(Error::Relay {
-                        code: code.as_str().to_owned(),
+                        code,
                         message: err.message,
                     });
                 }

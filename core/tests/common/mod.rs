@@ -4,7 +4,8 @@
 
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use streetsync_core::{
-    ContactDraft, KeySource, MaterialCount, StorageKey, TeamSetup, Workspace, vocab::*,
+    AgeBand, ContactDraft, Gender, Housing, Intervention, KeySource, MaterialCount, Setting,
+    StorageKey, TeamSetup, Workspace,
 };
 
 pub const AREAS: &[&str] = &[
@@ -137,7 +138,7 @@ pub fn draft(rng: &mut Rng, day: u32) -> ContactDraft {
     let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Days::new(day as u64);
     let hour = 9 + rng.below(12) as u32;
     let start = NaiveTime::from_hms_opt(hour, (rng.below(4) * 15) as u32, 0).unwrap();
-    let area = streetsync_core::team::slug(rng.pick::<&str>(AREAS));
+    let area = streetsync_core::slug(rng.pick::<&str>(AREAS));
     let mut d = ContactDraft::new(date, start, area);
     d.end_time = Some(NaiveTime::from_hms_opt(hour, 50, 0).unwrap());
     d.place = rng.pick(PLACES).to_string();

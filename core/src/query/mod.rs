@@ -4,13 +4,16 @@
 //! record. The store keeps them decrypted in memory, so filters and full-text search scan small
 //! structs and never open 10,000 Automerge documents.
 
+pub(crate) mod export;
+pub(crate) mod stats;
+
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use streetsync_wire::RecordId;
 
-use crate::client::Client;
-use crate::contact::{Contact, MaterialCount};
-use crate::vocab::{AgeBand, Gender, ReviewState, Setting};
+use crate::model::client::Client;
+use crate::model::contact::{Contact, MaterialCount};
+use crate::model::vocab::{AgeBand, Gender, ReviewState, Setting};
 
 /// What a list shows of a contact (and what statistics count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,17 +189,17 @@ pub struct ContactPage {
 }
 
 impl ContactFilter {
-    pub(crate) fn validate(&self) -> Result<(), crate::ValidationError> {
+    pub(crate) fn validate(&self) -> Result<(), crate::error::ValidationError> {
         if let (Some(f), Some(t)) = (self.from, self.to)
             && t < f
         {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "to",
                 format!("{t} is before from {f}"),
             ));
         }
         if self.limit > MAX_PAGE {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "limit",
                 format!("the largest page is {MAX_PAGE}"),
             ));
@@ -204,7 +207,7 @@ impl ContactFilter {
         if let Some(t) = &self.text
             && t.chars().count() > 200
         {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "text",
                 "the search text is limited to 200 characters",
             ));

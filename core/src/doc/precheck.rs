@@ -861,14 +861,18 @@ mod tests {
     #[test]
     fn the_merging_entry_point_refuses_it_as_a_protocol_error() {
         let id = streetsync_wire::RecordId::from_bytes([3; 16]);
-        let mut doc = crate::document::new();
-        let err = timed(|| crate::document::load_foreign_into(id, &mut doc, OOM)).unwrap_err();
+        let doc = crate::doc::new();
+        let err = timed(|| crate::doc::foreign::open_for_merge(id, Some(doc), OOM, None))
+            .err()
+            .unwrap();
         assert!(
-            matches!(&err, crate::Error::Protocol(m) if m.contains("refused before loading")),
+            matches!(&err, crate::error::Error::Protocol(m) if m.contains("refused before loading")),
             "{err}"
         );
-        assert!(doc.get_heads().is_empty(), "the document is untouched");
-        assert!(!crate::fuzzing::merge_document(OOM));
+        let err = timed(|| crate::doc::foreign::open_for_merge(id, None, OOM, None))
+            .err()
+            .unwrap();
+        assert!(matches!(&err, crate::error::Error::Protocol(_)), "{err}");
     }
 
     #[test]
@@ -1221,11 +1225,11 @@ mod tests {
     /// Real documents as the core makes them, made once for the tests that read them.
     struct RealRecords {
         /// Every outbox entry: (kind, record, change bytes).
-        outbox: Vec<(RecordKind, crate::RecordId, Vec<u8>)>,
+        outbox: Vec<(RecordKind, streetsync_wire::RecordId, Vec<u8>)>,
         /// Every record's saved document.
-        saved: Vec<(crate::RecordId, Vec<u8>)>,
+        saved: Vec<(streetsync_wire::RecordId, Vec<u8>)>,
         /// The contact with the long, much edited note.
-        contact: crate::RecordId,
+        contact: streetsync_wire::RecordId,
     }
 
     /// A store with a team, a partner with long notes, a client and a contact whose long note was
@@ -1247,7 +1251,7 @@ mod tests {
                 materials: vec![],
             })
             .unwrap();
-            ws.add_partner(crate::PartnerDraft {
+            ws.add_partner(crate::model::team::PartnerDraft {
                 name: "Suchtberatung Mitte".into(),
                 offers: vec!["Beratung".into()],
                 contact_person: "Frau Öztürk".into(),
@@ -1337,7 +1341,7 @@ mod tests {
             .iter()
             .find(|(id, _)| *id == real.contact)
             .unwrap();
-        let mut doc = crate::document::load(saved).unwrap();
+        let mut doc = crate::doc::load(saved).unwrap();
         let mut compressed = Vec::new();
         for mut c in doc.get_changes(&[]) {
             compressed.extend_from_slice(&c.bytes());
@@ -1346,10 +1350,16 @@ mod tests {
         assert!(walked.compressed_chunks > 0);
         assert!(walked.inflated > 0);
         // Automerge reads them back as the same contact.
-        let mut again = crate::document::new();
-        crate::document::load_foreign_into(real.contact, &mut again, &compressed).unwrap();
+        let mut again = crate::doc::foreign::open_for_merge(
+            real.contact,
+            Some(crate::doc::new()),
+            &compressed,
+            None,
+        )
+        .unwrap()
+        .doc;
         assert_eq!(again.get_heads(), doc.get_heads());
-        let contact: crate::contact::ContactDoc = autosurgeon::hydrate(&again).unwrap();
+        let contact: crate::doc::contact::ContactDoc = autosurgeon::hydrate(&again).unwrap();
         assert!(
             contact
                 .to_contact()

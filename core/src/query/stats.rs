@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{Datelike, NaiveDate};
 use serde::{Serialize, Serializer};
 
+use crate::error::{Error, ValidationError};
+use crate::model::team::{Catalog, Team};
 use crate::query::ContactSummary;
-use crate::team::{Catalog, Team};
-use crate::{Error, ValidationError, Workspace};
 
 /// Rows with fewer persons than this are suppressed.
 pub const SUPPRESS_BELOW: u64 = 3;
@@ -320,16 +320,8 @@ fn month_key(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
-/// Computes the statistics of `query` over the workspace's contacts.
-pub fn compute(ws: &Workspace, query: &StatsQuery) -> Result<Statistics, StatsError> {
-    query.validate()?;
-    let team = ws.team()?;
-    let contacts = ws.contact_summaries()?;
-    compute_from(&team, &contacts, query)
-}
-
-/// Computes the statistics of `query` over given projections (what [`compute`] does after reading
-/// the store).
+/// Computes the statistics of `query` over given projections (`Workspace::statistics` reads
+/// them from the store).
 pub fn compute_from(
     team: &Team,
     contacts: &[ContactSummary],
@@ -407,14 +399,14 @@ pub fn compute_from(
                         team.name_of(Catalog::Material, key),
                     ),
                     Dimension::AgeBand => {
-                        let v = crate::vocab::AgeBand::from_key(key);
+                        let v = crate::model::vocab::AgeBand::from_key(key);
                         (
                             v.map_or(usize::MAX, |v| v as usize),
                             v.map_or_else(|| key.clone(), |v| v.label().to_owned()),
                         )
                     }
                     Dimension::Gender => {
-                        let v = crate::vocab::Gender::from_key(key);
+                        let v = crate::model::vocab::Gender::from_key(key);
                         (
                             v.map_or(usize::MAX, |v| v as usize),
                             v.map_or_else(|| key.clone(), |v| v.label().to_owned()),
@@ -487,9 +479,9 @@ pub fn compute_from(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::contact::MaterialCount;
-    use crate::team::{CatalogEntry, Partner};
-    use crate::vocab::{AgeBand, Gender, ReviewState, Setting};
+    use crate::model::contact::MaterialCount;
+    use crate::model::team::{CatalogEntry, Partner};
+    use crate::model::vocab::{AgeBand, Gender, ReviewState, Setting};
     use chrono::NaiveTime;
     use streetsync_wire::{RecordId, TeamId};
 

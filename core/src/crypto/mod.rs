@@ -19,7 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::{Error, Result};
 
 /// Length of every symmetric key.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 /// PBKDF2-HMAC-SHA256 iterations for passphrase-derived storage keys (OWASP 2023 guidance).
 pub const PASSPHRASE_ITERATIONS: u32 = 600_000;
 const NONCE_LEN: usize = 12;
@@ -49,7 +49,7 @@ impl StorageKey {
     /// Takes a key from the host's keystore. It must be exactly 32 random bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            crate::ValidationError::new(
+            crate::error::ValidationError::new(
                 "storage_key",
                 format!("must be exactly {KEY_LEN} bytes, got {}", bytes.len()),
             )
@@ -66,7 +66,7 @@ impl StorageKey {
     /// must not allow cheap guessing.
     pub fn from_passphrase(passphrase: &str, salt: &[u8], iterations: u32) -> Result<Self> {
         if passphrase.chars().count() < 8 {
-            return Err(crate::ValidationError::new(
+            return Err(crate::error::ValidationError::new(
                 "passphrase",
                 "must have at least 8 characters",
             )
@@ -432,6 +432,29 @@ pub fn seal_to_device(recipient_kx: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Where the storage key comes from.
+pub enum KeySource {
+    /// 32 bytes from the host keystore.
+    Key(StorageKey),
+    /// A passphrase, stretched with PBKDF2 (salt kept in the store).
+    Passphrase {
+        /// The passphrase.
+        passphrase: zeroize::Zeroizing<String>,
+        /// PBKDF2 iterations for a new store; an existing store keeps the count it was made with.
+        iterations: u32,
+    },
+}
+
+impl KeySource {
+    /// A passphrase with the recommended iteration count.
+    pub fn passphrase(p: impl Into<String>) -> Self {
+        KeySource::Passphrase {
+            passphrase: zeroize::Zeroizing::new(p.into()),
+            iterations: PASSPHRASE_ITERATIONS,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,16 +2,16 @@
 //!
 //! The contact export is one row per contact, without the confidential note unless the caller
 //! sets [`ContactExport::include_notes`] (off by default). The statistics export writes suppressed
-//! cells as `<3`, exactly as every other output of [`crate::stats`].
+//! cells as `<3`, exactly as every other output of [`crate::query::stats`].
 
 use std::io::Write;
 
 use chrono::NaiveDate;
 
+use crate::error::{Error, Result, ValidationError};
+use crate::model::team::{Catalog, Team};
 use crate::query::ContactSummary;
-use crate::stats::{Cell, Statistics};
-use crate::team::{Catalog, Team};
-use crate::{Error, Result, ValidationError, Workspace};
+use crate::query::stats::{Cell, Statistics};
 
 /// What to export of the contacts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,20 +55,9 @@ fn csv_error(e: csv::Error) -> Error {
     }
 }
 
-/// Writes the contacts of `export` as CSV (oldest first) and returns how many rows were written.
-/// `progress(done, total)` is called as rows are written, for a progress bar.
-pub fn export_contacts<W: Write>(
-    ws: &Workspace,
-    export: &ContactExport,
-    out: W,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<u64> {
-    let team = ws.team()?;
-    let contacts = ws.contact_summaries()?;
-    write_contacts(&team, &contacts, export, out, progress)
-}
-
-/// Writes given projections as CSV (what [`export_contacts`] does after reading the store).
+/// Writes given projections as CSV, oldest first, and returns how many rows were written
+/// (`Workspace::export_contacts` reads them from the store). `progress(done, total)` is called as
+/// rows are written, for a progress bar.
 pub fn write_contacts<W: Write>(
     team: &Team,
     contacts: &[ContactSummary],
@@ -169,9 +158,9 @@ pub fn write_statistics<W: Write>(stats: &Statistics, out: W) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::stats::{StatsQuery, compute_from};
-    use crate::team::CatalogEntry;
-    use crate::vocab::{AgeBand, Gender, ReviewState, Setting};
+    use crate::model::team::CatalogEntry;
+    use crate::model::vocab::{AgeBand, Gender, ReviewState, Setting};
+    use crate::query::stats::{StatsQuery, compute_from};
     use chrono::NaiveTime;
     use streetsync_wire::{RecordId, TeamId};
 

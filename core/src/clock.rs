@@ -1,0 +1,10 @@
+//! The wall clock, in one place. A leaf: change timestamps, invite expiry, quarantine times and
+//! the relay client's skew correction all read it, so none of them imports it from a layer above.
+
+/// Unix milliseconds now (0 if the system clock is before 1970, which only a broken device has).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! The Team document's Automerge mapping: roster, catalogs and partner directory as autosurgeon
+//! structs. Keyed lists (`#[key] id`) match entries by identity, so concurrent edits of two
+//! partners never overwrite each other; partner notes are `Text` and merge by character.
+
+use autosurgeon::{Hydrate, Reconcile, Text};
+use streetsync_wire::{DeviceId, Role};
+
+use crate::model::team::{CatalogEntry, Partner, RosterDevice, TEAM_SCHEMA_VERSION, Team};
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct CatalogEntryDoc {
+    #[key]
+    id: String,
+    name: String,
+    retired: bool,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct PartnerDoc {
+    #[key]
+    id: String,
+    name: String,
+    offers: Vec<String>,
+    contact_person: String,
+    phone: String,
+    address: String,
+    notes: Text,
+    retired: bool,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct RosterDeviceDoc {
+    #[key]
+    device_id: String,
+    member: String,
+    role: String,
+    sign_pk: String,
+    kx_pk: String,
+    revoked: bool,
+}
+
+/// The Team document as stored in Automerge.
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct TeamDoc {
+    schema_version: u64,
+    kind: String,
+    id: String,
+    name: String,
+    roster: Vec<RosterDeviceDoc>,
+    areas: Vec<CatalogEntryDoc>,
+    topics: Vec<CatalogEntryDoc>,
+    materials: Vec<CatalogEntryDoc>,
+    partners: Vec<PartnerDoc>,
+}
+
+fn entry_doc(e: &CatalogEntry) -> CatalogEntryDoc {
+    CatalogEntryDoc {
+        id: e.id.clone(),
+        name: e.name.clone(),
+        retired: e.retired,
+    }
+}
+
+fn role_key(r: Role) -> &'static str {
+    match r {
+        Role::Lead => "lead",
+        Role::Worker => "worker",
+    }
+}
+
+fn corrupt(what: &str) -> crate::error::Error {
+    crate::error::Error::Corrupt {
+        what: format!("team document: {what}"),
+    }
+}
+
+impl TeamDoc {
+    pub(crate) fn new(team: &Team) -> Self {
+        let mut doc = TeamDoc {
+            schema_version: TEAM_SCHEMA_VERSION,
+            kind: "team".into(),
+            id: team.id.to_string(),
+            name: String::new(),
+            roster: Vec::new(),
+            areas: Vec::new(),
+            topics: Vec::new(),
+            materials: Vec::new(),
+            partners: Vec::new(),
+        };
+        doc.apply(team);
+        doc
+    }
+
+    /// Brings the document in line with `team`, keeping Text objects so concurrent note edits merge.
+    pub(crate) fn apply(&mut self, team: &Team) {
+        self.name = team.name.clone();
+        self.roster = team
+            .roster
+            .iter()
+            .map(|d| RosterDeviceDoc {
+                device_id: d.device_id.to_string(),
+                member: d.member.clone(),
+                role: role_key(d.role).into(),
+                sign_pk: hex::encode(d.sign_pk),
+                kx_pk: hex::encode(d.kx_pk),
+                revoked: d.revoked,
+            })
+            .collect();
+        self.areas = team.areas.iter().map(entry_doc).collect();
+        self.topics = team.topics.iter().map(entry_doc).collect();
+        self.materials = team.materials.iter().map(entry_doc).collect();
+        let mut old: Vec<PartnerDoc> = std::mem::take(&mut self.partners);
+        self.partners = team
+            .partners
+            .iter()
+            .map(|p| {
+                let mut notes = old
+                    .iter_mut()
+                    .find(|o| o.id == p.id)
+                    .map(|o| std::mem::take(&mut o.notes))
+                    .unwrap_or_default();
+                notes.update(&p.notes);
+                PartnerDoc {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    offers: p.offers.clone(),
+                    contact_person: p.contact_person.clone(),
+                    phone: p.phone.clone(),
+                    address: p.address.clone(),
+                    notes,
+                    retired: p.retired,
+                }
+            })
+            .collect();
+    }
+
+    pub(crate) fn to_team(&self) -> crate::error::Result<Team> {
+        let key32 = |s: &str| -> crate::error::Result<[u8; 32]> {
+            let v = hex::decode(s).map_err(|_| corrupt("public key is not hex"))?;
+            v.try_into().map_err(|_| corrupt("public key length"))
+        };
+        let entries = |v: &[CatalogEntryDoc]| {
+            v.iter()
+                .map(|e| CatalogEntry {
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    retired: e.retired,
+                })
+                .collect()
+        };
+        let mut roster = Vec::new();
+        for d in &self.roster {
+            let sign_pk = key32(&d.sign_pk)?;
+            let device_id = DeviceId::from_public_key(&sign_pk);
+            if d.device_id != device_id.to_string() {
+                return Err(corrupt("device id does not match its key"));
+            }
+            roster.push(RosterDevice {
+                device_id,
+                member: d.member.clone(),
+                role: if d.role == "lead" {
+                    Role::Lead
+                } else {
+                    Role::Worker
+                },
+                sign_pk,
+                kx_pk: key32(&d.kx_pk)?,
+                revoked: d.revoked,
+            });
+        }
+        Ok(Team {
+            id: self.id.parse().map_err(|_| corrupt("team id"))?,
+            name: self.name.clone(),
+            roster,
+            areas: entries(&self.areas),
+            topics: entries(&self.topics),
+            materials: entries(&self.materials),
+            partners: self
+                .partners
+                .iter()
+                .map(|p| Partner {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    offers: p.offers.clone(),
+                    contact_person: p.contact_person.clone(),
+                    phone: p.phone.clone(),
+                    address: p.address.clone(),
+                    notes: p.notes.as_str().to_owned(),
+                    retired: p.retired,
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,354 @@
+//! Remote apply: a teammate's envelopes, checked against the roster and merged under the
+//! authorship and role rules.
+//!
+//! Each envelope is checked against the roster in the Team document (never the relay's word):
+//! team, known author, Ed25519 signature, a key for its epoch, and the AEAD tag over its header.
+//! Its Automerge bytes then enter the record only through [`crate::doc::foreign`], and the result
+//! must pass the rules in [`check_foreign`]: a change's actor is the device that signed it, only
+//! leads change the Team document or move a review to approved or changes-requested. A refused
+//! envelope gets a typed [`QuarantineReason`]; the rest of the page goes on. A page is applied in
+//! one transaction together with the new cursor.
+
+use automerge::AutoCommit;
+use autosurgeon::hydrate;
+use serde::{Deserialize, Serialize};
+use streetsync_wire::{
+    DeviceId, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, RecordId, Role, TeamId,
+};
+use zeroize::Zeroizing;
+
+use crate::crypto::{DeviceIdentity, TeamKey};
+use crate::doc::client::ClientDoc;
+use crate::doc::contact::ContactDoc;
+use crate::doc::foreign::{self, Merged};
+use crate::doc::team::TeamDoc;
+use crate::error::{Error, Result};
+use crate::kinds::RecordKind;
+use crate::model::team::Team;
+use crate::model::vocab::ReviewState;
+use crate::query::{ClientSummary, ContactSummary};
+use crate::store::{Projection, Writer};
+
+use super::Engine;
+use super::events::{ChangeOrigin, RecordChange};
+
+/// What happened when remote changes were merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteApplied {
+    /// The record's kind.
+    pub kind: RecordKind,
+    /// Whether the record is now deleted.
+    pub deleted: bool,
+}
+
+/// Why a pulled envelope was refused. Kept with the envelope in the quarantine and reported to
+/// the user; [`QuarantineReason::is_retryable`] decides whether a later sync tries it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineReason {
+    /// The envelope names another team.
+    WrongTeam,
+    /// The envelope's shape is wrong (version, sizes).
+    Malformed,
+    /// The author is not on this device's roster (yet).
+    UnknownDevice,
+    /// The author's signature does not verify against the roster's key.
+    BadSignature,
+    /// This device holds no key for the envelope's epoch (yet).
+    NoKeyForEpoch,
+    /// The ciphertext does not authenticate under the epoch's key.
+    TagFailed,
+    /// The author's role does not allow the change.
+    NotAllowed,
+    /// The changes depend on changes not received yet.
+    MissingDependencies,
+    /// The Automerge bytes or the record they make are malformed.
+    MalformedDocument,
+    /// This device has no team yet.
+    NoTeam,
+    /// A reason written by another version of streetsync.
+    Other(String),
+}
+
+impl QuarantineReason {
+    /// Reasons that may clear up later (the roster, a key or earlier changes arrive).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownDevice | Self::NoKeyForEpoch | Self::MissingDependencies
+        )
+    }
+
+    /// The snake-case name, as stored and reported.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::WrongTeam => "wrong_team",
+            Self::Malformed => "malformed",
+            Self::UnknownDevice => "unknown_device",
+            Self::BadSignature => "bad_signature",
+            Self::NoKeyForEpoch => "no_key_for_epoch",
+            Self::TagFailed => "tag_failed",
+            Self::NotAllowed => "not_allowed",
+            Self::MissingDependencies => "missing_dependencies",
+            Self::MalformedDocument => "malformed_document",
+            Self::NoTeam => "no_team",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// Reads a stored name back; unknown names keep their text.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "wrong_team" => Self::WrongTeam,
+            "malformed" => Self::Malformed,
+            "unknown_device" => Self::UnknownDevice,
+            "bad_signature" => Self::BadSignature,
+            "no_key_for_epoch" => Self::NoKeyForEpoch,
+            "tag_failed" => Self::TagFailed,
+            "not_allowed" => Self::NotAllowed,
+            "missing_dependencies" => Self::MissingDependencies,
+            "malformed_document" => Self::MalformedDocument,
+            "no_team" => Self::NoTeam,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for QuarantineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An envelope that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// The record it claims to change.
+    pub doc: RecordId,
+    /// The device it claims to come from.
+    pub author: DeviceId,
+    /// Why it was refused.
+    pub reason: QuarantineReason,
+}
+
+/// Who sent remote changes, for the checks that depend on it.
+pub(crate) struct RemoteAuthor {
+    /// The device that signed the envelope.
+    pub(crate) device: DeviceId,
+    /// Its role on the roster.
+    pub(crate) role: Role,
+    /// Whether the changes are a snapshot (holding other authors' changes too).
+    pub(crate) snapshot: bool,
+}
+
+/// What the merged record will be stored as.
+pub(crate) enum Update {
+    /// A contact or client: its new projection.
+    Record(Projection),
+    /// The Team document: the team it now describes.
+    Team(Box<Team>),
+}
+
+/// A teammate's bytes merged into a record and checked against every rule, not yet stored.
+pub(crate) struct Checked {
+    pub(crate) merged: Merged,
+    pub(crate) kind: RecordKind,
+    pub(crate) deleted: bool,
+    pub(crate) update: Update,
+}
+
+/// The pure half of remote apply, with no store: merges `bytes` into `existing` (the record as
+/// stored here, if it is) through [`foreign::open_for_merge`], then applies the authorship and
+/// role rules and hydrates the result. `preloaded` is [`foreign::load_new`]'s result for these
+/// bytes, computed ahead of time; it is used only if the record is new here. The fuzz targets call
+/// exactly this.
+pub(crate) fn check_foreign(
+    id: RecordId,
+    existing: Option<(RecordKind, AutoCommit)>,
+    bytes: &[u8],
+    author: Option<&RemoteAuthor>,
+    preloaded: Option<AutoCommit>,
+) -> Result<Checked> {
+    // Only a worker's changes need the review state before them (leads may change it).
+    let worker = author.is_some_and(|a| a.role != Role::Lead);
+    let before_review = match &existing {
+        Some((RecordKind::Contact, d)) if worker => {
+            hydrate::<_, ContactDoc>(d).ok().map(|c| c.review())
+        }
+        _ => None,
+    };
+    let known_kind = existing.as_ref().map(|(k, _)| *k);
+    let mut merged = foreign::open_for_merge(id, existing.map(|(_, d)| d), bytes, preloaded)?;
+    if let Some(a) = author
+        && !a.snapshot
+    {
+        let forged = foreign::new_actors(id, &mut merged)?
+            .iter()
+            .any(|actor| !actor.to_bytes().starts_with(a.device.as_bytes()));
+        if forged {
+            return Err(Error::NotAllowed(format!(
+                "changes to record {id} claim another device as their author"
+            )));
+        }
+    }
+    let kind = crate::doc::kind_of(&merged.doc)
+        .ok_or_else(|| Error::Protocol(format!("record {id} has no known kind")))?;
+    if worker && kind == RecordKind::Team {
+        return Err(Error::NotAllowed(
+            "only leads change the team document".into(),
+        ));
+    }
+    if known_kind.is_some_and(|k| k != kind) {
+        return Err(Error::Protocol(format!("record {id} changed its kind")));
+    }
+    let deleted = crate::doc::is_deleted(&merged.doc);
+    let update = match kind {
+        RecordKind::Contact => {
+            let d: ContactDoc = foreign::guard(id, || hydrate(&merged.doc))?
+                .map_err(|e| Error::Protocol(format!("contact {id} is malformed: {e}")))?;
+            let review = d.review();
+            if worker
+                && before_review != Some(review)
+                && matches!(
+                    review,
+                    ReviewState::Approved | ReviewState::ChangesRequested
+                )
+            {
+                return Err(Error::NotAllowed(
+                    "only leads approve contacts or ask for changes".into(),
+                ));
+            }
+            Update::Record(Projection::Contact(Box::new(ContactSummary::of(
+                &d.to_contact()?,
+            ))))
+        }
+        RecordKind::Client => {
+            let d: ClientDoc = foreign::guard(id, || hydrate(&merged.doc))?
+                .map_err(|e| Error::Protocol(format!("client {id} is malformed: {e}")))?;
+            Update::Record(Projection::Client(ClientSummary::of(&d.to_client()?)))
+        }
+        RecordKind::Team => {
+            let d: TeamDoc = foreign::guard(id, || hydrate(&merged.doc))?
+                .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
+            Update::Team(Box::new(d.to_team()?))
+        }
+    };
+    Ok(Checked {
+        merged,
+        kind,
+        deleted,
+        update,
+    })
+}
+
+/// Merges remote changes into record `id` inside an open write transaction (the sync client
+/// applies a whole page in one transaction together with its cursor): [`check_foreign`], then the
+/// reload check, then document and projection (or team) are written.
+pub(crate) fn apply_checked(
+    w: &mut Writer<'_>,
+    id: RecordId,
+    bytes: &[u8],
+    author: Option<&RemoteAuthor>,
+    preloaded: Option<AutoCommit>,
+) -> Result<RemoteApplied> {
+    if w.is_erased(&id)? {
+        return Err(Error::NotFound {
+            kind: RecordKind::Contact,
+            id,
+        });
+    }
+    let existing = w.doc(&id)?;
+    let mut checked = check_foreign(id, existing, bytes, author, preloaded)?;
+    match foreign::checked_save(id, &mut checked.merged)? {
+        Some(saved) => w.put_doc_bytes(&id, checked.kind, &saved)?,
+        None => w.put_doc_bytes(&id, checked.kind, bytes)?,
+    }
+    match checked.update {
+        Update::Team(team) => w.set_team(*team),
+        Update::Record(_) if checked.deleted => w.remove_projection(&id)?,
+        Update::Record(p) => w.put_projection(&id, p)?,
+    }
+    Ok(RemoteApplied {
+        kind: checked.kind,
+        deleted: checked.deleted,
+    })
+}
+
+impl Engine {
+    /// Merges Automerge changes (or a whole saved document) received from a teammate into the
+    /// record `id`, updating its projection. Idempotent: applying the same changes twice is a no-op.
+    pub(crate) fn apply_remote(&self, id: RecordId, changes: &[u8]) -> Result<RemoteApplied> {
+        let applied = self
+            .store
+            .write(|w| apply_checked(w, id, changes, None, None))?;
+        self.events.emit(&[RecordChange {
+            id,
+            kind: applied.kind,
+            origin: ChangeOrigin::Remote,
+            removed: applied.deleted,
+        }]);
+        Ok(applied)
+    }
+}
+
+/// What an envelope is about, before it is sealed.
+pub(crate) struct Head {
+    pub(crate) doc: RecordId,
+    pub(crate) id: EnvelopeId,
+    pub(crate) kind: EnvelopeKind,
+    pub(crate) covers: u64,
+}
+
+/// Seals and signs one envelope.
+pub(crate) fn seal_envelope(
+    team: TeamId,
+    key: &TeamKey,
+    me: &DeviceIdentity,
+    head: Head,
+    plaintext: &[u8],
+) -> Result<Envelope> {
+    let mut env = Envelope {
+        v: ENVELOPE_VERSION,
+        team,
+        doc: head.doc,
+        id: head.id,
+        kind: head.kind,
+        epoch: key.epoch,
+        author: me.device_id(),
+        covers: head.covers,
+        nonce: crate::crypto::random_bytes()?,
+        ciphertext: Vec::new(),
+        sig: [0u8; 64],
+    };
+    let header = env.header_bytes();
+    env.ciphertext = key.seal(env.nonce, &header, plaintext)?;
+    env.sign(me.signing_key());
+    Ok(env)
+}
+
+/// Checks an envelope against the roster and opens it.
+pub(crate) fn open_envelope(
+    env: &Envelope,
+    team: &Team,
+    keys: &[TeamKey],
+) -> std::result::Result<Zeroizing<Vec<u8>>, QuarantineReason> {
+    if env.team != team.id {
+        return Err(QuarantineReason::WrongTeam);
+    }
+    if env.validate_shape().is_err() {
+        return Err(QuarantineReason::Malformed);
+    }
+    let device = team
+        .device(&env.author)
+        .ok_or(QuarantineReason::UnknownDevice)?;
+    env.verify(&device.sign_pk)
+        .map_err(|_| QuarantineReason::BadSignature)?;
+    let key = keys
+        .iter()
+        .find(|k| k.epoch == env.epoch)
+        .ok_or(QuarantineReason::NoKeyForEpoch)?;
+    key.open(env.nonce, &env.header_bytes(), &env.ciphertext)
+        .ok_or(QuarantineReason::TagFailed)
+}

@@ -1,0 +1,137 @@
+//! The in-memory cache of decrypted projections and the team, loaded once and kept current by
+//! every write, so listing and filtering never open an Automerge document.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use streetsync_wire::RecordId;
+use zeroize::Zeroizing;
+
+use super::{Writer, record_id};
+use crate::crypto::{Purpose, Sealer};
+use crate::error::{Error, Result};
+use crate::kinds::RecordKind;
+use crate::model::team::Team;
+use crate::query::{ClientSummary, ContactRow, ContactSummary};
+
+/// Decrypted projections and the team, kept in memory so listing never touches Automerge.
+#[derive(Default)]
+pub(crate) struct Cache {
+    pub(crate) contacts: HashMap<RecordId, ContactRow>,
+    pub(crate) clients: HashMap<RecordId, ClientSummary>,
+    /// Shared, because every envelope of a pull page checks its author against it.
+    pub(crate) team: Option<std::sync::Arc<Team>>,
+    /// Records whose stored projection or document failed to open.
+    pub(crate) damaged: Vec<RecordId>,
+}
+
+pub(super) enum CacheUpdate {
+    Contact(RecordId, Box<ContactSummary>),
+    Client(RecordId, ClientSummary),
+    Team(Box<Team>),
+    Remove(RecordId),
+}
+
+/// A projection to write next to a document.
+pub(crate) enum Projection {
+    Contact(Box<ContactSummary>),
+    Client(ClientSummary),
+}
+
+pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
+    let mut cache = Cache::default();
+    let mut stmt = conn.prepare_cached("SELECT id, kind, body FROM projections")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id_bytes: Vec<u8> = row.get(0)?;
+        let kind: u8 = row.get(1)?;
+        let body: Vec<u8> = row.get(2)?;
+        let Ok(id) = record_id(&id_bytes) else {
+            continue;
+        };
+        let opened = sealer.open(Purpose::Projection, kind, &id_bytes, &body, String::new);
+        let ok = match (RecordKind::from_code(kind), opened) {
+            (Some(RecordKind::Contact), Ok(p)) => postcard::from_bytes::<ContactSummary>(&p)
+                .map(|s| {
+                    cache.contacts.insert(id, ContactRow::new(s));
+                })
+                .is_ok(),
+            (Some(RecordKind::Client), Ok(p)) => postcard::from_bytes::<ClientSummary>(&p)
+                .map(|s| {
+                    cache.clients.insert(id, s);
+                })
+                .is_ok(),
+            _ => false,
+        };
+        if !ok {
+            cache.damaged.push(id);
+        }
+    }
+    // The team document is the one named in meta, never just any document of kind team.
+    let team_row: Option<(Vec<u8>, Vec<u8>)> = conn
+        .query_row(
+            "SELECT d.id, d.body FROM documents d JOIN meta m ON m.key = 'team_doc_id' AND m.value = d.id
+             WHERE d.kind = ?1",
+            [RecordKind::Team.code()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, body)) = team_row {
+        let plain = sealer.open(
+            Purpose::Document,
+            RecordKind::Team.code(),
+            &id,
+            &body,
+            || "team document".into(),
+        )?;
+        let doc = crate::doc::load(&plain)?;
+        let team: crate::doc::team::TeamDoc = autosurgeon::hydrate(&doc)?;
+        cache.team = Some(std::sync::Arc::new(team.to_team()?));
+    }
+    Ok(cache)
+}
+
+impl Writer<'_> {
+    /// The cache as of the start of this transaction (updates apply after commit).
+    pub(crate) fn cache(&self) -> &Cache {
+        self.cache
+    }
+
+    /// Saves a record's projection, sealed, and schedules the cache update.
+    pub(crate) fn put_projection(&mut self, id: &RecordId, projection: Projection) -> Result<()> {
+        let (kind, bytes) = match &projection {
+            Projection::Contact(s) => (RecordKind::Contact, postcard::to_stdvec(s.as_ref())),
+            Projection::Client(s) => (RecordKind::Client, postcard::to_stdvec(s)),
+        };
+        let bytes = Zeroizing::new(bytes.map_err(|_| Error::Internal("projection encoding"))?);
+        let sealed = self
+            .sealer
+            .seal(Purpose::Projection, kind.code(), id.as_bytes(), &bytes)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO projections (id, kind, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, body = excluded.body",
+            )?
+            .execute(params![id.as_bytes().as_slice(), kind.code(), sealed])?;
+        self.updates.push(match projection {
+            Projection::Contact(s) => CacheUpdate::Contact(*id, s),
+            Projection::Client(s) => CacheUpdate::Client(*id, s),
+        });
+        Ok(())
+    }
+
+    /// Drops a projection only (the record stays, but is not listed: used for deleted records).
+    pub(crate) fn remove_projection(&mut self, id: &RecordId) -> Result<()> {
+        self.tx.execute(
+            "DELETE FROM projections WHERE id = ?1",
+            [id.as_bytes().as_slice()],
+        )?;
+        self.updates.push(CacheUpdate::Remove(*id));
+        Ok(())
+    }
+
+    /// Schedules the cache's team to be replaced after commit.
+    pub(crate) fn set_team(&mut self, team: Team) {
+        self.updates.push(CacheUpdate::Team(Box::new(team)));
+    }
+}

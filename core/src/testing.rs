@@ -1,0 +1,107 @@
+//! Test hooks, only with the `testing` cargo feature: never part of the library that ships in
+//! apps (`cargo build -p streetsync-ffi --profile release-mobile` builds without it).
+//!
+//! - the entry points of the fuzz targets into decoders private to the crate: sealed blobs,
+//!   invite codes, bundle messages, and documents received from teammates. The document entry
+//!   points run the device's own receive path (`engine::remote::check_foreign` over
+//!   `doc::foreign`), not a replay of it;
+//! - ways for tests to play a malicious or buggy teammate, or an old version of the app.
+
+use std::path::Path;
+
+use streetsync_wire::RecordId;
+
+use crate::crypto::{KeySource, Purpose, Sealer, StorageKey};
+use crate::engine::remote::{RemoteAuthor, check_foreign};
+use crate::error::Result;
+use crate::workspace::Workspace;
+
+/// Opens arbitrary bytes as a sealed at-rest blob (must fail cleanly, never panic).
+pub fn open_sealed(data: &[u8]) -> bool {
+    let Ok(key) = StorageKey::from_bytes(&[42; 32]) else {
+        return false;
+    };
+    let Ok(sealer) = Sealer::new(&key) else {
+        return false;
+    };
+    sealer
+        .open(Purpose::Document, 1, b"fuzz", data, String::new)
+        .is_ok()
+}
+
+/// Parses arbitrary text as an invite code.
+pub fn parse_invite_code(code: &str) -> bool {
+    crate::sync::membership::fuzz_parse_invite(code)
+}
+
+/// Decodes arbitrary bytes as a bundle message (what a device finds in its relay mailbox after
+/// opening the outer seal).
+pub fn decode_bundle_message(data: &[u8]) -> bool {
+    crate::sync::membership::fuzz_decode_bundle(data)
+}
+
+/// Receives arbitrary bytes as a teammate's changes for a record new on this device: the
+/// device's own path (pre-check, strict or incremental load under the panic guard, missing
+/// dependencies, kind, hydration as the kind it names, the reload check before storing). Returns
+/// whether a device would store the record. A panic that escapes is a bug in our code: the guard
+/// covers only Automerge and autosurgeon, exactly as on a device.
+pub fn merge_document(data: &[u8]) -> bool {
+    receive(None, data)
+}
+
+/// Receives arbitrary bytes into an existing record (`base`, a saved document a device made), as a
+/// device does when a teammate's changes arrive for a record it holds: once as a local apply (no
+/// author) and once as a worker's envelope (authorship and review rules). Returns whether a
+/// device would store either result.
+pub fn merge_into_document(base: &[u8], data: &[u8]) -> bool {
+    let local = receive(Some(base), data);
+    let worker = RemoteAuthor {
+        device: streetsync_wire::DeviceId::from_bytes([0; 16]),
+        role: streetsync_wire::Role::Worker,
+        snapshot: false,
+    };
+    local | receive_as(Some(base), data, Some(&worker))
+}
+
+fn receive(base: Option<&[u8]>, data: &[u8]) -> bool {
+    receive_as(base, data, None)
+}
+
+fn receive_as(base: Option<&[u8]>, data: &[u8], author: Option<&RemoteAuthor>) -> bool {
+    let id = RecordId::from_bytes([0; 16]);
+    let existing = match base {
+        Some(b) => match crate::doc::load(b) {
+            Ok(doc) => match crate::doc::kind_of(&doc) {
+                Some(kind) => Some((kind, doc)),
+                None => return false,
+            },
+            Err(_) => return false,
+        },
+        None => None,
+    };
+    match check_foreign(id, existing, data, author, None) {
+        Ok(mut checked) => crate::doc::foreign::checked_save(id, &mut checked.merged).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether a teammate's Automerge bytes pass the pre-check that runs before Automerge sees them.
+pub fn precheck_document(data: &[u8]) -> bool {
+    crate::doc::precheck::check(data).is_ok()
+}
+
+/// Opens a store at an older schema version (migration tests).
+pub fn open_at_schema_version(
+    path: impl AsRef<Path>,
+    key: KeySource,
+    version: u32,
+) -> Result<Workspace> {
+    Workspace::from_engine(crate::engine::Engine::open(path.as_ref(), key, version)?)
+}
+
+/// Sets a top-level string field of a record WITHOUT any validation or role check, and queues the
+/// change for sync, so tests can play a malicious or buggy teammate whose changes the other
+/// devices must refuse.
+pub fn unchecked_change(ws: &Workspace, id: RecordId, field: &str, value: &str) -> Result<()> {
+    ws.engine().unchecked_change(id, field, value)
+}
