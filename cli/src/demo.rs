@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser as _;
 use streetsync_core::stats::{self, StatsQuery};
-use streetsync_core::vocab::{AgeBand, Gender, Intervention, ReviewState, Setting};
+use streetsync_core::vocab::{
+    AgeBand, Gender, Intervention, ReferralOutcome, ReviewState, Setting,
+};
 use streetsync_core::{
     ContactDraft, ContactFilter, KeySource, MaterialCount, PartnerDraft, Role, StorageKey,
     SyncClient, TeamSetup, Workspace,
@@ -194,7 +196,7 @@ pub fn run() -> CliResult<()> {
                     partner_id: jobcenter.id.clone(),
                     reason: "U25-Beratung".into(),
                     consent: None,
-                    outcome: streetsync_core::vocab::ReferralOutcome::Open,
+                    outcome: ReferralOutcome::Open,
                 }];
                 d.client_code = None;
             }
@@ -352,7 +354,7 @@ pub fn run() -> CliResult<()> {
         to: NaiveDate::from_ymd_opt(2026, 10, 31).ok_or_else(|| CliError::other("date"))?,
     };
     let s = stats::compute(&lead.ws, &q).map_err(streetsync_core::Error::from)?;
-    crate::commands::print_stats(&s);
+    crate::output::print_stats(&s);
     println!(
         "\nDone in {:.1} s. Everything was in {} and is deleted now.\nNext: `streetsync --help`, or `streetsync init --help` to start a real team.",
         started.elapsed().as_secs_f64(),

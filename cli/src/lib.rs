@@ -6,9 +6,14 @@
 //! - [`args`]: the command line (clap), with help texts a social worker can follow;
 //! - [`error`]: one error type with distinct exit codes;
 //! - `context`: opening the store with the passphrase, the remembered relay address;
-//! - `commands`: one function per command, printing a table or JSON;
+//! - `commands`: the dispatcher and one file per command group, printing a table or JSON;
+//! - `output`: tables, JSON, progress bars, and the printers the commands and the demo share;
+//! - `sync_progress`: one sync with a progress bar;
 //! - `chart`: the SVG chart of contacts per month by area (plotters);
 //! - `demo`: the whole product in one run against an in-process relay.
+//!
+//! Imports point one way: `commands` sits on top (it calls the demo, the printers, the sync bar,
+//! the chart and the context), and no other module imports it.
 
 pub mod args;
 mod chart;
@@ -17,6 +22,7 @@ mod context;
 mod demo;
 pub mod error;
 mod output;
+mod sync_progress;
 
 use std::io::Write as _;
 use std::process::ExitCode;
