@@ -8,7 +8,7 @@ use std::path::Path;
 
 use chrono::{Datelike as _, NaiveDate};
 use plotters::prelude::*;
-use streetsync_core::stats::Statistics;
+use streetsync_core::Statistics;
 
 use crate::error::{CliError, CliResult};
 

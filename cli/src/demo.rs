@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser as _;
-use streetsync_core::stats::{self, StatsQuery};
-use streetsync_core::vocab::{
-    AgeBand, Gender, Intervention, ReferralOutcome, ReviewState, Setting,
-};
+use streetsync_core::StatsQuery;
+use streetsync_core::{AgeBand, Gender, Intervention, ReferralOutcome, ReviewState, Setting};
 use streetsync_core::{
     ContactDraft, ContactFilter, KeySource, MaterialCount, PartnerDraft, Role, StorageKey,
     SyncClient, TeamSetup, Workspace,
@@ -353,7 +351,7 @@ pub fn run() -> CliResult<()> {
         from: base,
         to: NaiveDate::from_ymd_opt(2026, 10, 31).ok_or_else(|| CliError::other("date"))?,
     };
-    let s = stats::compute(&lead.ws, &q).map_err(streetsync_core::Error::from)?;
+    let s = lead.ws.statistics(&q)?;
     crate::output::print_stats(&s);
     println!(
         "\nDone in {:.1} s. Everything was in {} and is deleted now.\nNext: `streetsync --help`, or `streetsync init --help` to start a real team.",

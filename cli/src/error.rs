@@ -3,7 +3,7 @@
 //! Core errors are mapped here, once: invalid input 2, not allowed 3, not found 4, relay
 //! unreachable 5, wrong key 6, everything else 1. The message is one line on stderr.
 
-use streetsync_core::Error;
+use streetsync_core::{Error, ErrorCode};
 
 /// Exit code: any other failure.
 pub const EXIT_OTHER: u8 = 1;
@@ -75,12 +75,17 @@ impl From<Error> for CliError {
             Error::NotFound { .. } => EXIT_NOT_FOUND,
             Error::Offline(_) => EXIT_OFFLINE,
             Error::WrongKey => EXIT_WRONG_KEY,
-            Error::Relay { code, .. } => match code.as_str() {
-                "revoked" | "not_lead" | "unknown_device" | "wrong_team" | "unauthenticated" => {
-                    EXIT_NOT_ALLOWED
-                }
-                "not_found" => EXIT_NOT_FOUND,
-                "bad_request" | "invite_used" | "invite_expired" | "too_large" => EXIT_INVALID,
+            Error::Relay { code, .. } => match code {
+                ErrorCode::Revoked
+                | ErrorCode::NotLead
+                | ErrorCode::UnknownDevice
+                | ErrorCode::WrongTeam
+                | ErrorCode::Unauthenticated => EXIT_NOT_ALLOWED,
+                ErrorCode::NotFound => EXIT_NOT_FOUND,
+                ErrorCode::BadRequest
+                | ErrorCode::InviteUsed
+                | ErrorCode::InviteExpired
+                | ErrorCode::TooLarge => EXIT_INVALID,
                 _ => EXIT_OTHER,
             },
             _ => EXIT_OTHER,

@@ -9,8 +9,8 @@ use std::str::FromStr as _;
 
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
-use streetsync_core::stats::{Dimension, Statistics};
 use streetsync_core::{Catalog, Contact, ContactSummary, DeviceId, Role, Team};
+use streetsync_core::{Dimension, Statistics};
 
 use crate::error::CliResult;
 

@@ -1,16 +1,11 @@
 //! Receiving a teammate's Automerge bytes for a record the device already holds.
 //!
-//! `workspace::apply_checked` loads the stored document, pre-checks the foreign bytes
-//! (`document::precheck`), merges them with `load_incremental`, refuses missing dependencies, reads
-//! the new changes' actors and the record's kind, hydrates, and saves the document. This replays
-//! the Automerge part of that on real documents made by `streetsync_core` (the seeds
-//! `fuzz/seeds/document/base-*.automerge`), and hands the merged, saved document to
-//! `merge_document` for the hydration as every record kind.
-//! The guards are the same as on a device: what is refused there returns early here.
-
-use std::sync::OnceLock;
-
-use automerge::{AutoCommit, LoadOptions, ReadDoc, TextEncoding};
+//! This re-implements nothing: it hands the bytes to `streetsync_core::testing::merge_into_document`,
+//! which runs the device's own receive path (`engine::remote::check_foreign` over
+//! `doc::foreign`: pre-check, guarded `load_incremental`, missing dependencies, the authorship
+//! check on the new changes' actors, kind, review rule, hydration, reload check) against real
+//! documents made by `streetsync_core` (the seeds `fuzz/seeds/document/base-*.automerge`). A panic
+//! that escapes it is a bug in the device's code, not only in Automerge.
 
 /// Real documents: a contact with every field set, a client, and a team with a partner.
 const BASES: [&[u8]; 3] = [
@@ -19,64 +14,13 @@ const BASES: [&[u8]; 3] = [
     include_bytes!("../seeds/document/base-team.automerge"),
 ];
 
-fn load(bytes: &[u8]) -> Result<AutoCommit, automerge::AutomergeError> {
-    AutoCommit::load_with_options(
-        bytes,
-        LoadOptions::new().text_encoding(TextEncoding::Utf8CodeUnit),
-    )
-}
-
 /// Merges `data` (with valid chunk checksums, see `targets::with_valid_checksums`) into one of the
 /// base documents (chosen by the input's length) as a device does.
 pub fn merge_into_existing(data: &[u8]) {
     let fixed = crate::targets::with_valid_checksums(data);
     let data = fixed.as_deref().unwrap_or(data);
-    static DOCS: OnceLock<Vec<AutoCommit>> = OnceLock::new();
-    let docs = DOCS.get_or_init(|| {
-        BASES
-            .iter()
-            .map(|b| load(b).expect("a base document loads"))
-            .collect()
-    });
-    // The pre-check `apply_checked` runs before `load_incremental` (`document::precheck`): what
-    // declares sizes beyond a record's is refused there, never handed to Automerge.
-    if !streetsync_core::fuzzing::precheck_document(data) {
-        return;
-    }
-    let mut doc = docs[data.len() % docs.len()].clone();
-    let old_heads = doc.get_heads();
-    // Guarded as in `apply_checked` (`workspace::guard_foreign`): a panic here is refused there.
-    let Some(Ok(_)) = guarded(|| doc.load_incremental(data)) else {
-        return;
-    };
-    if guarded(|| doc.get_missing_deps(&[]).is_empty()) != Some(true) {
-        return; // refused as missing_dependencies, never saved
-    }
-    let Some(new) = guarded(|| doc.get_changes(&old_heads)) else {
-        return;
-    };
-    for change in new {
-        let _ = change.actor_id().to_bytes();
-    }
-    let _ = doc.get(automerge::ROOT, "kind");
-    // `put_foreign_doc`: the store keeps only a document that loads again (Automerge can save a
-    // merged document it cannot load; such changes are refused).
-    let Some(saved) = guarded(|| doc.save()) else {
-        return;
-    };
-    let Some(Ok(mut reloaded)) = guarded(|| load(&saved)) else {
-        return;
-    };
-    let mut a = doc.get_heads();
-    let mut b = reloaded.get_heads();
-    a.sort();
-    b.sort();
-    assert_eq!(a, b, "heads changed across save and load");
-    let _ = streetsync_core::fuzzing::merge_document(&saved);
-}
-
-fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+    let base = BASES[data.len() % BASES.len()];
+    let _ = streetsync_core::testing::merge_into_document(base, data);
 }
 
 thread_local! {

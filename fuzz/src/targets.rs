@@ -195,7 +195,7 @@ pub fn api_json(data: &[u8]) {
 /// bundle sealed to this device's X25519 key (`eph_pub | nonce | ciphertext`) as it arrives in the
 /// relay mailbox.
 pub fn sealed_blob(data: &[u8]) {
-    let _ = streetsync_core::fuzzing::open_sealed(data);
+    let _ = streetsync_core::testing::open_sealed(data);
     static IDENTITY: OnceLock<streetsync_core::DeviceIdentity> = OnceLock::new();
     let identity = IDENTITY
         .get_or_init(|| streetsync_core::DeviceIdentity::generate().expect("a device identity"));
@@ -204,20 +204,20 @@ pub fn sealed_blob(data: &[u8]) {
 
 /// An invite code as a person types it.
 pub fn invite_code(data: &[u8]) {
-    let _ = streetsync_core::fuzzing::parse_invite_code(&String::from_utf8_lossy(data));
+    let _ = streetsync_core::testing::parse_invite_code(&String::from_utf8_lossy(data));
 }
 
 /// A bundle message (postcard), what a device finds in its relay mailbox once the outer seal is open.
 pub fn bundle(data: &[u8]) {
-    let _ = streetsync_core::fuzzing::decode_bundle_message(data);
+    let _ = streetsync_core::testing::decode_bundle_message(data);
 }
 
 /// Automerge changes or a saved document from a teammate, loaded and hydrated as every record kind:
 /// once as they are, and once with every chunk's checksum made valid.
 pub fn document(data: &[u8]) {
-    let _ = streetsync_core::fuzzing::merge_document(data);
+    let _ = streetsync_core::testing::merge_document(data);
     if let Some(fixed) = with_valid_checksums(data) {
-        let _ = streetsync_core::fuzzing::merge_document(&fixed);
+        let _ = streetsync_core::testing::merge_document(&fixed);
     }
 }
 

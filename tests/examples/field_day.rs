@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser as _;
-use streetsync_core::vocab::*;
 use streetsync_core::*;
 
 const PLACES: &[&str] = &[

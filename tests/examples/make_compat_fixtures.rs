@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{Value, json};
-use streetsync_core::vocab::*;
+
 use streetsync_core::*;
 
 /// The lead's storage key. Fixed and printable so the test (which keeps its own copy and checks

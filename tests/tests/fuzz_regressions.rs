@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, NaiveTime};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use streetsync_core::vocab::*;
 use streetsync_core::*;
 use streetsync_wire as wire;
 
@@ -67,7 +66,7 @@ fn every_fixture_and_seed_replays_without_a_panic() {
 /// fuzzer nothing about what lies behind it).
 #[test]
 fn seeds_are_accepted_by_their_decoders() {
-    use streetsync_core::fuzzing::*;
+    use streetsync_core::testing::*;
     let seed = |target: &str, name: &str| {
         std::fs::read(fuzz_dir().join("seeds").join(target).join(name)).unwrap()
     };
@@ -355,7 +354,7 @@ fn invite_code(secret: [u8; 16]) -> String {
         .join("-")
 }
 
-/// A blob sealed as `crypto::Sealer` seals documents, under the key `fuzzing::open_sealed` uses.
+/// A blob sealed as `crypto::Sealer` seals documents, under the key `testing::open_sealed` uses.
 fn sealed_document(plaintext: &[u8]) -> Vec<u8> {
     use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
     struct Len;
@@ -673,8 +672,7 @@ fn write_seeds() {
     write("sealed_blob", "tampered.sealed", &tampered);
     let identity = DeviceIdentity::generate().unwrap();
     let bundle =
-        streetsync_core::crypto::seal_to_device(&identity.kx_public(), b"a bundle message")
-            .unwrap();
+        streetsync_core::seal_to_device(&identity.kx_public(), b"a bundle message").unwrap();
     write("sealed_blob", "key-bundle.sealed", &bundle);
 
     // invite_code: a valid code, and the same as a person might type it.

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use streetsync_core::vocab::ReviewState;
 use streetsync_core::*;
 
 /// A lead with a team on the relay.
@@ -67,7 +66,7 @@ async fn invites_enrol_devices_and_refuse_bad_codes() {
         early
             .quarantined
             .iter()
-            .any(|q| q.reason == "unknown_device"),
+            .any(|q| q.reason == QuarantineReason::UnknownDevice),
         "{early:?}"
     );
     assert!(first.ws.get_contact(c2.id).is_err());
@@ -154,15 +153,14 @@ async fn only_leads_change_the_roster_approve_or_erase() {
     ));
 
     // A tampered worker app sends them anyway: every other device refuses and reports them.
-    w.ws.unchecked_change_for_tests(c.id, "review", "Approved")
-        .unwrap();
+    streetsync_core::testing::unchecked_change(&w.ws, c.id, "review", "Approved").unwrap();
     w.sync.sync_once(None).await.unwrap();
     for d in [&lead, &other] {
         let r = d.sync.sync_once(None).await.unwrap();
         assert!(
             r.quarantined
                 .iter()
-                .any(|q| q.reason == "not_allowed" && q.doc == c.id),
+                .any(|q| q.reason == QuarantineReason::NotAllowed && q.doc == c.id),
             "{r:?}"
         );
         assert_eq!(d.ws.get_contact(c.id).unwrap().review, ReviewState::Draft);
@@ -220,7 +218,13 @@ async fn a_removed_device_is_refused_and_cannot_read_what_comes_after() {
     // The relay refuses the removed device from the next request on.
     let e = lost.sync.sync_once(None).await.unwrap_err();
     assert!(
-        matches!(&e, Error::Relay { code, .. } if code == "revoked"),
+        matches!(
+            &e,
+            Error::Relay {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ),
         "{e}"
     );
     // The offline device picks up the new key when it returns, and reads the new contact.
@@ -255,7 +259,9 @@ async fn a_removed_device_is_refused_and_cannot_read_what_comes_after() {
         "the removed device never got epoch 2"
     );
     assert!(
-        r.quarantined.iter().all(|q| q.reason == "no_key_for_epoch"),
+        r.quarantined
+            .iter()
+            .all(|q| q.reason == QuarantineReason::NoKeyForEpoch),
         "{r:?}"
     );
     assert!(r.quarantined.iter().any(|q| q.doc == after.id));

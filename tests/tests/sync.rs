@@ -234,7 +234,7 @@ async fn a_corrupted_envelope_is_quarantined_and_the_rest_applies() {
     let report = d[1].sync.sync_once(None).await.unwrap();
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
     assert_eq!(report.quarantined[0].doc, victim.id);
-    assert_eq!(report.quarantined[0].reason, "bad_signature");
+    assert_eq!(report.quarantined[0].reason, QuarantineReason::BadSignature);
     let got: Vec<String> = d[1].all().into_iter().map(|s| s.note).collect();
     assert_eq!(got.len(), 9);
     assert!(got.iter().all(|n| n.starts_with("heil")));
@@ -755,7 +755,7 @@ async fn a_bootstrap_over_large_pages_opened_ahead_matches_the_lead() {
     // Joining pulled the whole log already.
     let report = fresh.sync.sync_once(None).await.unwrap();
     assert_eq!(report.pulled, 0, "{report:?}");
-    let reasons: Vec<(RecordId, String)> = fresh
+    let reasons: Vec<(RecordId, QuarantineReason)> = fresh
         .sync
         .quarantine_report()
         .unwrap()
@@ -765,8 +765,8 @@ async fn a_bootstrap_over_large_pages_opened_ahead_matches_the_lead() {
     assert_eq!(
         reasons,
         vec![
-            (victim.id, "bad_signature".to_owned()),
-            (victim.id, "missing_dependencies".to_owned())
+            (victim.id, QuarantineReason::BadSignature),
+            (victim.id, QuarantineReason::MissingDependencies)
         ]
     );
     assert!(matches!(

@@ -3,7 +3,7 @@
 //! device).
 
 use serde_json::json;
-use streetsync_core::vocab::{AgeBand, Gender, RetentionClass, ReviewState};
+use streetsync_core::{AgeBand, Gender, RetentionClass, ReviewState};
 use streetsync_core::{Catalog, ContactDraft, ContactFilter, Team};
 
 use super::parse::{

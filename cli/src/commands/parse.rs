@@ -8,7 +8,7 @@
 use std::str::FromStr as _;
 
 use chrono::{Local, NaiveDate, Timelike as _};
-use streetsync_core::vocab::{AgeBand, Gender, Housing, Intervention, ReviewState, Setting};
+use streetsync_core::{AgeBand, Gender, Housing, Intervention, ReviewState, Setting};
 use streetsync_core::{MaterialCount, RecordId, Workspace};
 
 use crate::error::{CliError, CliResult};

@@ -1,8 +1,8 @@
 //! `streetsync referral`: referring a contact to a partner organisation, with the client's consent
 //! (§ 67b SGB X) or anonymously, and revoking that consent later.
 
-use streetsync_core::vocab::{Intervention, ReferralOutcome};
 use streetsync_core::{Consent, RecordId, Referral};
+use streetsync_core::{Intervention, ReferralOutcome};
 
 use super::parse::{resolve_contact, today};
 use crate::args::ReferralCommand;

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
-use streetsync_core::vocab::{CommentKind, ReviewState};
+use streetsync_core::{CommentKind, ReviewState};
 use streetsync_core::{Contact, ContactFilter, RecordId, Role, Workspace};
 
 use super::parse::resolve_contact;

@@ -3,8 +3,8 @@
 //! confidential notes only with `--include-notes`).
 
 use serde_json::json;
-use streetsync_core::export::{self, ContactExport};
-use streetsync_core::stats::{self, StatsQuery};
+use streetsync_core::ContactExport;
+use streetsync_core::StatsQuery;
 
 use crate::args::{ExportArgs, StatsArgs};
 use crate::context::Context;
@@ -27,7 +27,7 @@ pub(super) fn run(ctx: &Context, a: StatsArgs) -> CliResult<()> {
         )));
     }
     let ws = ctx.open(false)?;
-    let s = stats::compute(&ws, &q).map_err(streetsync_core::Error::from)?;
+    let s = ws.statistics(&q)?;
     let mut wrote = Vec::new();
     if let Some(svg) = &a.svg {
         crate::chart::draw(&s, svg)?;
@@ -35,13 +35,13 @@ pub(super) fn run(ctx: &Context, a: StatsArgs) -> CliResult<()> {
     }
     match &a.csv {
         Some(None) => {
-            export::write_statistics(&s, std::io::stdout().lock())?;
+            streetsync_core::write_statistics(&s, std::io::stdout().lock())?;
             return Ok(());
         }
         Some(Some(path)) => {
             let file = std::fs::File::create(path)
                 .map_err(|e| CliError::invalid(format!("cannot write {}: {e}", path.display())))?;
-            export::write_statistics(&s, file)?;
+            streetsync_core::write_statistics(&s, file)?;
             wrote.push(path.display().to_string());
         }
         None => {}
@@ -76,7 +76,7 @@ pub(super) fn export(ctx: &Context, a: ExportArgs) -> CliResult<()> {
         bar.set_position(done);
     };
     let n = if to_stdout {
-        export::export_contacts(&ws, &spec, std::io::stdout().lock(), &mut progress)?
+        ws.export_contacts(&spec, std::io::stdout().lock(), &mut progress)?
     } else {
         // Write to a temporary file next to the target, then rename: no half-written export.
         let dir = a
@@ -86,7 +86,7 @@ pub(super) fn export(ctx: &Context, a: ExportArgs) -> CliResult<()> {
             .unwrap_or(std::path::Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| CliError::invalid(format!("cannot write into {}: {e}", dir.display())))?;
-        let n = export::export_contacts(&ws, &spec, &tmp, &mut progress)?;
+        let n = ws.export_contacts(&spec, &tmp, &mut progress)?;
         tmp.persist(&a.out).map_err(|e| {
             CliError::invalid(format!("cannot write {}: {}", a.out.display(), e.error))
         })?;

@@ -148,8 +148,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
-            error: code,
+            error: code.clone(),
             message,
             server_time: match self {
                 ApiError::ClockSkew { server_time } => Some(server_time),
@@ -160,8 +162,6 @@ impl IntoResponse for ApiError {
                 _ => None,
             },
         };
-        let status =
-            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited { retry_after_ms } = self {
             let secs = retry_after_ms.div_ceil(1000).max(1);

@@ -162,9 +162,9 @@ async fn track(
         .inc();
     m.bytes_in.inc_by(bytes_in);
     m.bytes_out.inc_by(bytes_out);
-    let code = response.extensions().get::<ErrorCode>().copied();
-    if let Some(code) = code {
-        m.error(code);
+    let code = response.extensions().get::<ErrorCode>().cloned();
+    if let Some(code) = &code {
+        m.error(code.clone());
     } else if status == StatusCode::PAYLOAD_TOO_LARGE {
         m.error(ErrorCode::TooLarge);
     }
@@ -172,7 +172,7 @@ async fn track(
         %method,
         %route,
         status = status.as_u16(),
-        error = code.map(ErrorCode::as_str),
+        error = code.as_ref().map(ErrorCode::as_str),
         bytes_in,
         bytes_out,
         elapsed_ms = started.elapsed().as_millis() as u64,
