@@ -149,6 +149,15 @@ impl StreetsyncError {
     }
 }
 
+/// An [`StreetsyncError::InvalidInput`] for `field`; the date, id and filter parsers name the field
+/// they were parsing with it.
+pub(crate) fn invalid(field: &str, reason: String) -> StreetsyncError {
+    StreetsyncError::InvalidInput {
+        field: field.to_owned(),
+        reason,
+    }
+}
+
 /// Runs `f`, turning a panic into [`StreetsyncError::Internal`] so no panic crosses the FFI
 /// boundary as an untyped failure. (uniffi would also catch it, as a generic internal error.)
 pub(crate) fn guard<T>(

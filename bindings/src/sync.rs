@@ -1,19 +1,201 @@
-//! Sync with the relay: `SyncClient` (async `sync_once`, invites, joining, revocation), live sync with a
-//! `SyncListener`, and the `LiveSync` handle.
+//! Sync with the relay: `SyncClient` (async `sync_once`, invites, joining, revocation), live sync
+//! with a `SyncListener`, the `LiveSync` handle, and the records they report with (progress,
+//! reports, quarantine, status, invites).
 //!
 //! Every network call is an async export on tokio: Kotlin gets `suspend fun`, Swift `async`, Python
-//! awaitables. The work itself runs on the library's own runtime (see `crate::on_runtime`), so
-//! cancelling the caller's coroutine or task cancels the Rust task too.
+//! awaitables. The work itself runs on the library's own runtime (see `crate::runtime`), so
+//! cancelling the caller's coroutine or task cancels the Rust task too. This module depends on
+//! [`Workspace`], never the other way round: `Workspace::sync_client` is declared here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use streetsync_core as sc;
 
-use crate::convert::{Invite, Quarantined, Role, SyncProgress, SyncReport, SyncStatus, parse_id};
+use crate::Result;
 use crate::error::guard;
+use crate::ids::parse_id;
+use crate::mirror::mirror_enum;
+use crate::runtime::{call_host, on_runtime, runtime};
+use crate::team::Role;
 use crate::workspace::Workspace;
-use crate::{Result, call_host, on_runtime, runtime};
+
+// ---- records ------------------------------------------------------------------------------
+
+mirror_enum!(
+    /// Which step a sync is in.
+    SyncPhase = sc::SyncPhase {
+        /// Sending local changes.
+        Pushing,
+        /// Receiving teammates' changes.
+        Pulling,
+        /// Uploading snapshots so the relay can drop old envelopes.
+        Compacting,
+    }
+);
+
+/// A one-time invite for a new member's device, as the lead hands it over (typed, or shown as a
+/// QR code drawn by the app).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Invite {
+    /// The code, e.g. `K7QX-2M4A-...`; case, spaces and dashes do not matter when typed.
+    pub code: String,
+    /// The role the new device gets.
+    pub role: Role,
+    /// The member's display name on the roster.
+    pub member: String,
+    /// Unix milliseconds after which the code is refused.
+    pub expires_at_ms: i64,
+}
+
+impl From<sc::sync::Invite> for Invite {
+    fn from(i: sc::sync::Invite) -> Self {
+        Self {
+            code: i.code,
+            role: i.role.into(),
+            member: i.member,
+            expires_at_ms: i.expires_at_ms,
+        }
+    }
+}
+
+/// Progress of one sync, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SyncProgress {
+    /// The step.
+    pub phase: SyncPhase,
+    /// Items done in this step.
+    pub done: u64,
+    /// Items in this step.
+    pub total: u64,
+}
+
+impl From<sc::SyncProgress> for SyncProgress {
+    fn from(p: sc::SyncProgress) -> Self {
+        Self {
+            phase: p.phase.into(),
+            done: p.done,
+            total: p.total,
+        }
+    }
+}
+
+/// An envelope from the relay that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Quarantined {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// The record it claims to change.
+    pub record_id: String,
+    /// The device it claims to come from.
+    pub author: String,
+    /// Why it was refused (`bad_signature`, `unknown_device`, `tag_failed`, ...).
+    pub reason: String,
+}
+
+impl From<sc::Quarantined> for Quarantined {
+    fn from(q: sc::Quarantined) -> Self {
+        Self {
+            seq: q.seq,
+            record_id: q.doc.to_string(),
+            author: q.author.to_string(),
+            reason: q.reason,
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Local changes the relay acknowledged.
+    pub pushed: u64,
+    /// Envelopes received.
+    pub pulled: u64,
+    /// Envelopes merged into records.
+    pub applied: u64,
+    /// Envelopes refused in this sync.
+    pub quarantined: Vec<Quarantined>,
+    /// Earlier refused envelopes that could be applied now.
+    pub recovered: u64,
+    /// Snapshots uploaded.
+    pub snapshots: u64,
+    /// The device's cursor afterwards.
+    pub cursor: u64,
+    /// The relay had lost entries (restored from a backup); this device re-sent what it had.
+    pub relay_restored: bool,
+}
+
+impl From<&sc::SyncReport> for SyncReport {
+    fn from(r: &sc::SyncReport) -> Self {
+        Self {
+            pushed: r.pushed,
+            pulled: r.pulled,
+            applied: r.applied,
+            quarantined: r.quarantined.iter().cloned().map(Into::into).collect(),
+            recovered: r.recovered,
+            snapshots: r.snapshots,
+            cursor: r.cursor,
+            relay_restored: r.relay_restored,
+        }
+    }
+}
+
+/// Where sync stands.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncStatus {
+    /// Opening the connection.
+    Connecting,
+    /// Connected and syncing.
+    Syncing,
+    /// Everything exchanged.
+    Idle {
+        /// The cursor after the last sync.
+        cursor: u64,
+        /// Unix milliseconds of the last completed sync.
+        last_sync_ms: i64,
+    },
+    /// No connection; local work goes on and is sent later.
+    Offline {
+        /// Why (a sentence for the status line).
+        reason: String,
+        /// When the next attempt starts.
+        retry_in_ms: u64,
+    },
+    /// The relay refused this device (revoked, or not a member): live sync stopped.
+    Refused {
+        /// The relay's message.
+        reason: String,
+    },
+    /// Live sync was stopped by the host.
+    Stopped,
+}
+
+impl From<sc::SyncStatus> for SyncStatus {
+    fn from(s: sc::SyncStatus) -> Self {
+        match s {
+            sc::SyncStatus::Connecting => SyncStatus::Connecting,
+            sc::SyncStatus::Syncing => SyncStatus::Syncing,
+            sc::SyncStatus::Idle {
+                cursor,
+                last_sync_ms,
+            } => SyncStatus::Idle {
+                cursor,
+                last_sync_ms,
+            },
+            sc::SyncStatus::Offline {
+                reason,
+                retry_in_ms,
+            } => SyncStatus::Offline {
+                reason,
+                retry_in_ms,
+            },
+            sc::SyncStatus::Refused { reason } => SyncStatus::Refused { reason },
+            sc::SyncStatus::Stopped => SyncStatus::Stopped,
+        }
+    }
+}
+
+// ---- listener, client, live handle --------------------------------------------------------
 
 /// Receives sync status, progress and results. Implement it in Kotlin, Swift or Python.
 ///
@@ -269,5 +451,14 @@ impl Drop for LiveSync {
             // Aborting needs the runtime only for the task handle it already holds.
             drop(h);
         }
+    }
+}
+
+#[uniffi::export]
+impl Workspace {
+    /// A sync client for the relay at `relay_url` (`https://relay.example.org`). Same as
+    /// `SyncClient(workspace, relay_url)`.
+    pub fn sync_client(self: Arc<Self>, relay_url: String) -> Result<Arc<SyncClient>> {
+        SyncClient::new(self, relay_url)
     }
 }
