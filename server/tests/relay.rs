@@ -8,7 +8,9 @@ use common::*;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use streetsync_wire::{EnvelopeKind, MAX_BODY_BYTES, MAX_CIPHERTEXT_BYTES, RecordId, Role, TeamId};
+use streetsync_wire::{
+    EnvelopeKind, InviteId, MAX_BODY_BYTES, MAX_CIPHERTEXT_BYTES, RecordId, Role, TeamId,
+};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -828,4 +830,355 @@ async fn health_and_metrics() {
         !metrics.contains(&team.to_string()),
         "metrics must not carry ids"
     );
+}
+
+/// Opens `device`'s live socket of `team` with a signed handshake (bounded wait).
+async fn connect_live(
+    relay: &Relay,
+    device: &Device,
+    team: TeamId,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let path = format!("/v1/teams/{team}/live");
+    let mut request = format!("ws://{}{}", relay.addr, path)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        device.auth("GET", &path, b"").parse().unwrap(),
+    );
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("no handshake answer in time")
+        .map(|(socket, _)| socket)
+}
+
+/// Reads the socket until it ends; the close frame's code if the relay sent one. Panics if the
+/// socket is still open after [`WAIT`].
+async fn until_closed(socket: &mut Socket) -> Option<u16> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the socket was still open")
+}
+
+#[tokio::test]
+async fn redeem_stores_the_confirmation_and_the_list_returns_it() {
+    let relay = Relay::start();
+    let (team, lead) = new_team(&relay).await;
+    let (created, invite) = create_invite(&relay, team, &lead, Role::Worker).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+
+    // Open: neither a redeemer nor a confirmation (and the field is absent from the JSON).
+    let open = list_invites(&relay, team, &lead).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].id, open[0].role), (invite.id, Role::Worker));
+    assert_eq!((&open[0].redeemed_by, open[0].confirm), (&None, None));
+    let raw = send(
+        &relay,
+        &lead,
+        Method::GET,
+        &format!("/v1/teams/{team}/invites"),
+        None,
+    )
+    .await;
+    assert!(
+        raw.json["invites"][0].get("confirm").is_none(),
+        "{}",
+        raw.json
+    );
+
+    // Redeemed: the joiner's keys (with the invite's role, whatever it claimed) and exactly the
+    // confirmation it posted, byte for byte.
+    let mut joiner = Device::new(Role::Lead);
+    let confirm: [u8; 32] = std::array::from_fn(|i| i as u8 ^ 0xa5);
+    let redeemed = redeem(&relay, &invite, &joiner, confirm).await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.json);
+    assert_eq!(redeemed.json["team"], json!(team));
+    let listed = list_invites(&relay, team, &lead).await;
+    assert_eq!(listed.len(), 1);
+    joiner.role = Role::Worker;
+    assert_eq!(listed[0].redeemed_by, Some(joiner.keys()));
+    assert_eq!(listed[0].confirm, Some(confirm));
+
+    // A second redemption changes neither.
+    let again = redeem(&relay, &invite, &Device::new(Role::Worker), [1; 32]).await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "invite_used")
+    );
+    let listed = list_invites(&relay, team, &lead).await;
+    assert_eq!(listed[0].confirm, Some(confirm));
+    assert_eq!(listed[0].redeemed_by, Some(joiner.keys()));
+}
+
+#[tokio::test]
+async fn leads_cancel_open_invites() {
+    let relay = Relay::start();
+    let (team, lead) = new_team(&relay).await;
+    let worker = add_device(&relay, team, &lead, Role::Worker).await;
+    let (other_team, other_lead) = new_team(&relay).await;
+    let (_, invite) = create_invite(&relay, team, &lead, Role::Worker).await;
+    let (_, kept) = create_invite(&relay, team, &lead, Role::Worker).await;
+    let (_, foreign) = create_invite(&relay, other_team, &other_lead, Role::Worker).await;
+
+    // A worker may not; the invite stays.
+    let refused = cancel_invite(&relay, team, &worker, &invite.id.to_string()).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::FORBIDDEN, "not_lead")
+    );
+    // Unknown ids, and another team's invite, are not found here; a malformed id is a bad request.
+    let unknown = cancel_invite(&relay, team, &lead, &InviteId::random().to_string()).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let elsewhere = cancel_invite(&relay, team, &lead, &foreign.id.to_string()).await;
+    assert_eq!(
+        (elsewhere.status, elsewhere.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let malformed = cancel_invite(&relay, team, &lead, "not-an-id").await;
+    assert_eq!(
+        (malformed.status, malformed.code()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    assert_eq!(list_invites(&relay, team, &lead).await.len(), 2);
+
+    // A lead may: the invite is gone from the list and no longer redeems.
+    let cancelled = cancel_invite(&relay, team, &lead, &invite.id.to_string()).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
+    let left: Vec<_> = list_invites(&relay, team, &lead)
+        .await
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(left, [kept.id]);
+    let joiner = Device::new(Role::Worker);
+    let late = redeem(&relay, &invite, &joiner, [3; 32]).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let devices = send(
+        &relay,
+        &lead,
+        Method::GET,
+        &format!("/v1/teams/{team}/devices"),
+        None,
+    )
+    .await;
+    assert_eq!(devices.json["devices"].as_array().unwrap().len(), 2);
+    let twice = cancel_invite(&relay, team, &lead, &invite.id.to_string()).await;
+    assert_eq!(twice.code(), "not_found");
+
+    // A redeemed invite is the record of who joined: it is not cancelled.
+    assert_eq!(
+        redeem(&relay, &kept, &joiner, [4; 32]).await.status,
+        StatusCode::OK
+    );
+    let used = cancel_invite(&relay, team, &lead, &kept.id.to_string()).await;
+    assert_eq!(
+        (used.status, used.code()),
+        (StatusCode::CONFLICT, "invite_used")
+    );
+    assert_eq!(
+        list_invites(&relay, team, &lead).await[0].confirm,
+        Some([4; 32])
+    );
+    // The other team's invite was never touched.
+    assert_eq!(list_invites(&relay, other_team, &other_lead).await.len(), 1);
+}
+
+#[tokio::test]
+async fn revocation_cancels_the_open_invites_the_device_created() {
+    let relay = Relay::start();
+    let (team, founder) = new_team(&relay).await;
+    let second = add_device(&relay, team, &founder, Role::Lead).await;
+    let (_, open_lead_invite) = create_invite(&relay, team, &second, Role::Lead).await;
+    let (_, open_worker_invite) = create_invite(&relay, team, &second, Role::Worker).await;
+    let (_, redeemed) = create_invite(&relay, team, &second, Role::Worker).await;
+    let (_, founders) = create_invite(&relay, team, &founder, Role::Worker).await;
+    let joined = Device::new(Role::Worker);
+    assert_eq!(
+        redeem(&relay, &redeemed, &joined, [5; 32]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(list_invites(&relay, team, &founder).await.len(), 4);
+
+    let revoked = send(
+        &relay,
+        &founder,
+        Method::DELETE,
+        &format!("/v1/teams/{team}/devices/{}", second.id),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.json);
+
+    // The revoked lead's open invites are gone; its redeemed one and the founder's stay.
+    let left = list_invites(&relay, team, &founder).await;
+    let ids: Vec<_> = left.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [redeemed.id, founders.id]);
+    assert_eq!(left[0].confirm, Some([5; 32]));
+    for gone in [&open_lead_invite, &open_worker_invite] {
+        let late = redeem(&relay, gone, &Device::new(Role::Worker), [6; 32]).await;
+        assert_eq!(
+            (late.status, late.code()),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+    }
+    // The founder's invite still works, and the revoked lead can make no new one.
+    let newcomer = Device::new(Role::Worker);
+    assert_eq!(
+        redeem(&relay, &founders, &newcomer, [7; 32]).await.status,
+        StatusCode::OK
+    );
+    let (refused, _) = create_invite(&relay, team, &second, Role::Lead).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    // The revoked devices' state survives a restart: the invites stay gone.
+    let mut relay = relay;
+    relay.kill_and_restart();
+    let ids: Vec<_> = list_invites(&relay, team, &founder)
+        .await
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, [redeemed.id, founders.id]);
+}
+
+#[tokio::test]
+async fn revocation_closes_the_devices_live_socket() {
+    let relay = Relay::start();
+    let (team, lead) = new_team(&relay).await;
+    let worker = add_device(&relay, team, &lead, Role::Worker).await;
+    let bystander = add_device(&relay, team, &lead, Role::Worker).await;
+    // The same device id in another team is another membership; its socket there stays.
+    let (other_team, other_lead) = new_team(&relay).await;
+    let added = send(
+        &relay,
+        &other_lead,
+        Method::POST,
+        &format!("/v1/teams/{other_team}/devices"),
+        Some(&serde_json::to_value(worker.keys()).unwrap()),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.json);
+
+    let mut doomed = [
+        connect_live(&relay, &worker, team).await.unwrap(),
+        connect_live(&relay, &worker, team).await.unwrap(),
+    ];
+    let mut elsewhere = connect_live(&relay, &worker, other_team).await.unwrap();
+    let mut watching = connect_live(&relay, &bystander, team).await.unwrap();
+    for socket in doomed.iter_mut().chain([&mut elsewhere, &mut watching]) {
+        assert_eq!(next_head(socket).await, 0);
+    }
+
+    let revoked = send(
+        &relay,
+        &lead,
+        Method::DELETE,
+        &format!("/v1/teams/{team}/devices/{}", worker.id),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.json);
+
+    // Both of the revoked device's sockets close, with 1008 (policy), not at its next request.
+    for socket in &mut doomed {
+        assert_eq!(until_closed(socket).await, Some(1008));
+    }
+    // Everyone else's sockets keep working.
+    let doc = RecordId::random();
+    let pushed = push(
+        &relay,
+        &lead,
+        team,
+        &[lead.envelope(team, doc, EnvelopeKind::Change, 0)],
+    )
+    .await;
+    assert_eq!(pushed.status, StatusCode::OK, "{}", pushed.json);
+    assert_eq!(next_head(&mut watching).await, 1);
+    let pushed = push(
+        &relay,
+        &other_lead,
+        other_team,
+        &[other_lead.envelope(other_team, doc, EnvelopeKind::Change, 0)],
+    )
+    .await;
+    assert_eq!(pushed.status, StatusCode::OK, "{}", pushed.json);
+    assert_eq!(next_head(&mut elsewhere).await, 1);
+    // And the revoked device cannot open a new one.
+    assert!(connect_live(&relay, &worker, team).await.is_err());
+}
+
+#[tokio::test]
+async fn a_workers_tombstone_refuses_its_whole_batch() {
+    let relay = Relay::start();
+    let (team, lead) = new_team(&relay).await;
+    let worker = add_device(&relay, team, &lead, Role::Worker).await;
+    let (doc, other) = (RecordId::random(), RecordId::random());
+    let change = worker.envelope(team, doc, EnvelopeKind::Change, 0);
+    let edit = worker.envelope(team, other, EnvelopeKind::Change, 0);
+    let tombstone = worker.envelope(team, doc, EnvelopeKind::Tombstone, 0);
+
+    // The tombstone after a valid change, and before one: nothing of either batch is appended.
+    for batch in [
+        vec![change.clone(), tombstone.clone()],
+        vec![tombstone.clone(), edit.clone()],
+    ] {
+        let answer = push(&relay, &worker, team, &batch).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::FORBIDDEN, "not_lead")
+        );
+    }
+    let page = pull(&relay, &lead, team, 0, None).await;
+    assert_eq!(seqs(&page), Vec::<u64>::new());
+    assert_eq!(page.json["head"], 0);
+
+    // The record is not erased: the worker's changes are stored as new, not "duplicated away".
+    let answer = push(&relay, &worker, team, &[change.clone(), edit.clone()]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let results = answer.json["results"].as_array().unwrap();
+    assert!(
+        results.iter().all(|r| r["duplicate"] == false),
+        "{}",
+        answer.json
+    );
+    let later = push(
+        &relay,
+        &worker,
+        team,
+        &[worker.envelope(team, doc, EnvelopeKind::Change, 0)],
+    )
+    .await;
+    assert_eq!(
+        later.json["results"][0]["duplicate"], false,
+        "{}",
+        later.json
+    );
+    assert_eq!(seqs(&pull(&relay, &lead, team, 0, None).await), [1, 2, 3]);
+
+    // A lead's tombstone of the same record is accepted.
+    let erased = push(
+        &relay,
+        &lead,
+        team,
+        &[lead.envelope(team, doc, EnvelopeKind::Tombstone, 0)],
+    )
+    .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.json);
+    assert_eq!(erased.json["results"][0]["seq"], 4);
 }

@@ -51,7 +51,7 @@ pub enum ApiError {
     /// 403 `wrong_team`: the device is not a member of the path's team.
     #[error("this device is not a member of that team")]
     WrongTeam,
-    /// 404 `not_found`: no such team, device or bundle.
+    /// 404 `not_found`: no such team, device, bundle or invite.
     #[error("{0}")]
     NotFound(String),
     /// 409 `team_exists`: the team id is taken.
@@ -60,7 +60,8 @@ pub enum ApiError {
     /// 409 `device_exists`: the device is already registered in the team.
     #[error("this device is already registered in the team")]
     DeviceExists,
-    /// 409 `invite_used`: the invite was redeemed already.
+    /// 409 `invite_used`: the invite was redeemed already (so it can be neither redeemed nor
+    /// cancelled).
     #[error("this invite code was used already; ask your team lead for a new one")]
     InviteUsed,
     /// 410 `invite_expired`: the invite's time ran out.
@@ -128,6 +129,7 @@ impl From<StorageError> for ApiError {
             StorageError::InviteNotFound => {
                 ApiError::NotFound("no such invite; check the code for typing mistakes".into())
             }
+            StorageError::DeviceRevoked => ApiError::Revoked,
             StorageError::InviteUsed => ApiError::InviteUsed,
             StorageError::InviteExpired => ApiError::InviteExpired,
             StorageError::CoversBeyondHead { covers, head } => ApiError::BadRequest(format!(

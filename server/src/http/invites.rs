@@ -2,7 +2,12 @@
 //! secret; the new device proves it knows the secret (HMAC over its own keys) and is registered
 //! with the invite's role, once, before the invite expires.
 //!
-//! The relay never sees the secret or the key that opens the bundle.
+//! The relay never sees the secret or the key that opens the bundle. It does hold `auth_key`, so
+//! its check of the redemption proof convinces nobody but itself: the joiner also sends `confirm`,
+//! an HMAC under a key the relay never holds, which the relay stores untouched and hands to the
+//! team's leads with the invite list; they enrol the device only if it verifies.
+//!
+//! An invite ends when it is redeemed, cancelled by a lead (`DELETE`), or its creator is revoked.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -47,7 +52,8 @@ pub async fn create_invite(
     Ok((StatusCode::CREATED, Json(Empty {})))
 }
 
-/// `GET /v1/teams/{team}/invites` (a lead): the team's invites and who redeemed them.
+/// `GET /v1/teams/{team}/invites` (a lead): the team's invites, who redeemed them and the
+/// redeemer's `confirm`, which the lead checks before it believes `redeemed_by`.
 pub async fn list_invites(
     State(state): State<AppState>,
     member: Member,
@@ -89,12 +95,34 @@ pub async fn redeem(
     let mut device = body.device;
     device.role = invite.role;
     let joined = device.id;
+    let confirm = body.confirm;
     state
-        .db(move |s| s.redeem_invite(id, &device, now_ms()))
+        .db(move |s| s.redeem_invite(id, &device, &confirm, now_ms()))
         .await?;
     tracing::info!(team = %invite.team, invite = %id, device = %joined, "invite redeemed");
     Ok(Json(RedeemResponse {
         team: invite.team,
         blob: invite.blob,
     }))
+}
+
+/// `DELETE /v1/teams/{team}/invites/{id}` (a lead): cancels an open invite, so its code stops
+/// working before it expires (a code shown to the wrong person, a worker who did not start).
+/// A redeemed invite is refused with `invite_used`: its record is the lead's evidence of who
+/// joined, and the device it registered is removed by revoking it instead.
+pub async fn cancel_invite(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    member: Member,
+) -> Result<Json<Empty>, ApiError> {
+    member.require_lead()?;
+    let id: InviteId = id.parse().map_err(|_| {
+        ApiError::BadRequest("the invite id in the path is not 32 lowercase hex characters".into())
+    })?;
+    let team = member.team;
+    if !state.db(move |s| s.cancel_invite(team, id)).await? {
+        return Err(ApiError::NotFound("no such invite in this team".into()));
+    }
+    tracing::info!(%team, invite = %id, by = %member.device.keys.id, "invite cancelled");
+    Ok(Json(Empty {}))
 }

@@ -3,9 +3,13 @@
 //! Each team has a broadcast channel of heads; a push that appended something publishes the new
 //! head. A socket sends `{"head": N}` on connect and whenever the head advances. It carries no
 //! envelope data, only the number.
+//!
+//! A revoked device loses its sockets at once, not at its next request: each socket also watches a
+//! per-device revocation signal ([`LiveHub::revoke`]), which the head broadcast cannot carry
+//! because a lagging socket may skip its messages.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -13,7 +17,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use streetsync_wire::{DeviceId, LiveMessage, TeamId};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::AppState;
 use super::auth::Member;
@@ -34,13 +38,101 @@ const READ_BUFFER: usize = 2 * MAX_CLIENT_MESSAGE;
 /// How often an idle socket is pinged, so dead peers are noticed.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
-/// Per-team broadcast of the log head.
+/// Per-team broadcast of the log head, and per-device revocation signals.
 #[derive(Debug, Default)]
 pub struct LiveHub {
     teams: Mutex<HashMap<TeamId, broadcast::Sender<u64>>>,
+    devices: Mutex<DeviceSignals>,
+}
+
+/// The revocation signals of the devices that have a socket open.
+#[derive(Debug, Default)]
+struct DeviceSignals {
+    by_device: HashMap<(TeamId, DeviceId), Signal>,
+    /// Tells a signal from a later one of the same device, so a watch that outlives its signal
+    /// never removes its successor.
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Signal {
+    id: u64,
+    /// Turns true when the device is revoked.
+    revoked: watch::Sender<bool>,
+}
+
+/// One socket's view of its device's revocation signal. Dropping the last watch of a device
+/// removes its signal, so the map holds only devices that are online.
+#[derive(Debug)]
+pub struct RevocationWatch {
+    hub: Arc<LiveHub>,
+    key: (TeamId, DeviceId),
+    id: u64,
+    /// `Some` until dropped; dropped under the hub's lock so the receiver count it leaves is exact.
+    receiver: Option<watch::Receiver<bool>>,
+}
+
+impl RevocationWatch {
+    /// Resolves once the device is revoked (at once if it already was). Cancel safe.
+    pub async fn revoked(&mut self) {
+        if let Some(receiver) = self.receiver.as_mut() {
+            // An error means the sender is gone, which [`LiveHub::revoke`] is the only one to do
+            // while a watch exists: revoked as well.
+            let _ = receiver.wait_for(|revoked| *revoked).await;
+        }
+    }
+}
+
+impl Drop for RevocationWatch {
+    fn drop(&mut self) {
+        let mut devices = self.hub.devices.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.receiver.take());
+        if let Some(signal) = devices.by_device.get(&self.key)
+            && signal.id == self.id
+            && signal.revoked.receiver_count() == 0
+        {
+            devices.by_device.remove(&self.key);
+        }
+    }
 }
 
 impl LiveHub {
+    /// A watch of the device's revocation for one socket.
+    ///
+    /// A revocation signalled before this call is not seen here; the caller checks the device
+    /// against storage after this call (storage commits a revocation before it is signalled), so
+    /// one of the two catches it.
+    pub fn watch_revocation(self: &Arc<Self>, team: TeamId, device: DeviceId) -> RevocationWatch {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let DeviceSignals { by_device, next_id } = &mut *devices;
+        let signal = by_device.entry((team, device)).or_insert_with(|| {
+            *next_id += 1;
+            Signal {
+                id: *next_id,
+                revoked: watch::channel(false).0,
+            }
+        });
+        RevocationWatch {
+            hub: Arc::clone(self),
+            key: (team, device),
+            id: signal.id,
+            receiver: Some(signal.revoked.subscribe()),
+        }
+    }
+
+    /// Closes every open socket of the device in this team; returns how many it told. Called after
+    /// the revocation committed.
+    pub fn revoke(&self, team: TeamId, device: DeviceId) -> usize {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        match devices.by_device.remove(&(team, device)) {
+            Some(signal) => {
+                signal.revoked.send_replace(true);
+                signal.revoked.receiver_count()
+            }
+            None => 0,
+        }
+    }
+
     /// A receiver of the team's future heads.
     pub fn subscribe(&self, team: TeamId) -> broadcast::Receiver<u64> {
         let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,15 +165,21 @@ pub async fn live(
     let (team, device) = (member.team, member.device.keys.id);
     // Subscribe before reading the head, so no advance between the two is missed.
     let updates = state.live.subscribe(team);
-    let head = state
-        .db(move |s| s.head(team))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such team".into()))?;
+    // Likewise watch for revocation before checking it again: a revocation that committed after
+    // `member` was authenticated but was signalled before this watch existed shows in storage.
+    let revocation = state.live.watch_revocation(team, device);
+    let (head, current) = state
+        .db(move |s| Ok((s.head(team)?, s.device(team, device)?)))
+        .await?;
+    let head = head.ok_or_else(|| ApiError::NotFound("no such team".into()))?;
+    if current.is_none_or(|d| d.revoked) {
+        return Err(ApiError::Revoked);
+    }
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state, team, device, head, updates)))
+        .on_upgrade(move |socket| serve(socket, state, team, device, head, updates, revocation)))
 }
 
 /// Decrements the online gauge however the socket ends.
@@ -107,6 +205,7 @@ async fn serve(
     device: DeviceId,
     head: u64,
     mut updates: broadcast::Receiver<u64>,
+    mut revocation: RevocationWatch,
 ) {
     let _drain = state.live_tasks.clone();
     state.metrics.devices_online.inc();
@@ -143,6 +242,13 @@ async fn serve(
                     break;
                 }
             }
+            () = revocation.revoked() => {
+                // 1008: the device is no longer allowed here; reconnecting is refused `revoked`.
+                tracing::info!(%team, %device, "live socket of a revoked device closed");
+                let frame = CloseFrame { code: close_code::POLICY, reason: "device revoked".into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                break;
+            }
             _ = shutdown.changed() => {
                 // Only ever changes to true (or its sender is gone): the relay is stopping.
                 let frame = CloseFrame { code: close_code::AWAY, reason: "relay shutting down".into() };
@@ -152,4 +258,55 @@ async fn serve(
         }
     }
     tracing::debug!(%team, %device, "live socket closed");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn signals(hub: &LiveHub) -> usize {
+        hub.devices.lock().unwrap().by_device.len()
+    }
+
+    /// Every watch of the device sees its revocation, other devices' do not, and the map keeps
+    /// only devices with a watch: no entry outlives its sockets, none is removed under one.
+    #[tokio::test]
+    async fn revocation_reaches_every_watch_of_the_device_only() {
+        let hub = Arc::new(LiveHub::default());
+        let (team, device, other) = (TeamId::random(), DeviceId::random(), DeviceId::random());
+        let mut first = hub.watch_revocation(team, device);
+        let mut second = hub.watch_revocation(team, device);
+        let mut bystander = hub.watch_revocation(team, other);
+        let mut other_team = hub.watch_revocation(TeamId::random(), device);
+        assert_eq!(signals(&hub), 3);
+
+        assert_eq!(hub.revoke(team, device), 2);
+        let wait = Duration::from_secs(5);
+        tokio::time::timeout(wait, first.revoked()).await.unwrap();
+        tokio::time::timeout(wait, second.revoked()).await.unwrap();
+        let quiet = Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(quiet, bystander.revoked())
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(quiet, other_team.revoked())
+                .await
+                .is_err()
+        );
+        assert_eq!(signals(&hub), 2);
+
+        // A watch made after the signal (the handshake re-checks storage for this case) gets a
+        // fresh signal, which the old watches' drops leave alone.
+        let late = hub.watch_revocation(team, device);
+        drop((first, second));
+        assert_eq!(signals(&hub), 3);
+        assert_eq!(hub.revoke(team, device), 1);
+        drop(late);
+        drop((bystander, other_team));
+        assert_eq!(signals(&hub), 0);
+        assert_eq!(hub.revoke(team, device), 0);
+    }
 }

@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/teams/{team}/invites",
             post(invites::create_invite).get(invites::list_invites),
         )
+        .route(
+            "/v1/teams/{team}/invites/{id}",
+            delete(invites::cancel_invite),
+        )
         .route("/v1/invites/{id}/redeem", post(invites::redeem))
         .route("/v1/teams/{team}/push", post(sync::push))
         .route("/v1/teams/{team}/pull", get(sync::pull))

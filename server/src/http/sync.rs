@@ -31,6 +31,9 @@ fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
             env.id
         )));
     }
+    // A tombstone deletes the record's history here and turns every later push for it into a
+    // `duplicate`, so the relay's own table decides who may send one: a lead. Devices refuse a
+    // worker's tombstone too, but only after the relay would already have dropped the entries.
     if env.kind == EnvelopeKind::Tombstone {
         member.require_lead()?;
     }

@@ -77,7 +77,8 @@ pub async fn list_devices(
 }
 
 /// `DELETE /v1/teams/{team}/devices/{device}`: a lead revokes a device; the relay refuses it at
-/// once. A lead cannot revoke itself (the team would be left without the device that did it).
+/// once, deletes the open invites it created (in the same transaction) and closes its live
+/// sockets. A lead cannot revoke itself (the team would be left without the device that did it).
 pub async fn revoke_device(
     State(state): State<AppState>,
     Path((_, device)): Path<(String, String)>,
@@ -93,7 +94,22 @@ pub async fn revoke_device(
         ));
     }
     let team = member.team;
-    state.db(move |s| s.revoke_device(team, device)).await?;
-    tracing::info!(%team, %device, by = %member.device.keys.id, "device revoked");
+    // On a task of its own: if the lead's connection drops while the write runs, this handler is
+    // dropped, but the sockets of a device whose revocation committed must still close.
+    let task = state.clone();
+    let (cancelled, sockets) = tokio::spawn(async move {
+        let cancelled = task.db(move |s| s.revoke_device(team, device)).await?;
+        Ok::<_, ApiError>((cancelled, task.live.revoke(team, device)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("revocation task failed: {e}")))??;
+    tracing::info!(
+        %team,
+        %device,
+        by = %member.device.keys.id,
+        invites_cancelled = cancelled,
+        sockets_closed = sockets,
+        "device revoked"
+    );
     Ok(Json(Empty {}))
 }

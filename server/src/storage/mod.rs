@@ -33,6 +33,10 @@ pub enum StorageError {
     /// No such device in this team.
     #[error("no such device")]
     DeviceNotFound,
+    /// The device doing this was revoked, after the request was authenticated but before its
+    /// write committed (writes are serialized, so the check in the transaction is the last word).
+    #[error("device revoked")]
+    DeviceRevoked,
     /// No invite with that id (never created, or mistyped).
     #[error("no such invite")]
     InviteNotFound,
@@ -178,8 +182,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Every device of the team, revoked ones included, in registration order.
     fn list_devices(&self, team: TeamId) -> Result<Vec<DeviceInfo>, StorageError>;
 
-    /// Marks a device revoked; [`StorageError::DeviceNotFound`] if the team has no such device.
-    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError>;
+    /// Marks a device revoked and, in the same transaction, deletes every invite of the team it
+    /// created that is not redeemed yet, so no invite outlives the trust in its creator. Returns
+    /// how many invites it deleted; [`StorageError::DeviceNotFound`] if the team has no such
+    /// device.
+    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<u64, StorageError>;
 
     /// Stores a bundle for `to`; [`StorageError::DeviceNotFound`] if `to` is not in the team.
     fn post_bundle(
@@ -204,7 +211,8 @@ pub trait Storage: Send + Sync + 'static {
     /// deletes every earlier entry of its record. Any error rolls the whole batch back.
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError>;
 
-    /// Stores a new invite of `team`, created by lead device `by`.
+    /// Stores a new invite of `team`, created by lead device `by`; [`StorageError::DeviceRevoked`]
+    /// if `by` was revoked meanwhile (else the invite would escape the revocation's clean-up).
     fn create_invite(
         &self,
         team: TeamId,
@@ -216,17 +224,26 @@ pub trait Storage: Send + Sync + 'static {
     /// An invite by id.
     fn invite(&self, id: InviteId) -> Result<Option<StoredInvite>, StorageError>;
 
-    /// Redeems an invite once: registers `device` in the invite's team as given; the caller sets
-    /// its role to the invite's (the HTTP layer does, `http::invites`), so a storage backend never
-    /// needs to decide roles. Fails with [`StorageError::InviteUsed`] or [`StorageError::InviteExpired`].
+    /// Redeems an invite once: registers `device` in the invite's team as given and keeps
+    /// `confirm` (opaque here: only the lead can check it) for [`Storage::list_invites`]. The
+    /// caller sets the device's role to the invite's (the HTTP layer does, `http::invites`), so a
+    /// storage backend never needs to decide roles. Fails with [`StorageError::InviteNotFound`]
+    /// (also if it was cancelled meanwhile), [`StorageError::InviteUsed`] or
+    /// [`StorageError::InviteExpired`].
     fn redeem_invite(
         &self,
         id: InviteId,
         device: &DeviceKeys,
+        confirm: &[u8; 32],
         now_ms: i64,
     ) -> Result<(), StorageError>;
 
-    /// The team's invites with the device that redeemed each.
+    /// Deletes an open invite of `team`, so it can no longer be redeemed. False if the team has
+    /// no such invite; [`StorageError::InviteUsed`] if it was redeemed already (its record is what
+    /// the lead checks the redeemer against, so it stays; revoking the device is the way out).
+    fn cancel_invite(&self, team: TeamId, id: InviteId) -> Result<bool, StorageError>;
+
+    /// The team's invites with the device that redeemed each and its confirmation.
     fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError>;
 
     /// Entries with `seq > after`, ascending, at most `limit` and (past the first) at most about

@@ -24,6 +24,7 @@ use super::{AppendOutcome, DeviceLookup, PullPage, RawEntry, Storage, StorageErr
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_invites.sql")),
+    (3, include_str!("../../migrations/0003_invite_confirm.sql")),
 ];
 
 /// Reader connections, opened on demand and kept open. Reads beyond this many wait for one
@@ -104,8 +105,9 @@ impl DeviceCache {
         })
     }
 
-    /// After-commit hook: the device `id` of `team` was revoked.
-    fn revoked(self: &Arc<Self>, team: TeamId, id: DeviceId) -> AfterCommit<()> {
+    /// After-commit hook: the device `id` of `team` was revoked (the write returns how many of
+    /// its invites went with it).
+    fn revoked(self: &Arc<Self>, team: TeamId, id: DeviceId) -> AfterCommit<u64> {
         let cache = Arc::clone(self);
         Box::new(move |_| {
             let mut by_id = cache.by_id.write().unwrap_or_else(|p| p.into_inner());
@@ -456,7 +458,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<(), StorageError> {
+    fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<u64, StorageError> {
         self.writer.run(
             move |tx| {
                 let changed = tx.execute(
@@ -466,7 +468,12 @@ impl Storage for SqliteStorage {
                 if changed == 0 {
                     return Err(StorageError::DeviceNotFound);
                 }
-                Ok(())
+                // Redeemed ones stay: they record who joined, which the leads check.
+                let cancelled = tx.execute(
+                    "DELETE FROM invites WHERE team = ?1 AND created_by = ?2 AND redeemed_by IS NULL",
+                    params![team.as_bytes(), id.as_bytes()],
+                )?;
+                Ok(cancelled as u64)
             },
             |_| false,
             Some(self.devices.revoked(team, id)),
@@ -638,6 +645,19 @@ impl Storage for SqliteStorage {
             if !team_exists(tx, team)? {
                 return Err(StorageError::TeamNotFound);
             }
+            // The request was authenticated against the device cache before this write queued; a
+            // revocation that committed in between must not leave this invite behind it.
+            let revoked: bool = tx
+                .query_row(
+                    "SELECT revoked FROM devices WHERE team = ?1 AND id = ?2",
+                    params![team.as_bytes(), by.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(StorageError::DeviceNotFound)?;
+            if revoked {
+                return Err(StorageError::DeviceRevoked);
+            }
             let inserted = tx.execute(
                 "INSERT INTO invites (id, team, auth_key, role, expires_ms, blob, created_by, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
@@ -694,9 +714,11 @@ impl Storage for SqliteStorage {
         &self,
         id: InviteId,
         device: &DeviceKeys,
+        confirm: &[u8; 32],
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let device = device.clone();
+        let confirm = *confirm;
         let cached = self.devices.added(device.clone());
         self.writer.run(
             move |tx| {
@@ -717,8 +739,8 @@ impl Storage for SqliteStorage {
                 let team = TeamId::from_bytes(array_of(team, "team")?);
                 insert_device(tx, team, &device, now_ms)?;
                 tx.execute(
-                    "UPDATE invites SET redeemed_by = ?2 WHERE id = ?1",
-                    params![id.as_bytes(), device.id.as_bytes()],
+                    "UPDATE invites SET redeemed_by = ?2, confirm = ?3 WHERE id = ?1",
+                    params![id.as_bytes(), device.id.as_bytes(), confirm],
                 )?;
                 Ok(team)
             },
@@ -728,10 +750,30 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn cancel_invite(&self, team: TeamId, id: InviteId) -> Result<bool, StorageError> {
+        self.write(move |tx| {
+            let redeemed: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    "SELECT redeemed_by FROM invites WHERE id = ?1 AND team = ?2",
+                    params![id.as_bytes(), team.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match redeemed {
+                None => Ok(false),
+                Some(Some(_)) => Err(StorageError::InviteUsed),
+                Some(None) => {
+                    tx.execute("DELETE FROM invites WHERE id = ?1", [id.as_bytes()])?;
+                    Ok(true)
+                }
+            }
+        })
+    }
+
     fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT i.id, i.role, i.expires_ms, {cols}
+                "SELECT i.id, i.role, i.expires_ms, i.confirm, {cols}
                  FROM invites i LEFT JOIN devices d ON d.team = i.team AND d.id = i.redeemed_by
                  WHERE i.team = ?1 ORDER BY i.created_ms, i.id",
                 cols = DEVICE_COLUMNS
@@ -745,9 +787,13 @@ impl Storage for SqliteStorage {
             while let Some(r) = rows.next()? {
                 let id: Vec<u8> = r.get(0)?;
                 let role: String = r.get(1)?;
+                let confirm = r
+                    .get::<_, Option<Vec<u8>>>(3)?
+                    .map(|c| array_of(c, "invite confirm"))
+                    .transpose()?;
                 let has_device: Option<Vec<u8>> = r.get(4)?;
                 let redeemed_by = match has_device {
-                    Some(_) => Some(device_info(read_device_row_at(r, 3)?)?.keys),
+                    Some(_) => Some(device_info(read_device_row_at(r, 4)?)?.keys),
                     None => None,
                 };
                 out.push(InviteInfo {
@@ -759,6 +805,7 @@ impl Storage for SqliteStorage {
                     },
                     expires_ms: r.get(2)?,
                     redeemed_by,
+                    confirm,
                 });
             }
             Ok(out)
@@ -917,7 +964,7 @@ mod tests {
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
         assert_eq!(v, MIGRATIONS.last().map(|(v, _)| *v).unwrap());
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
         let mode: String = s
             .write(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();
@@ -929,9 +976,138 @@ mod tests {
             SqliteStorage::open(dir.path()),
             Err(StorageError::SchemaTooNew {
                 found: 99,
-                known: 2
+                known: 3
             })
         ));
+    }
+
+    /// A version-2 file gains `confirm` (NULL on old rows) and loses the open invites of devices
+    /// revoked before revocation started to cancel them; everything else stays.
+    #[test]
+    fn migration_3_upgrades_a_version_2_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = TeamId::random();
+        let (current, revoked) = (keys(1, Role::Lead), keys(2, Role::Lead));
+        let invite = |n: u8, by: &DeviceKeys, redeemed: bool| {
+            format!(
+                "INSERT INTO invites (id, team, auth_key, role, expires_ms, blob, created_by, redeemed_by, created_ms)
+                 VALUES (x'{}', x'{}', x'{}', 'worker', 1, x'00', x'{}', {}, {n});",
+                hex::encode([n; 16]),
+                hex::encode(team.as_bytes()),
+                hex::encode([n; 32]),
+                hex::encode(by.id.as_bytes()),
+                if redeemed { format!("x'{}'", hex::encode([9u8; 16])) } else { "NULL".into() },
+            )
+        };
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            for (_, sql) in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, 0)",
+                [team.as_bytes()],
+            )
+            .unwrap();
+            for (d, is_revoked) in [(&current, 0), (&revoked, 1)] {
+                conn.execute(
+                    "INSERT INTO devices (team, id, sign_pk, kx_pk, role, revoked, added_ms)
+                     VALUES (?1, ?2, ?3, ?4, 'lead', ?5, 0)",
+                    params![
+                        team.as_bytes(),
+                        d.id.as_bytes(),
+                        d.sign_pk,
+                        d.kx_pk,
+                        is_revoked
+                    ],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                &[
+                    invite(3, &current, false),
+                    invite(4, &revoked, false),
+                    invite(5, &revoked, true),
+                ]
+                .concat(),
+            )
+            .unwrap();
+        }
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let v: i64 = s
+            .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, 3);
+        let left = s.list_invites(team).unwrap();
+        assert_eq!(
+            left.iter().map(|i| i.id).collect::<Vec<_>>(),
+            [InviteId::from_bytes([3; 16]), InviteId::from_bytes([5; 16])]
+        );
+        assert!(left.iter().all(|i| i.confirm.is_none()));
+        // The open invite of the current lead still redeems, and keeps its confirmation.
+        s.redeem_invite(
+            InviteId::from_bytes([3; 16]),
+            &keys(6, Role::Worker),
+            &[6; 32],
+            0,
+        )
+        .unwrap();
+        let redeemed = s.list_invites(team).unwrap();
+        assert_eq!(redeemed[0].confirm, Some([6; 32]));
+        assert_eq!(
+            redeemed[0].redeemed_by.as_ref().map(|k| k.id),
+            Some(keys(6, Role::Worker).id)
+        );
+    }
+
+    /// Cancel, revocation and the creator check, below the HTTP layer.
+    #[test]
+    fn invites_end_with_cancel_or_their_creators_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (team, other_team) = (TeamId::random(), TeamId::random());
+        let (a, b) = (keys(1, Role::Lead), keys(2, Role::Lead));
+        s.create_team(team, &a, 0).unwrap();
+        s.add_device(team, &b, 0).unwrap();
+        s.create_team(other_team, &keys(3, Role::Lead), 0).unwrap();
+        let invite = |n: u8| CreateInvite {
+            id: InviteId::from_bytes([n; 16]),
+            auth_key: [n; 32],
+            role: Role::Worker,
+            expires_ms: i64::MAX,
+            blob: vec![n],
+        };
+        for (n, by) in [(10, &b), (11, &b), (12, &b), (20, &a)] {
+            s.create_invite(team, by.id, &invite(n), 0).unwrap();
+        }
+        s.redeem_invite(invite(11).id, &keys(7, Role::Worker), &[7; 32], 0)
+            .unwrap();
+
+        // Cancel: only in its own team, only while open.
+        assert!(!s.cancel_invite(other_team, invite(12).id).unwrap());
+        assert!(matches!(
+            s.cancel_invite(team, invite(11).id),
+            Err(StorageError::InviteUsed)
+        ));
+        assert!(s.cancel_invite(team, invite(12).id).unwrap());
+        assert!(!s.cancel_invite(team, invite(12).id).unwrap());
+        assert!(matches!(
+            s.redeem_invite(invite(12).id, &keys(8, Role::Worker), &[8; 32], 0),
+            Err(StorageError::InviteNotFound)
+        ));
+
+        // Revoking b takes its open invite 10, keeps its redeemed 11 and a's 20.
+        assert_eq!(s.revoke_device(team, b.id).unwrap(), 1);
+        let left: Vec<_> = s.list_invites(team).unwrap().iter().map(|i| i.id).collect();
+        assert_eq!(left, [invite(11).id, invite(20).id]);
+        assert!(s.invite(invite(10).id).unwrap().is_none());
+        // A create that was authenticated before the revocation committed is refused after it.
+        assert!(matches!(
+            s.create_invite(team, b.id, &invite(13), 0),
+            Err(StorageError::DeviceRevoked)
+        ));
+        assert!(s.invite(invite(13).id).unwrap().is_none());
     }
 
     #[test]
@@ -1005,7 +1181,8 @@ mod tests {
         };
         s.create_invite(b, DeviceId::from_bytes([2; 16]), &invite, 4)
             .unwrap();
-        s.redeem_invite(invite.id, &keys(6, Role::Lead), 5).unwrap();
+        s.redeem_invite(invite.id, &keys(6, Role::Lead), &[7; 32], 5)
+            .unwrap();
 
         let check = |s: &SqliteStorage| {
             for team in [a, b, TeamId::random()] {

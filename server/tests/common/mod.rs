@@ -14,8 +14,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::Value;
 use streetsync_wire::auth::authorization_header;
 use streetsync_wire::{
-    DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind, RecordId, Role,
-    TeamId,
+    CreateInvite, DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind,
+    InviteId, InviteInfo, InviteList, RecordId, RedeemInvite, Role, TeamId,
 };
 
 /// How long any single wait in these tests may take before the test fails.
@@ -320,4 +320,102 @@ pub fn seqs(answer: &Answer) -> Vec<u64> {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect()
+}
+
+/// An invite as its creator knows it: the id and the key of the redemption proof.
+pub struct TestInvite {
+    pub id: InviteId,
+    pub auth_key: [u8; 32],
+    pub role: Role,
+}
+
+/// Creates an invite for `role` in `team` by `by`, valid for an hour; the answer and the invite.
+pub async fn create_invite(
+    relay: &Relay,
+    team: TeamId,
+    by: &Device,
+    role: Role,
+) -> (Answer, TestInvite) {
+    let mut auth_key = [0u8; 32];
+    SystemRandom::new().fill(&mut auth_key).unwrap();
+    let invite = TestInvite {
+        id: InviteId::random(),
+        auth_key,
+        role,
+    };
+    let body = CreateInvite {
+        id: invite.id,
+        auth_key,
+        role,
+        expires_ms: now_ms() + 3_600_000,
+        blob: b"sealed bundle".to_vec(),
+    };
+    let answer = send(
+        relay,
+        by,
+        Method::POST,
+        &format!("/v1/teams/{team}/invites"),
+        Some(&serde_json::to_value(body).unwrap()),
+    )
+    .await;
+    (answer, invite)
+}
+
+/// Redeems `invite` for `device` with a valid proof and the given (opaque) confirmation.
+pub async fn redeem(
+    relay: &Relay,
+    invite: &TestInvite,
+    device: &Device,
+    confirm: [u8; 32],
+) -> Answer {
+    let keys = device.keys();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &invite.auth_key);
+    let tag = ring::hmac::sign(&key, &RedeemInvite::proof_input(&invite.id, &keys));
+    let body = RedeemInvite {
+        device: keys,
+        proof: tag.as_ref().try_into().unwrap(),
+        confirm,
+    };
+    // The redeem route takes axum's `Json`, which wants the content type.
+    let resp = http()
+        .post(relay.url(&format!("/v1/invites/{}/redeem", invite.id)))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    Answer {
+        status,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// The team's invites as `lead` lists them.
+pub async fn list_invites(relay: &Relay, team: TeamId, lead: &Device) -> Vec<InviteInfo> {
+    let answer = send(
+        relay,
+        lead,
+        Method::GET,
+        &format!("/v1/teams/{team}/invites"),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    serde_json::from_value::<InviteList>(answer.json)
+        .unwrap()
+        .invites
+}
+
+/// `DELETE /v1/teams/{team}/invites/{id}` signed by `by`.
+pub async fn cancel_invite(relay: &Relay, team: TeamId, by: &Device, id: &str) -> Answer {
+    send(
+        relay,
+        by,
+        Method::DELETE,
+        &format!("/v1/teams/{team}/invites/{id}"),
+        None,
+    )
+    .await
 }
