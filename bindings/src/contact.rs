@@ -21,7 +21,7 @@ use crate::workspace::Workspace;
 
 mirror_enum!(
     /// Where the contact happened.
-    Setting = sc::vocab::Setting {
+    Setting = sc::Setting {
         /// On the street, in a park, at a station.
         Street,
         /// At the drop-in centre (Anlaufstelle).
@@ -39,7 +39,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// Age band of the person, or of most of the group.
-    AgeBand = sc::vocab::AgeBand {
+    AgeBand = sc::AgeBand {
         /// Under 14.
         Under14,
         /// 14 to 17.
@@ -63,7 +63,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// Gender as the person describes it (or as recorded for a group).
-    Gender = sc::vocab::Gender {
+    Gender = sc::Gender {
         /// Female.
         Female,
         /// Male.
@@ -79,7 +79,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// The person's housing situation.
-    Housing = sc::vocab::Housing {
+    Housing = sc::Housing {
         /// Own flat or room.
         Housed,
         /// With family or friends, couch surfing.
@@ -97,7 +97,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// What the worker did.
-    Intervention = sc::vocab::Intervention {
+    Intervention = sc::Intervention {
         /// A conversation.
         Conversation,
         /// Counselling (Beratung).
@@ -115,7 +115,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// Where a note stands in the lead's review.
-    ReviewState = sc::vocab::ReviewState {
+    ReviewState = sc::ReviewState {
         /// Being written by the worker.
         Draft,
         /// Handed in for review.
@@ -129,7 +129,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// How long a record is kept before retention rules delete it.
-    RetentionClass = sc::vocab::RetentionClass {
+    RetentionClass = sc::RetentionClass {
         /// Routine contact: the team's standard period.
         Standard,
         /// Child-protection case (§ 8a SGB VIII): kept for the legally required period.
@@ -141,7 +141,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// What became of a referral.
-    ReferralOutcome = sc::vocab::ReferralOutcome {
+    ReferralOutcome = sc::ReferralOutcome {
         /// Not known yet.
         Open,
         /// The client arrived at the partner organisation.
@@ -155,7 +155,7 @@ mirror_enum!(
 
 mirror_enum!(
     /// What a review comment is.
-    CommentKind = sc::vocab::CommentKind {
+    CommentKind = sc::CommentKind {
         /// A remark.
         Remark,
         /// A lead's question that waits for the worker's answer.
@@ -710,7 +710,7 @@ impl Workspace {
         include_notes: bool,
     ) -> Result<String> {
         guard(|| {
-            let export = sc::export::ContactExport {
+            let export = sc::ContactExport {
                 from: from_date
                     .as_deref()
                     .map(|d| parse_date("from_date", d))
@@ -722,7 +722,8 @@ impl Workspace {
                 include_notes,
             };
             let mut out = Vec::new();
-            sc::export::export_contacts(&self.inner, &export, &mut out, &mut |_, _| {})?;
+            self.inner
+                .export_contacts(&export, &mut out, &mut |_, _| {})?;
             String::from_utf8(out).map_err(|_| StreetsyncError::Internal {
                 detail: "the CSV is not UTF-8".into(),
             })
@@ -772,14 +773,14 @@ mod tests {
 
     #[test]
     fn vocab_mirrors_every_core_value() {
-        for s in sc::vocab::Setting::ALL {
-            assert_eq!(sc::vocab::Setting::from(Setting::from(*s)), *s);
+        for s in sc::Setting::ALL {
+            assert_eq!(sc::Setting::from(Setting::from(*s)), *s);
         }
-        for a in sc::vocab::AgeBand::ALL {
-            assert_eq!(sc::vocab::AgeBand::from(AgeBand::from(*a)), *a);
+        for a in sc::AgeBand::ALL {
+            assert_eq!(sc::AgeBand::from(AgeBand::from(*a)), *a);
         }
-        for r in sc::vocab::ReviewState::ALL {
-            assert_eq!(sc::vocab::ReviewState::from(ReviewState::from(*r)), *r);
+        for r in sc::ReviewState::ALL {
+            assert_eq!(sc::ReviewState::from(ReviewState::from(*r)), *r);
         }
     }
 }

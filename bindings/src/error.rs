@@ -111,22 +111,27 @@ impl From<sc::Error> for StreetsyncError {
             sc::Error::SchemaTooNew { .. } | sc::Error::Storage(_) | sc::Error::Io(_) => {
                 StreetsyncError::Storage { detail }
             }
-            sc::Error::Document(_) | sc::Error::Crypto(_) => StreetsyncError::Internal { detail },
+            sc::Error::Document(_) | sc::Error::Crypto(_) | sc::Error::Internal(_) => {
+                StreetsyncError::Internal { detail }
+            }
             sc::Error::Offline(d) => StreetsyncError::Offline { detail: d },
             sc::Error::MissingDependencies { .. } => StreetsyncError::Conflict { detail },
             sc::Error::Protocol(_) => StreetsyncError::Protocol { detail },
-            sc::Error::Relay { code, message } => match code.as_str() {
-                "revoked" => StreetsyncError::Revoked { detail: message },
-                "unknown_device" | "wrong_team" => StreetsyncError::NotAMember { detail: message },
-                "not_lead" => StreetsyncError::NotAllowed { detail: message },
-                "team_exists" | "device_exists" | "invite_used" => {
-                    StreetsyncError::Conflict { detail: message }
+            sc::Error::Relay { code, message } => match code {
+                sc::ErrorCode::Revoked => StreetsyncError::Revoked { detail: message },
+                sc::ErrorCode::UnknownDevice | sc::ErrorCode::WrongTeam => {
+                    StreetsyncError::NotAMember { detail: message }
                 }
-                "invite_expired" => StreetsyncError::NotAllowed { detail: message },
-                "rate_limited" => StreetsyncError::Offline {
+                sc::ErrorCode::NotLead | sc::ErrorCode::InviteExpired => {
+                    StreetsyncError::NotAllowed { detail: message }
+                }
+                sc::ErrorCode::TeamExists
+                | sc::ErrorCode::DeviceExists
+                | sc::ErrorCode::InviteUsed => StreetsyncError::Conflict { detail: message },
+                sc::ErrorCode::RateLimited => StreetsyncError::Offline {
                     detail: format!("the relay is busy, try again shortly ({message})"),
                 },
-                "clock_skew" => StreetsyncError::Protocol {
+                sc::ErrorCode::ClockSkew => StreetsyncError::Protocol {
                     detail: format!("check the device clock: {message}"),
                 },
                 _ => StreetsyncError::Protocol { detail },
@@ -192,7 +197,7 @@ mod tests {
         ));
         assert!(matches!(
             StreetsyncError::from(sc::Error::Relay {
-                code: "revoked".into(),
+                code: sc::ErrorCode::Revoked,
                 message: "gone".into()
             }),
             StreetsyncError::Revoked { .. }

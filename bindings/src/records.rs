@@ -26,8 +26,8 @@ pub struct HistoryEntry {
     pub message: String,
 }
 
-impl From<sc::workspace::HistoryEntry> for HistoryEntry {
-    fn from(h: sc::workspace::HistoryEntry) -> Self {
+impl From<sc::HistoryEntry> for HistoryEntry {
+    fn from(h: sc::HistoryEntry) -> Self {
         Self {
             at_ms: h.at_ms,
             device_id: h.device.map(|d| d.to_string()),

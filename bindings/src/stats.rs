@@ -21,8 +21,8 @@ pub struct StatCell {
     pub text: String,
 }
 
-impl From<sc::stats::Cell> for StatCell {
-    fn from(c: sc::stats::Cell) -> Self {
+impl From<sc::Cell> for StatCell {
+    fn from(c: sc::Cell) -> Self {
         StatCell {
             value: c.value(),
             text: c.to_string(),
@@ -45,8 +45,8 @@ pub struct StatRow {
     pub amount: Option<StatCell>,
 }
 
-impl From<&sc::stats::Row> for StatRow {
-    fn from(r: &sc::stats::Row) -> Self {
+impl From<&sc::Row> for StatRow {
+    fn from(r: &sc::Row) -> Self {
         StatRow {
             key: r.key.clone(),
             label: r.label.clone(),
@@ -83,8 +83,8 @@ pub struct Statistics {
     pub tables: Vec<StatTable>,
 }
 
-impl From<&sc::stats::Statistics> for Statistics {
-    fn from(s: &sc::stats::Statistics) -> Self {
+impl From<&sc::Statistics> for Statistics {
+    fn from(s: &sc::Statistics) -> Self {
         Statistics {
             team: s.team.clone(),
             from_date: fmt_date(s.from),
@@ -104,8 +104,8 @@ impl From<&sc::stats::Statistics> for Statistics {
 }
 
 /// The core's query for `from_date` to `to_date`, both inclusive, with the field named in errors.
-fn query(from_date: &str, to_date: &str) -> Result<sc::stats::StatsQuery> {
-    Ok(sc::stats::StatsQuery {
+fn query(from_date: &str, to_date: &str) -> Result<sc::StatsQuery> {
+    Ok(sc::StatsQuery {
         from: parse_date("from_date", from_date)?,
         to: parse_date("to_date", to_date)?,
     })
@@ -119,7 +119,7 @@ impl Workspace {
     pub fn statistics(&self, from_date: String, to_date: String) -> Result<Statistics> {
         guard(|| {
             let query = query(&from_date, &to_date)?;
-            let stats = sc::stats::compute(&self.inner, &query).map_err(sc::Error::from)?;
+            let stats = self.inner.statistics(&query)?;
             Ok((&stats).into())
         })
     }
@@ -128,9 +128,9 @@ impl Workspace {
     pub fn statistics_csv(&self, from_date: String, to_date: String) -> Result<String> {
         guard(|| {
             let query = query(&from_date, &to_date)?;
-            let stats = sc::stats::compute(&self.inner, &query).map_err(sc::Error::from)?;
+            let stats = self.inner.statistics(&query)?;
             let mut out = Vec::new();
-            sc::export::write_statistics(&stats, &mut out)?;
+            sc::write_statistics(&stats, &mut out)?;
             String::from_utf8(out).map_err(|_| StreetsyncError::Internal {
                 detail: "the CSV is not UTF-8".into(),
             })

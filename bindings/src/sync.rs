@@ -48,8 +48,8 @@ pub struct Invite {
     pub expires_at_ms: i64,
 }
 
-impl From<sc::sync::Invite> for Invite {
-    fn from(i: sc::sync::Invite) -> Self {
+impl From<sc::Invite> for Invite {
+    fn from(i: sc::Invite) -> Self {
         Self {
             code: i.code,
             role: i.role.into(),
@@ -89,8 +89,11 @@ pub struct Quarantined {
     pub record_id: String,
     /// The device it claims to come from.
     pub author: String,
-    /// Why it was refused (`bad_signature`, `unknown_device`, `tag_failed`, ...).
-    pub reason: String,
+    /// Why it was refused.
+    pub reason: QuarantineReason,
+    /// Whether a later sync tries it again by itself (its author, key or earlier changes may
+    /// still arrive); the others wait for a person to look.
+    pub retryable: bool,
 }
 
 impl From<sc::Quarantined> for Quarantined {
@@ -99,7 +102,145 @@ impl From<sc::Quarantined> for Quarantined {
             seq: q.seq,
             record_id: q.doc.to_string(),
             author: q.author.to_string(),
-            reason: q.reason,
+            retryable: q.reason.is_retryable(),
+            reason: q.reason.into(),
+        }
+    }
+}
+
+/// Why an envelope was refused; a code the app can branch on, never a string to compare.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum QuarantineReason {
+    /// It names another team.
+    WrongTeam,
+    /// Its shape is wrong.
+    Malformed,
+    /// Its author is not on this device's roster (yet).
+    UnknownDevice,
+    /// Its signature does not verify.
+    BadSignature,
+    /// This device holds no key for its epoch (yet).
+    NoKeyForEpoch,
+    /// Its ciphertext does not authenticate.
+    TagFailed,
+    /// Its author's role does not allow it.
+    NotAllowed,
+    /// Its author was removed from the team before signing it.
+    RevokedAuthor,
+    /// It depends on changes not received yet.
+    MissingDependencies,
+    /// Its document is malformed.
+    MalformedDocument,
+    /// This device has no team yet.
+    NoTeam,
+    /// A reason from another version of streetsync.
+    Other {
+        /// The reason's name.
+        name: String,
+    },
+}
+
+impl From<sc::QuarantineReason> for QuarantineReason {
+    fn from(r: sc::QuarantineReason) -> Self {
+        use sc::QuarantineReason as C;
+        match r {
+            C::WrongTeam => Self::WrongTeam,
+            C::Malformed => Self::Malformed,
+            C::UnknownDevice => Self::UnknownDevice,
+            C::BadSignature => Self::BadSignature,
+            C::NoKeyForEpoch => Self::NoKeyForEpoch,
+            C::TagFailed => Self::TagFailed,
+            C::NotAllowed => Self::NotAllowed,
+            C::RevokedAuthor => Self::RevokedAuthor,
+            C::MissingDependencies => Self::MissingDependencies,
+            C::MalformedDocument => Self::MalformedDocument,
+            C::NoTeam => Self::NoTeam,
+            C::Other(name) => Self::Other { name },
+        }
+    }
+}
+
+/// Something the relay, or a member through it, tried that the protocol does not allow; it was
+/// refused, and the app should tell the user (and the lead the relay's operator).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SecurityAlert {
+    /// An invite was redeemed by a device that cannot prove it holds the code: not enrolled.
+    ForgedEnrolment {
+        /// The invite's id.
+        invite: String,
+        /// The device that claimed it.
+        device: String,
+    },
+    /// An invite named a device already on the roster: its entry was left as it was.
+    InviteForExistingDevice {
+        /// The invite's id.
+        invite: String,
+        /// The device named.
+        device: String,
+    },
+    /// A key bundle not signed by an active lead was refused.
+    ForgedGrant {
+        /// The device the relay says sent it.
+        from: String,
+    },
+    /// Changes the relay acknowledged never appeared in its log; they are being sent again.
+    DroppedChanges {
+        /// How many.
+        count: u64,
+    },
+    /// The relay's log went back behind what this device had pulled.
+    LogRolledBack {
+        /// This device's cursor before.
+        cursor: u64,
+        /// The relay's head.
+        head: u64,
+    },
+}
+
+impl From<&sc::SecurityAlert> for SecurityAlert {
+    fn from(a: &sc::SecurityAlert) -> Self {
+        use sc::SecurityAlert as C;
+        match a {
+            C::ForgedEnrolment { invite, device } => Self::ForgedEnrolment {
+                invite: invite.to_string(),
+                device: device.to_string(),
+            },
+            C::InviteForExistingDevice { invite, device } => Self::InviteForExistingDevice {
+                invite: invite.to_string(),
+                device: device.to_string(),
+            },
+            C::ForgedGrant { from } => Self::ForgedGrant {
+                from: from.to_string(),
+            },
+            C::DroppedChanges { count } => Self::DroppedChanges { count: *count },
+            C::LogRolledBack { cursor, head } => Self::LogRolledBack {
+                cursor: *cursor,
+                head: *head,
+            },
+        }
+    }
+}
+
+/// An open invite of this lead (the code itself is not kept: it was handed over).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OpenInvite {
+    /// The invite's id, for [`SyncClient::cancel_invite`].
+    pub id: String,
+    /// The member's display name.
+    pub member: String,
+    /// The role the new device gets.
+    pub role: Role,
+    /// Unix milliseconds after which the code is refused.
+    pub expires_at_ms: i64,
+}
+
+impl From<sc::OpenInvite> for OpenInvite {
+    fn from(i: sc::OpenInvite) -> Self {
+        Self {
+            id: i.id.to_string(),
+            member: i.member,
+            role: i.role.into(),
+            expires_at_ms: i.expires_at_ms,
         }
     }
 }
@@ -123,6 +264,8 @@ pub struct SyncReport {
     pub cursor: u64,
     /// The relay had lost entries (restored from a backup); this device re-sent what it had.
     pub relay_restored: bool,
+    /// What was refused because the relay or a member broke the protocol.
+    pub alerts: Vec<SecurityAlert>,
 }
 
 impl From<&sc::SyncReport> for SyncReport {
@@ -136,6 +279,7 @@ impl From<&sc::SyncReport> for SyncReport {
             snapshots: r.snapshots,
             cursor: r.cursor,
             relay_restored: r.relay_restored,
+            alerts: r.alerts.iter().map(Into::into).collect(),
         }
     }
 }
@@ -347,7 +491,20 @@ impl SyncClient {
         on_runtime(async move { Ok(client.revoke_device(device).await?) }).await
     }
 
-    /// Uploads a snapshot of every record so the relay can drop old envelopes; returns how many.
+    /// This lead's open invites, oldest first, from this device's own store. Blocking, fast.
+    pub fn invites(&self) -> Result<Vec<OpenInvite>> {
+        guard(|| Ok(self.inner.invites()?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Cancels an open invite (leads only): nothing redeemed with it is ever put on the roster.
+    pub async fn cancel_invite(&self, invite_id: String) -> Result<()> {
+        let client = self.inner.clone();
+        let id: sc::InviteId = parse_id("invite_id", &invite_id)?;
+        on_runtime(async move { Ok(client.cancel_invite(id).await?) }).await
+    }
+
+    /// Uploads a snapshot of every record so the relay can drop old envelopes (leads only);
+    /// returns how many.
     pub async fn compact_all(&self) -> Result<u64> {
         let client = self.inner.clone();
         on_runtime(async move { Ok(client.compact_all().await?) }).await

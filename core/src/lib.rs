@@ -80,8 +80,9 @@ pub use model::contact::{
     MAX_PLACE_CHARS, MaterialCount, Referral, validate_client_code,
 };
 pub use model::team::{
-    Catalog, CatalogEntry, DEFAULT_MATERIALS, DEFAULT_TOPICS, MAX_PARTNER_NOTE_CHARS, Partner,
-    PartnerDraft, RosterDevice, TEAM_SCHEMA_VERSION, Team, entries_from_names, slug,
+    Catalog, CatalogEntry, DEFAULT_MATERIALS, DEFAULT_TOPICS, EpochCommitment,
+    MAX_PARTNER_NOTE_CHARS, Partner, PartnerDraft, Revocation, RosterDevice, TEAM_SCHEMA_VERSION,
+    Team, entries_from_names, slug,
 };
 pub use model::vocab::{
     AgeBand, CommentKind, Gender, Housing, Intervention, ReferralOutcome, RetentionClass,
@@ -97,9 +98,9 @@ pub use query::{
 };
 pub use store::OutboxEntry;
 pub use store::schema::SCHEMA_VERSION;
-pub use streetsync_wire::{DeviceId, ErrorCode, RecordId, Role, TeamId};
+pub use streetsync_wire::{DeviceId, ErrorCode, InviteId, RecordId, Role, TeamId};
 pub use sync::{
-    Invite, LiveHandle, MAX_INVITE_TTL_SECS, SyncClient, SyncListener, SyncOptions, SyncPhase,
-    SyncProgress, SyncReport, SyncStatus,
+    Invite, LiveHandle, MAX_INVITE_TTL_SECS, OpenInvite, SecurityAlert, SyncClient, SyncListener,
+    SyncOptions, SyncPhase, SyncProgress, SyncReport, SyncStatus,
 };
 pub use workspace::Workspace;

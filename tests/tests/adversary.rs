@@ -27,7 +27,7 @@ use automerge::{ActorId, AutoCommit, LoadOptions, ReadDoc, TextEncoding};
 use common::*;
 use futures_util::FutureExt;
 use operator::*;
-use streetsync_core::vocab::ReviewState;
+
 use streetsync_core::*;
 use streetsync_wire::{EnvelopeKind, PushRequest, PushResponse, PushResult};
 
@@ -219,7 +219,10 @@ fn post_bundles(s: &mut Scene, from: DeviceId, to: &[DeviceId], message: &[u8]) 
         .iter()
         .map(|id| {
             let keys = s.op.device(team, *id);
-            (*id, crypto::seal_to_device(&keys.kx_pk, message).unwrap())
+            (
+                *id,
+                streetsync_core::seal_to_device(&keys.kx_pk, message).unwrap(),
+            )
         })
         .collect();
     s.op.edit(|tx| {

@@ -543,6 +543,7 @@ fn write_seeds() {
             serde_json::to_vec(&wire::RedeemInvite {
                 device: keys.clone(),
                 proof: [3; 32],
+                confirm: [4; 32],
             })
             .unwrap(),
         ),
@@ -622,6 +623,7 @@ fn write_seeds() {
                     role: Role::Worker,
                     expires_ms: 1_790_000_000_000,
                     redeemed_by: Some(keys.clone()),
+                    confirm: Some([4; 32]),
                 }],
             })
             .unwrap(),

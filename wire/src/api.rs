@@ -212,12 +212,35 @@ pub struct CreateInvite {
 pub struct RedeemInvite {
     /// The keys of the device that joins.
     pub device: DeviceKeys,
-    /// HMAC-SHA256 under the invite's `auth_key` over [`RedeemInvite::proof_input`].
+    /// HMAC-SHA256 under the invite's `auth_key` over [`RedeemInvite::proof_input`]. The relay
+    /// checks it, but it holds `auth_key`, so this proves nothing to the lead.
     #[serde(with = "crate::b64::array")]
     pub proof: [u8; 32],
+    /// HMAC-SHA256 under a key derived from the invite secret that the relay never holds, over
+    /// [`RedeemInvite::confirm_input`]. Opaque to the relay, which stores it and hands it to the
+    /// lead with the invite list; the lead adds the device to the roster only if it verifies, so
+    /// a relay cannot enrol a device of its own. (Zero from clients before this field existed;
+    /// such a redemption is refused by the lead.)
+    #[serde(with = "crate::b64::array", default = "zero32")]
+    pub confirm: [u8; 32],
+}
+
+fn zero32() -> [u8; 32] {
+    [0; 32]
 }
 
 impl RedeemInvite {
+    /// The bytes the lead's confirmation covers: its own context, the invite id, the device id and
+    /// both public keys, so a confirmation for one device's keys fits no other device.
+    pub fn confirm_input(invite: &InviteId, device: &DeviceKeys) -> Vec<u8> {
+        let mut v = b"streetsync-enrol-v1\0".to_vec();
+        v.extend_from_slice(invite.as_bytes());
+        v.extend_from_slice(device.id.as_bytes());
+        v.extend_from_slice(&device.sign_pk);
+        v.extend_from_slice(&device.kx_pk);
+        v
+    }
+
     /// The bytes the proof covers: context, invite id, device id and both public keys.
     pub fn proof_input(invite: &InviteId, device: &DeviceKeys) -> Vec<u8> {
         let mut v = b"streetsync-redeem-v1\0".to_vec();
@@ -248,8 +271,16 @@ pub struct InviteInfo {
     pub role: Role,
     /// Expiry, unix milliseconds.
     pub expires_ms: i64,
-    /// The device that redeemed it, if any.
+    /// The device that redeemed it, if any. The relay's word only: the lead checks
+    /// [`InviteInfo::confirm`] before it believes it.
     pub redeemed_by: Option<DeviceKeys>,
+    /// The redeeming device's [`RedeemInvite::confirm`], as it was posted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::opt_array"
+    )]
+    pub confirm: Option<[u8; 32]>,
 }
 
 /// `GET /v1/teams/{team}/invites` (a lead).

@@ -65,3 +65,29 @@ pub(crate) mod array {
         decode_array::<N>("bytes", &text).map_err(serde::de::Error::custom)
     }
 }
+
+/// `#[serde(with = "crate::b64::opt_array")]` for `Option<[u8; N]>` (absent or null is `None`).
+pub(crate) mod opt_array {
+    use super::*;
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_some(&encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Option<[u8; N]>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => decode_array::<N>("bytes", &text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

@@ -262,6 +262,17 @@ impl TeamKey {
         })
     }
 
+    /// The commitment a lead records in the Team document when it starts this key's epoch:
+    /// `SHA-256("streetsync-epoch-v1" || team || epoch || key)`. A device accepts a granted key
+    /// only if it matches, so a key from anyone else (the relay included) is refused.
+    pub(crate) fn commitment(&self, team: &streetsync_wire::TeamId) -> [u8; 32] {
+        let mut v = Zeroizing::new(b"streetsync-epoch-v1\0".to_vec());
+        v.extend_from_slice(team.as_bytes());
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.extend_from_slice(&self.key);
+        sha256(&v)
+    }
+
     /// Seals an envelope payload; `header` (the envelope's header bytes) is the associated data.
     pub(crate) fn seal(
         &self,

@@ -5,7 +5,9 @@
 use autosurgeon::{Hydrate, Reconcile, Text};
 use streetsync_wire::{DeviceId, Role};
 
-use crate::model::team::{CatalogEntry, Partner, RosterDevice, TEAM_SCHEMA_VERSION, Team};
+use crate::model::team::{
+    CatalogEntry, EpochCommitment, Partner, Revocation, RosterDevice, TEAM_SCHEMA_VERSION, Team,
+};
 
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 pub(crate) struct CatalogEntryDoc {
@@ -39,6 +41,22 @@ pub(crate) struct RosterDeviceDoc {
     revoked: bool,
 }
 
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct EpochDoc {
+    #[key]
+    epoch: u64,
+    commitment: String,
+    by: String,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct RevocationDoc {
+    #[key]
+    device: String,
+    after_seq: u64,
+    by: String,
+}
+
 /// The Team document as stored in Automerge.
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 pub(crate) struct TeamDoc {
@@ -51,6 +69,11 @@ pub(crate) struct TeamDoc {
     topics: Vec<CatalogEntryDoc>,
     materials: Vec<CatalogEntryDoc>,
     partners: Vec<PartnerDoc>,
+    /// Absent in documents written before epochs were recorded.
+    #[autosurgeon(missing = "Vec::new")]
+    epochs: Vec<EpochDoc>,
+    #[autosurgeon(missing = "Vec::new")]
+    revocations: Vec<RevocationDoc>,
 }
 
 fn entry_doc(e: &CatalogEntry) -> CatalogEntryDoc {
@@ -86,6 +109,8 @@ impl TeamDoc {
             topics: Vec::new(),
             materials: Vec::new(),
             partners: Vec::new(),
+            epochs: Vec::new(),
+            revocations: Vec::new(),
         };
         doc.apply(team);
         doc
@@ -104,6 +129,24 @@ impl TeamDoc {
                 sign_pk: hex::encode(d.sign_pk),
                 kx_pk: hex::encode(d.kx_pk),
                 revoked: d.revoked,
+            })
+            .collect();
+        self.epochs = team
+            .epochs
+            .iter()
+            .map(|e| EpochDoc {
+                epoch: u64::from(e.epoch),
+                commitment: hex::encode(e.commitment),
+                by: e.by.to_string(),
+            })
+            .collect();
+        self.revocations = team
+            .revocations
+            .iter()
+            .map(|r| RevocationDoc {
+                device: r.device.to_string(),
+                after_seq: r.after_seq,
+                by: r.by.to_string(),
             })
             .collect();
         self.areas = team.areas.iter().map(entry_doc).collect();
@@ -189,6 +232,28 @@ impl TeamDoc {
                     retired: p.retired,
                 })
                 .collect(),
+            epochs: self
+                .epochs
+                .iter()
+                .map(|e| {
+                    Ok(EpochCommitment {
+                        epoch: u32::try_from(e.epoch).map_err(|_| corrupt("epoch"))?,
+                        commitment: key32(&e.commitment)?,
+                        by: e.by.parse().map_err(|_| corrupt("epoch author"))?,
+                    })
+                })
+                .collect::<crate::error::Result<_>>()?,
+            revocations: self
+                .revocations
+                .iter()
+                .map(|r| {
+                    Ok(Revocation {
+                        device: r.device.parse().map_err(|_| corrupt("revoked device"))?,
+                        after_seq: r.after_seq,
+                        by: r.by.parse().map_err(|_| corrupt("revocation author"))?,
+                    })
+                })
+                .collect::<crate::error::Result<_>>()?,
         })
     }
 }

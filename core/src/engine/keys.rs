@@ -8,6 +8,24 @@ use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
 
 use super::{Engine, META_TEAM_DOC, META_TEAM_ID, SECRET_TEAM_KEYS};
+use crate::model::team::Team;
+
+const SECRET_ROTATION: &str = "key_rotation";
+
+/// A key epoch a lead started and has not finished handing out.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct PendingRotation {
+    /// The new epoch's key.
+    pub(crate) key: TeamKey,
+    /// Whether this device seals under it already (its grants may still be unsent).
+    pub(crate) active: bool,
+}
+
+/// Whether `key` matches the commitment an active lead on `team`'s roster recorded for its epoch.
+fn verified(team: &Team, key: &TeamKey) -> bool {
+    team.epoch_commitment(key.epoch)
+        .is_some_and(|c| c.commitment == key.commitment(&team.id) && team.is_active_lead(&c.by))
+}
 
 /// What a new device receives, sealed under a key derived from the invite secret, to join a team.
 #[derive(serde::Serialize, serde::Deserialize, zeroize::ZeroizeOnDrop)]
@@ -36,8 +54,19 @@ impl Engine {
         Ok(self.team_keys()?.iter().map(|k| k.epoch).collect())
     }
 
-    /// Adds team keys granted by a lead (epochs this device does not hold yet).
-    pub(crate) fn add_team_keys(&self, new: &[TeamKey]) -> Result<()> {
+    fn store_keys(w: &mut crate::store::Writer<'_>, keys: &[TeamKey]) -> Result<()> {
+        let bytes =
+            Zeroizing::new(postcard::to_stdvec(keys).map_err(|_| Error::Internal("key encoding"))?);
+        w.put_secret(SECRET_TEAM_KEYS, &bytes)
+    }
+
+    /// Accepts granted keys, one epoch at a time and in order: a key is taken only for the epoch
+    /// right after the newest one held, and only if a lead that is active on this device's roster
+    /// recorded a matching commitment for it in the Team document. Keys for later epochs wait
+    /// (the grant is tried again after the next pull brings the Team document up to date).
+    /// Returns how many keys were taken.
+    pub(crate) fn accept_keys(&self, offered: &[TeamKey]) -> Result<u32> {
+        let team = self.team()?;
         self.store.write(|w| {
             let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
                 Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
@@ -45,25 +74,100 @@ impl Engine {
                 })?,
                 None => return Err(Error::NoTeam),
             };
-            for k in new {
-                if !keys.iter().any(|o| o.epoch == k.epoch) {
-                    keys.push(k.clone());
+            let mut offered: Vec<&TeamKey> = offered.iter().collect();
+            offered.sort_by_key(|k| k.epoch);
+            let mut taken = 0;
+            for k in offered {
+                let newest = keys.iter().map(|k| k.epoch).max().unwrap_or(0);
+                if k.epoch <= newest {
+                    continue;
                 }
+                if Some(k.epoch) != newest.checked_add(1) || !verified(&team, k) {
+                    break;
+                }
+                keys.push(k.clone());
+                taken += 1;
             }
-            keys.sort_by_key(|k| k.epoch);
-            let bytes = Zeroizing::new(
-                postcard::to_stdvec(&keys).map_err(|_| Error::Internal("key encoding"))?,
-            );
-            w.put_secret(SECRET_TEAM_KEYS, &bytes)
+            if taken > 0 {
+                Self::store_keys(w, &keys)?;
+            }
+            Ok(taken)
         })
     }
 
-    /// Starts a new epoch with a fresh random team key; returns all keys (oldest first).
-    pub(crate) fn rotate_team_key(&self) -> Result<Vec<TeamKey>> {
-        let keys = self.team_keys()?;
-        let next = keys.iter().map(|k| k.epoch).max().unwrap_or(0) + 1;
-        self.add_team_keys(&[TeamKey::generate(next)?])?;
-        self.team_keys()
+    /// Starts a new epoch (leads, at a revocation): a fresh key for the epoch after the newest,
+    /// kept aside until the Team document change that commits to it has reached the relay
+    /// ([`Engine::finish_rotation`]). Until then this device keeps sealing under the old epoch,
+    /// so the commitment travels under a key every remaining device already holds.
+    pub(crate) fn start_rotation(&self) -> Result<TeamKey> {
+        if let Some(pending) = self.pending_rotation()? {
+            return Ok(pending.key.clone());
+        }
+        let newest = self.team_keys()?.iter().map(|k| k.epoch).max().unwrap_or(0);
+        let next = newest.checked_add(1).ok_or_else(|| {
+            Error::Protocol("the team has used up its key epochs; found a new team".into())
+        })?;
+        let key = TeamKey::generate(next)?;
+        self.put_pending_rotation(&PendingRotation {
+            key: key.clone(),
+            active: false,
+        })?;
+        Ok(key)
+    }
+
+    /// The rotation in progress, if any.
+    pub(crate) fn pending_rotation(&self) -> Result<Option<PendingRotation>> {
+        self.store.read(|r| {
+            r.secret(SECRET_ROTATION)?
+                .map(|b| {
+                    postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                        what: "pending key rotation".into(),
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn put_pending_rotation(&self, p: &PendingRotation) -> Result<()> {
+        let bytes =
+            Zeroizing::new(postcard::to_stdvec(p).map_err(|_| Error::Internal("key encoding"))?);
+        self.store.write(|w| w.put_secret(SECRET_ROTATION, &bytes))
+    }
+
+    /// Makes the pending key the sealing key once its commitment is in the Team document here and
+    /// the outbox is empty (so the change carrying the commitment was pushed under the old
+    /// epoch). Returns the rotation whose grants still have to be sent, if any.
+    pub(crate) fn finish_rotation(&self) -> Result<Option<PendingRotation>> {
+        let Some(mut p) = self.pending_rotation()? else {
+            return Ok(None);
+        };
+        if !p.active {
+            let team = self.team()?;
+            if !verified(&team, &p.key) || self.pending_changes()? > 0 {
+                return Ok(Some(p).filter(|p| p.active));
+            }
+            let key = p.key.clone();
+            self.store.write(|w| {
+                let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
+                    Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                        what: "team keys".into(),
+                    })?,
+                    None => return Err(Error::NoTeam),
+                };
+                if !keys.iter().any(|k| k.epoch == key.epoch) {
+                    keys.push(key);
+                }
+                Self::store_keys(w, &keys)
+            })?;
+            p.active = true;
+            self.put_pending_rotation(&p)?;
+        }
+        Ok(Some(p))
+    }
+
+    /// The grants of the active rotation were all sent: forget it.
+    pub(crate) fn rotation_done(&self) -> Result<()> {
+        self.store.write(|w| w.delete_secret(SECRET_ROTATION))
     }
 
     /// Becomes a member of a team from a key bundle: stores team id, keys and the team document.
@@ -83,6 +187,14 @@ impl Engine {
             if applied.kind != RecordKind::Team {
                 return Err(Error::Protocol(
                     "the bundle's team document is not a team".into(),
+                ));
+            }
+            // The bundle is sealed under the invite secret (the relay cannot have made it), and
+            // its keys must still match what its team document commits to.
+            let team = w.pending_team().ok_or(Error::NoTeam)?;
+            if !team.epochs.is_empty() && !bundle.keys.iter().all(|k| verified(team, k)) {
+                return Err(Error::Protocol(
+                    "the invite's keys do not match the team's key commitments".into(),
                 ));
             }
             Ok(())

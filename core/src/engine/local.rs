@@ -408,6 +408,35 @@ impl Engine {
         self.store.rekey(new_key)
     }
 
+    /// After the relay lost its log (restored from a backup, or rolled back), a worker sends
+    /// every change it made again, as change envelopes of its own: only leads' snapshots are
+    /// accepted, and a worker's own changes are the part of a record only it can vouch for.
+    /// Receivers that hold them already ignore them. Returns how many records were queued.
+    pub(crate) fn requeue_own_changes(&self) -> Result<u64> {
+        let me = self.device_id();
+        self.store.write(|w| {
+            let mut n = 0;
+            for id in w.due_for_snapshot(i64::MIN)? {
+                let Some((kind, mut doc)) = w.doc(&id)? else {
+                    continue;
+                };
+                let own: Zeroizing<Vec<u8>> = Zeroizing::new(
+                    doc.get_changes(&[])
+                        .iter()
+                        .filter(|c| c.actor_id().to_bytes().starts_with(me.as_bytes()))
+                        .flat_map(|c| c.raw_bytes().to_vec())
+                        .collect(),
+                );
+                if own.is_empty() {
+                    continue;
+                }
+                w.push_outbox(&id, kind, &own)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
     /// Up to `limit` local changes waiting for the relay, oldest first.
     pub(crate) fn pending_outbox(&self, limit: usize) -> Result<Vec<crate::store::OutboxEntry>> {
         self.store.read(|r| r.outbox(limit))

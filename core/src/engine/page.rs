@@ -172,7 +172,15 @@ pub(crate) fn apply_page(
                 let env = &entry.envelope;
                 #[cfg(feature = "testing")]
                 stall_in_apply_if_asked();
-                match apply_envelope(w, me, env, keys, opened.next().flatten(), &mut out.changes)? {
+                match apply_envelope(
+                    w,
+                    me,
+                    entry.seq,
+                    env,
+                    keys,
+                    opened.next().flatten(),
+                    &mut out.changes,
+                )? {
                     Ok(Applied::Merged) => out.applied += 1,
                     Ok(Applied::Erased) => out.erased += 1,
                     Ok(Applied::Skipped) => {}
@@ -241,13 +249,15 @@ pub(crate) struct PageOutcome {
 pub(crate) fn apply_envelope(
     w: &mut Writer<'_>,
     me: DeviceId,
+    seq: u64,
     env: &Envelope,
     keys: &[TeamKey],
     opened: Option<Opened>,
     changes: &mut Vec<RecordChange>,
 ) -> Result<std::result::Result<Applied, QuarantineReason>> {
     if env.author == me {
-        // Our own envelope coming back: the store already holds it.
+        // Our own envelope coming back: the store already holds it, and the relay really kept it.
+        w.confirm_echo(&env.id)?;
         return Ok(Ok(Applied::Skipped));
     }
     let Some(team) = w.cache().team.clone() else {
@@ -266,9 +276,27 @@ pub(crate) fn apply_envelope(
             Err(reason) => return Ok(Err(reason)),
         },
     };
-    let Some(role) = team.device(&env.author).map(|d| d.role) else {
+    let Some(author) = team.device(&env.author) else {
         return Ok(Err(QuarantineReason::UnknownDevice));
     };
+    let role = author.role;
+    if author.revoked {
+        // A removed device's envelopes count only up to the log position its revocation recorded.
+        // A revocation from before positions were recorded keeps the device's old contacts and
+        // clients readable, but nothing that changes the team, erases or compacts.
+        let allowed = match team.revocation(&env.author) {
+            Some(r) => seq <= r.after_seq,
+            None => env.kind == EnvelopeKind::Change,
+        };
+        if !allowed {
+            return Ok(Err(QuarantineReason::RevokedAuthor));
+        }
+    }
+    if env.kind == EnvelopeKind::Snapshot && role != streetsync_wire::Role::Lead {
+        // A snapshot carries other members' changes, whose authorship only its maker vouches
+        // for; only leads, who already decide the roster, may vouch.
+        return Ok(Err(QuarantineReason::NotAllowed));
+    }
     match env.kind {
         EnvelopeKind::Change | EnvelopeKind::Snapshot => {
             let author = RemoteAuthor {
@@ -278,6 +306,9 @@ pub(crate) fn apply_envelope(
             };
             match apply_checked(w, env.doc, &plain, Some(&author), preloaded) {
                 Ok(applied) => {
+                    if env.kind == EnvelopeKind::Snapshot {
+                        w.confirm_covered(&env.doc, env.covers)?;
+                    }
                     changes.push(RecordChange {
                         id: env.doc,
                         kind: applied.kind,

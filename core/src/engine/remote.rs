@@ -60,6 +60,8 @@ pub enum QuarantineReason {
     TagFailed,
     /// The author's role does not allow the change.
     NotAllowed,
+    /// The author was removed from the team before it signed this.
+    RevokedAuthor,
     /// The changes depend on changes not received yet.
     MissingDependencies,
     /// The Automerge bytes or the record they make are malformed.
@@ -89,6 +91,7 @@ impl QuarantineReason {
             Self::NoKeyForEpoch => "no_key_for_epoch",
             Self::TagFailed => "tag_failed",
             Self::NotAllowed => "not_allowed",
+            Self::RevokedAuthor => "revoked_author",
             Self::MissingDependencies => "missing_dependencies",
             Self::MalformedDocument => "malformed_document",
             Self::NoTeam => "no_team",
@@ -106,6 +109,7 @@ impl QuarantineReason {
             "no_key_for_epoch" => Self::NoKeyForEpoch,
             "tag_failed" => Self::TagFailed,
             "not_allowed" => Self::NotAllowed,
+            "revoked_author" => Self::RevokedAuthor,
             "missing_dependencies" => Self::MissingDependencies,
             "malformed_document" => Self::MalformedDocument,
             "no_team" => Self::NoTeam,
@@ -179,6 +183,10 @@ pub(crate) fn check_foreign(
         }
         _ => None,
     };
+    let before_team = match &existing {
+        Some((RecordKind::Team, d)) => hydrate::<_, TeamDoc>(d).ok().and_then(|t| t.to_team().ok()),
+        _ => None,
+    };
     let known_kind = existing.as_ref().map(|(k, _)| *k);
     let mut merged = foreign::open_for_merge(id, existing.map(|(_, d)| d), bytes, preloaded)?;
     if let Some(a) = author
@@ -232,7 +240,11 @@ pub(crate) fn check_foreign(
         RecordKind::Team => {
             let d: TeamDoc = foreign::guard(id, || hydrate(&merged.doc))?
                 .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
-            Update::Team(Box::new(d.to_team()?))
+            let team = d.to_team()?;
+            if let Some(before) = &before_team {
+                team_change_allowed(before, &team, author)?;
+            }
+            Update::Team(Box::new(team))
         }
     };
     Ok(Checked {
@@ -241,6 +253,78 @@ pub(crate) fn check_foreign(
         deleted,
         update,
     })
+}
+
+/// The rules every change of the Team document must keep, whoever sent it and however the relay
+/// ordered it: the author is a lead active before the change; nothing is taken back (no device
+/// un-revoked or dropped from the roster, no key of a listed device replaced, no revocation or
+/// key commitment removed or altered); new key epochs continue the sequence by exactly one each,
+/// and new epochs and revocations are recorded by active leads.
+fn team_change_allowed(before: &Team, after: &Team, author: Option<&RemoteAuthor>) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::NotAllowed(format!(
+            "team document change refused: {why}"
+        )))
+    };
+    if let Some(a) = author
+        && !before.is_active_lead(&a.device)
+    {
+        return refuse("its author is not an active lead");
+    }
+    if after.id != before.id {
+        return refuse("it changes the team id");
+    }
+    for d in &before.roster {
+        match after.device(&d.device_id) {
+            None => return refuse("it drops a device from the roster"),
+            Some(n) if d.revoked && !n.revoked => return refuse("it un-revokes a device"),
+            Some(n) if n.sign_pk != d.sign_pk || n.kx_pk != d.kx_pk => {
+                return refuse("it replaces a device's keys");
+            }
+            Some(_) => {}
+        }
+    }
+    for r in &before.revocations {
+        if after.revocation(&r.device) != Some(r) {
+            return refuse("it alters a revocation");
+        }
+    }
+    for e in &before.epochs {
+        if after.epoch_commitment(e.epoch) != Some(e) {
+            return refuse("it alters a key commitment");
+        }
+    }
+    let mut newest = before.epochs.iter().map(|e| e.epoch).max();
+    let mut added: Vec<_> = after
+        .epochs
+        .iter()
+        .filter(|e| before.epoch_commitment(e.epoch).is_none())
+        .collect();
+    added.sort_by_key(|e| e.epoch);
+    for e in added {
+        // A team founded before commitments were recorded starts its record at any epoch.
+        let next = match newest {
+            Some(n) => n.checked_add(1),
+            None => Some(e.epoch),
+        };
+        if Some(e.epoch) != next {
+            return refuse("a key epoch does not follow the last one by one");
+        }
+        if !before.is_active_lead(&e.by) || author.is_some_and(|a| !a.snapshot && a.device != e.by)
+        {
+            return refuse("a key epoch is not started by its author, an active lead");
+        }
+        newest = Some(e.epoch);
+    }
+    for r in &after.revocations {
+        if before.revocation(&r.device).is_none()
+            && (!before.is_active_lead(&r.by)
+                || author.is_some_and(|a| !a.snapshot && a.device != r.by))
+        {
+            return refuse("a revocation is not recorded by its author, an active lead");
+        }
+    }
+    Ok(())
 }
 
 /// Merges remote changes into record `id` inside an open write transaction (the sync client

@@ -9,7 +9,8 @@ use crate::doc::team::TeamDoc;
 use crate::error::{Error, Result, ValidationError};
 use crate::kinds::RecordKind;
 use crate::model::team::{
-    Catalog, CatalogEntry, Partner, PartnerDraft, RosterDevice, Team, entries_from_names,
+    Catalog, CatalogEntry, EpochCommitment, Partner, PartnerDraft, Revocation, RosterDevice, Team,
+    entries_from_names,
 };
 
 use super::keys::TeamKey;
@@ -51,8 +52,10 @@ impl Engine {
                 v.to_vec()
             }
         };
+        let key = TeamKey::generate(1)?;
+        let id = TeamId::random();
         let team = Team {
-            id: TeamId::random(),
+            id,
             name: setup.team_name.trim().to_owned(),
             roster: vec![RosterDevice {
                 device_id: self.device_id(),
@@ -69,8 +72,13 @@ impl Engine {
                 crate::model::team::DEFAULT_MATERIALS,
             )),
             partners: Vec::new(),
+            epochs: vec![EpochCommitment {
+                epoch: key.epoch,
+                commitment: key.commitment(&id),
+                by: self.device_id(),
+            }],
+            revocations: Vec::new(),
         };
-        let key = TeamKey::generate(1)?;
         self.store
             .write(|w| {
                 if w.meta(META_TEAM_ID)?.is_some() {
@@ -128,7 +136,16 @@ impl Engine {
     }
 
     /// Marks a device revoked on the roster (leads only).
-    pub(crate) fn revoke_roster_device(&self, device: DeviceId) -> Result<()> {
+    /// In one signed change of the Team document: the device is marked revoked, the log position
+    /// after which its envelopes are refused is recorded, and the commitment to the next epoch's
+    /// key (`next`, kept aside until this change has reached the relay) is added.
+    pub(crate) fn revoke_roster_device(
+        &self,
+        device: DeviceId,
+        after_seq: u64,
+        next: &TeamKey,
+    ) -> Result<()> {
+        let me = self.device_id();
         self.change_team("remove devices", |team| {
             let d = team
                 .roster
@@ -136,6 +153,20 @@ impl Engine {
                 .find(|d| d.device_id == device)
                 .ok_or_else(|| ValidationError::new("device", "not on the roster"))?;
             d.revoked = true;
+            if team.revocation(&device).is_none() {
+                team.revocations.push(Revocation {
+                    device,
+                    after_seq,
+                    by: me,
+                });
+            }
+            if team.epoch_commitment(next.epoch).is_none() {
+                team.epochs.push(EpochCommitment {
+                    epoch: next.epoch,
+                    commitment: next.commitment(&team.id),
+                    by: me,
+                });
+            }
             Ok(())
         })
     }
@@ -194,11 +225,18 @@ impl Engine {
         member: &str,
     ) -> Result<()> {
         check_len("member", member, 200)?;
+        if keys.id != DeviceId::from_public_key(&keys.sign_pk) {
+            return Err(Error::Protocol(
+                "the device id does not belong to its signing key".into(),
+            ));
+        }
         self.change_team("add devices", |team| {
-            if let Some(d) = team.roster.iter_mut().find(|d| d.device_id == keys.id) {
-                d.member = member.trim().to_owned();
-                d.role = keys.role;
-                return Ok(());
+            // An invite adds a new device; it never changes an entry already on the roster.
+            if team.device(&keys.id).is_some() {
+                return Err(Error::NotAllowed(format!(
+                    "device {} is already on the roster; an invite cannot change it",
+                    keys.id
+                )));
             }
             team.roster.push(RosterDevice {
                 device_id: keys.id,

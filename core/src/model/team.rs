@@ -101,9 +101,59 @@ pub struct Team {
     pub materials: Vec<CatalogEntry>,
     /// Partner organisations.
     pub partners: Vec<Partner>,
+    /// Every team-key epoch a lead started, with a commitment to its key: a device accepts a key
+    /// only if it matches the commitment a verified lead recorded here, so neither the relay nor
+    /// anyone else can hand out a key of their own. Empty for teams founded before this existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochCommitment>,
+    /// Every revocation, with the point in the team's log after which the device's envelopes are
+    /// refused by every device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocations: Vec<Revocation>,
+}
+
+/// A lead's record that a team-key epoch exists, and which key it is (a SHA-256 commitment, not
+/// the key: the Team document travels sealed, but a commitment reveals nothing even then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochCommitment {
+    /// The epoch, counting up by one from 1.
+    pub epoch: u32,
+    /// `SHA-256("streetsync-epoch-v1" || team id || epoch || key)`.
+    pub commitment: [u8; 32],
+    /// The lead device that started the epoch.
+    pub by: DeviceId,
+}
+
+/// A lead's record that a device was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The removed device.
+    pub device: DeviceId,
+    /// The relay sequence number the lead had pulled up to when it removed the device: envelopes
+    /// the device signed that sit later in the log are refused.
+    pub after_seq: u64,
+    /// The lead device that removed it.
+    pub by: DeviceId,
 }
 
 impl Team {
+    /// The commitment a lead recorded for `epoch`, if any.
+    pub fn epoch_commitment(&self, epoch: u32) -> Option<&EpochCommitment> {
+        self.epochs.iter().find(|e| e.epoch == epoch)
+    }
+
+    /// The revocation of `device`, if it was removed.
+    pub fn revocation(&self, device: &DeviceId) -> Option<&Revocation> {
+        self.revocations.iter().find(|r| &r.device == device)
+    }
+
+    /// Whether `device` is on the roster as a lead and not removed: the only devices whose word
+    /// changes the roster, keys or reviews.
+    pub fn is_active_lead(&self, device: &DeviceId) -> bool {
+        self.device(device)
+            .is_some_and(|d| d.role == Role::Lead && !d.revoked)
+    }
+
     /// The entries of one catalog.
     pub fn catalog(&self, catalog: Catalog) -> &[CatalogEntry] {
         match catalog {

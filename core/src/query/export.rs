@@ -177,6 +177,8 @@ mod tests {
             topics: vec![],
             materials: vec![],
             partners: vec![],
+            epochs: vec![],
+            revocations: vec![],
         }
     }
 

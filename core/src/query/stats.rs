@@ -503,6 +503,8 @@ mod tests {
                 name: "Jobcenter".into(),
                 ..Default::default()
             }],
+            epochs: vec![],
+            revocations: vec![],
         }
     }
 

@@ -134,4 +134,16 @@ impl Writer<'_> {
     pub(crate) fn set_team(&mut self, team: Team) {
         self.updates.push(CacheUpdate::Team(Box::new(team)));
     }
+
+    /// The team as this transaction leaves it: the last [`Writer::set_team`], else the cache's.
+    pub(crate) fn pending_team(&self) -> Option<&Team> {
+        self.updates
+            .iter()
+            .rev()
+            .find_map(|u| match u {
+                CacheUpdate::Team(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .or(self.cache.team.as_deref())
+    }
 }

@@ -28,12 +28,22 @@ pub struct OutboxEntry {
 }
 
 reads! {
-    /// Up to `limit` outbox entries, oldest first.
+    /// Up to `limit` outbox entries not pushed yet, oldest first.
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT seq, envelope_id, doc_id, kind, body, tombstone FROM outbox ORDER BY seq LIMIT ?1",
-        )?;
-        let mut rows = stmt.query([limit as i64])?;
+        self.outbox_where("acked_seq IS NULL", limit)
+    }
+
+    /// Pushed entries whose echo has not come back from the relay's log yet.
+    pub(crate) fn awaiting_echo(&self) -> Result<Vec<OutboxEntry>> {
+        self.outbox_where("acked_seq IS NOT NULL", usize::MAX >> 1)
+    }
+
+    fn outbox_where(&self, condition: &str, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT seq, envelope_id, doc_id, kind, body, tombstone FROM outbox
+             WHERE {condition} ORDER BY seq LIMIT ?1"
+        ))?;
+        let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let env: Vec<u8> = r.get(1)?;
@@ -69,10 +79,11 @@ reads! {
 
     /// How many local changes wait to be pushed.
     pub(crate) fn outbox_len(&self) -> Result<u64> {
-        Ok(self
-            .conn()
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM outbox WHERE acked_seq IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 }
 
@@ -126,14 +137,52 @@ impl Writer<'_> {
         Ok(envelope_id)
     }
 
-    /// Removes acknowledged outbox entries.
-    pub(crate) fn ack_outbox(&mut self, seqs: &[i64]) -> Result<()> {
+    /// Marks outbox entries as acknowledged by the relay at the given log positions
+    /// `(local seq, relay seq)`. They stay until their echo comes back ([`Writer::confirm_echo`]).
+    pub(crate) fn ack_outbox(&mut self, acked: &[(i64, u64)]) -> Result<()> {
         let mut stmt = self
             .tx
-            .prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-        for s in seqs {
-            stmt.execute([s])?;
+            .prepare_cached("UPDATE outbox SET acked_seq = ?2 WHERE seq = ?1")?;
+        for (seq, at) in acked {
+            stmt.execute(params![seq, i64::try_from(*at).unwrap_or(i64::MAX)])?;
         }
         Ok(())
+    }
+
+    /// This device's envelope came back from the relay's log: it is really there.
+    pub(crate) fn confirm_echo(&mut self, envelope: &EnvelopeId) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM outbox WHERE envelope_id = ?1 AND acked_seq IS NOT NULL")?
+            .execute([envelope.as_bytes().as_slice()])?;
+        Ok(())
+    }
+
+    /// A snapshot of `doc` that this device applied covers the log up to `covers`: the pushed
+    /// changes of `doc` acknowledged up to there are in it, whether or not their own envelopes
+    /// still come back.
+    pub(crate) fn confirm_covered(&mut self, doc: &RecordId, covers: u64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "DELETE FROM outbox WHERE doc_id = ?1 AND acked_seq IS NOT NULL AND acked_seq <= ?2",
+            )?
+            .execute(params![
+                doc.as_bytes().as_slice(),
+                i64::try_from(covers).unwrap_or(i64::MAX)
+            ])?;
+        Ok(())
+    }
+
+    /// Puts every pushed entry whose echo never came back into the outbox again, under a fresh
+    /// envelope id (a relay that answered "duplicate" for the old id gets a new one). Returns how
+    /// many.
+    pub(crate) fn requeue_unechoed(&mut self) -> Result<u64> {
+        let lost = self.awaiting_echo()?;
+        for e in &lost {
+            self.queue(&e.doc_id, e.kind, &e.changes, e.tombstone)?;
+            self.tx
+                .prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([e.seq])?;
+        }
+        Ok(lost.len() as u64)
     }
 }

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_sync.sql"),
     include_str!("../../migrations/0003_membership.sql"),
+    include_str!("../../migrations/0004_sent_awaiting_echo.sql"),
 ];
 
 /// The schema version this build writes.

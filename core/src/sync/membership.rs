@@ -14,10 +14,10 @@
 use reqwest::Method;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
-use streetsync_wire::{DeviceId, DeviceKeys, InviteId, Role, TeamId};
+use streetsync_wire::{DeviceId, DeviceKeys, ErrorCode, InviteId, Role, TeamId};
 use zeroize::Zeroizing;
 
-use super::{SyncClient, SyncReport, team_path};
+use super::{SecurityAlert, SyncClient, SyncReport, team_path};
 use crate::crypto::{TeamKey, hkdf, random_bytes, sha256};
 use crate::engine::keys::JoinBundle;
 use crate::error::{Error, Result, ValidationError};
@@ -65,13 +65,79 @@ pub struct Invite {
     pub expires_at_ms: i64,
 }
 
-/// A lead's record of an invite not yet completed.
-#[derive(Serialize, Deserialize)]
+/// A lead's record of an invite not yet completed, sealed in its store.
+#[derive(Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
 struct PendingInvite {
+    #[zeroize(skip)]
+    id: InviteId,
+    #[zeroize(skip)]
+    member: String,
+    #[zeroize(skip)]
+    role: Role,
+    #[zeroize(skip)]
+    expires_ms: i64,
+    /// The key the joiner's confirmation is checked with (see `InviteSecret::confirm_key`).
+    confirm_key: [u8; 32],
+}
+
+/// A pending invite as stores before the confirmation existed kept it. Such an invite cannot be
+/// confirmed, so its redemption is refused (the lead makes a new one).
+#[derive(Deserialize)]
+struct LegacyPendingInvite {
     id: InviteId,
     member: String,
     role: Role,
     expires_ms: i64,
+}
+
+impl PendingInvite {
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if let Ok(p) = postcard::from_bytes::<PendingInvite>(bytes) {
+            return Ok(p);
+        }
+        let old: LegacyPendingInvite = postcard::from_bytes(bytes).map_err(|_| Error::Corrupt {
+            what: "pending invite".into(),
+        })?;
+        Ok(PendingInvite {
+            id: old.id,
+            member: old.member,
+            role: old.role,
+            expires_ms: old.expires_ms,
+            // No key: no confirmation can match an all-zero key's HMAC by chance, and
+            // `confirmed` refuses it outright.
+            confirm_key: [0; 32],
+        })
+    }
+
+    /// Whether `confirm` proves that `device` holds this invite's secret.
+    fn confirmed(&self, device: &DeviceKeys, confirm: Option<&[u8; 32]>) -> bool {
+        let Some(confirm) = confirm else {
+            return false;
+        };
+        if self.confirm_key == [0; 32] {
+            return false;
+        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.confirm_key);
+        ring::hmac::verify(
+            &key,
+            &streetsync_wire::RedeemInvite::confirm_input(&self.id, device),
+            confirm,
+        )
+        .is_ok()
+    }
+}
+
+/// An open invite as a lead lists it (the code itself is not kept: it was handed over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenInvite {
+    /// The invite's address on the relay.
+    pub id: InviteId,
+    /// The member's display name.
+    pub member: String,
+    /// The role the new device gets.
+    pub role: Role,
+    /// Unix milliseconds after which the code is refused.
+    pub expires_at_ms: i64,
 }
 
 /// The secret of an invite and everything derived from it.
@@ -143,6 +209,16 @@ impl InviteSecret {
         hkdf(self.0.as_slice(), b"streetsync/invite/auth")
     }
 
+    /// The key of the joiner's confirmation to the lead. Derived from the secret like the others,
+    /// but never sent anywhere: only the lead (who made the secret) and the joiner (who typed it)
+    /// hold it, so the relay cannot confirm a device of its own.
+    fn confirm_key(&self) -> Result<Zeroizing<[u8; 32]>> {
+        Ok(Zeroizing::new(hkdf(
+            self.0.as_slice(),
+            b"streetsync/invite/confirm",
+        )?))
+    }
+
     fn seal_key(&self) -> Result<LessSafeKey> {
         let k = Zeroizing::new(hkdf(self.0.as_slice(), b"streetsync/invite/seal")?);
         Ok(LessSafeKey::new(
@@ -187,9 +263,9 @@ impl InviteSecret {
     }
 }
 
-fn relay_code(e: &Error) -> Option<&str> {
+fn relay_code(e: &Error) -> Option<&ErrorCode> {
     match e {
-        Error::Relay { code, .. } => Some(code.as_str()),
+        Error::Relay { code, .. } => Some(code),
         _ => None,
     }
 }
@@ -205,7 +281,7 @@ pub(crate) fn fuzz_decode_bundle(data: &[u8]) -> bool {
 }
 
 impl SyncClient {
-    fn require_lead(&self, what: &str) -> Result<()> {
+    pub(crate) fn require_lead(&self, what: &str) -> Result<()> {
         match self.engine.my_role()? {
             Role::Lead => Ok(()),
             Role::Worker => Err(Error::NotAllowed(format!("only a team lead can {what}"))),
@@ -264,6 +340,7 @@ impl SyncClient {
             member: member.to_owned(),
             role,
             expires_ms,
+            confirm_key: *secret.confirm_key()?,
         };
         let bytes =
             postcard::to_stdvec(&pending).map_err(|_| Error::Internal("invite encoding"))?;
@@ -294,7 +371,18 @@ impl SyncClient {
         );
         let mut proof = [0u8; 32];
         proof.copy_from_slice(tag.as_ref());
-        let body = streetsync_wire::RedeemInvite { device, proof };
+        let confirm_key = secret.confirm_key()?;
+        let confirm_tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, confirm_key.as_slice()),
+            &streetsync_wire::RedeemInvite::confirm_input(&id, &device),
+        );
+        let mut confirm = [0u8; 32];
+        confirm.copy_from_slice(confirm_tag.as_ref());
+        let body = streetsync_wire::RedeemInvite {
+            device,
+            proof,
+            confirm,
+        };
         let resp: streetsync_wire::RedeemResponse = self
             .relay
             .call(
@@ -305,15 +393,15 @@ impl SyncClient {
             )
             .await
             .map_err(|e| match relay_code(&e) {
-                Some("not_found") => ValidationError::new(
+                Some(ErrorCode::NotFound) => ValidationError::new(
                     "invite_code",
                     "no such invite on this relay; check the code and the relay address",
                 )
                 .into(),
-                Some("invite_used") => Error::NotAllowed(
+                Some(ErrorCode::InviteUsed) => Error::NotAllowed(
                     "this invite code was used already; ask your team lead for a new one".into(),
                 ),
-                Some("invite_expired") => Error::NotAllowed(
+                Some(ErrorCode::InviteExpired) => Error::NotAllowed(
                     "this invite code has expired; ask your team lead for a new one".into(),
                 ),
                 _ => e,
@@ -333,19 +421,74 @@ impl SyncClient {
         self.sync_once(None).await
     }
 
-    /// A lead's device puts devices that redeemed its invites on the roster, and forgets expired
-    /// invites. Runs as part of every sync of a lead.
-    pub(crate) async fn complete_invites(&self, team: TeamId) -> Result<u64> {
-        let pending: Vec<PendingInvite> = self.engine.store.read(|r| {
+    fn pending_invites(&self) -> Result<Vec<PendingInvite>> {
+        self.engine.store.read(|r| {
             r.secrets_with_prefix("invite/")?
                 .into_iter()
-                .map(|(_, b)| {
-                    postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
-                        what: "pending invite".into(),
-                    })
-                })
+                .map(|(_, b)| PendingInvite::decode(&b))
                 .collect()
-        })?;
+        })
+    }
+
+    /// This lead's open invites, oldest first: what was handed out and is not yet used. Read from
+    /// this device's own store, not from the relay.
+    pub fn invites(&self) -> Result<Vec<OpenInvite>> {
+        let mut v: Vec<OpenInvite> = self
+            .pending_invites()?
+            .iter()
+            .map(|p| OpenInvite {
+                id: p.id,
+                member: p.member.clone(),
+                role: p.role,
+                expires_at_ms: p.expires_ms,
+            })
+            .collect();
+        v.sort_by_key(|i| i.expires_at_ms);
+        Ok(v)
+    }
+
+    /// Cancels an open invite (leads only): this device forgets it, so nothing redeemed with it
+    /// is ever put on the roster, and the relay is asked to delete it. Works even if the relay
+    /// ignores the request, because enrolment happens only here.
+    pub async fn cancel_invite(&self, id: InviteId) -> Result<()> {
+        self.require_lead("cancel invites")?;
+        if !self.pending_invites()?.iter().any(|p| p.id == id) {
+            return Err(ValidationError::new("invite", format!("no open invite {id}")).into());
+        }
+        self.engine
+            .store
+            .write(|w| w.delete_secret(&format!("invite/{id}")))?;
+        let team = self.engine.team()?;
+        match self
+            .relay
+            .call::<(), streetsync_wire::Empty>(
+                self.engine.identity(),
+                Method::DELETE,
+                &team_path(team.id, &format!("/invites/{id}")),
+                None,
+            )
+            .await
+        {
+            Ok(_)
+            | Err(Error::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A lead's device puts devices that redeemed its invites on the roster, and forgets expired
+    /// invites. Runs as part of every sync of a lead. The relay's invite list only says who
+    /// claims to have redeemed: a device is enrolled only if its confirmation verifies under the
+    /// invite's confirmation key, which the relay never held, and only if it is not on the roster
+    /// already. Everything else is refused and reported.
+    pub(crate) async fn complete_invites(
+        &self,
+        team: TeamId,
+        alerts: &mut Vec<SecurityAlert>,
+    ) -> Result<u64> {
+        let pending = self.pending_invites()?;
         if pending.is_empty() || self.engine.my_role().ok() != Some(Role::Lead) {
             return Ok(0);
         }
@@ -362,14 +505,27 @@ impl SyncClient {
         let now = self.relay.now_ms();
         for p in pending {
             let info = list.invites.iter().find(|i| i.id == p.id);
-            match info.and_then(|i| i.redeemed_by.clone()) {
-                Some(keys) => {
+            match info.and_then(|i| i.redeemed_by.clone().map(|k| (k, i.confirm))) {
+                Some((keys, confirm)) => {
                     let keys = DeviceKeys {
                         role: p.role,
                         ..keys
                     };
-                    self.engine.add_roster_device(&keys, &p.member)?;
-                    added += 1;
+                    let on_roster = self.engine.team()?.device(&keys.id).is_some();
+                    if on_roster {
+                        alerts.push(SecurityAlert::InviteForExistingDevice {
+                            invite: p.id,
+                            device: keys.id,
+                        });
+                    } else if !p.confirmed(&keys, confirm.as_ref()) {
+                        alerts.push(SecurityAlert::ForgedEnrolment {
+                            invite: p.id,
+                            device: keys.id,
+                        });
+                    } else {
+                        self.engine.add_roster_device(&keys, &p.member)?;
+                        added += 1;
+                    }
                 }
                 None if p.expires_ms > now && info.is_some() => continue,
                 None => {}
@@ -381,9 +537,16 @@ impl SyncClient {
         Ok(added)
     }
 
-    /// Fetches bundles addressed to this device: key grants from a lead are verified against the
-    /// roster and their keys kept; every processed bundle is deleted from the relay.
-    pub(crate) async fn receive_bundles(&self, team: TeamId) -> Result<u64> {
+    /// Fetches bundles addressed to this device. A key grant counts only if it is signed by a
+    /// lead that is active on this device's roster; its keys are then taken one epoch at a time
+    /// against the Team document's commitments ([`Engine::accept_keys`]). A grant whose next
+    /// epoch is not committed yet is kept (sealed) and tried again after the pull. Every bundle
+    /// is deleted from the relay once it is stored or refused here.
+    pub(crate) async fn receive_bundles(
+        &self,
+        team: TeamId,
+        alerts: &mut Vec<SecurityAlert>,
+    ) -> Result<u64> {
         let list: streetsync_wire::BundleList = self
             .relay
             .call::<(), _>(
@@ -393,16 +556,24 @@ impl SyncClient {
                 None,
             )
             .await?;
-        let mut received = 0;
         for b in list.bundles {
-            let accepted = match self.engine.identity().open_bundle(&b.blob) {
-                Ok(plain) => match postcard::from_bytes::<BundleMessage>(&plain) {
-                    Ok(BundleMessage::Keys(grant)) => self.accept_grant(&grant)?,
-                    Err(_) => false,
-                },
-                Err(_) => false,
-            };
-            received += u64::from(accepted);
+            let opened = self
+                .engine
+                .identity()
+                .open_bundle(&b.blob)
+                .ok()
+                .and_then(|plain| postcard::from_bytes::<BundleMessage>(&plain).ok());
+            match opened {
+                Some(BundleMessage::Keys(grant)) if self.grant_signed(&grant)? => {
+                    let bytes = Zeroizing::new(
+                        postcard::to_stdvec(&grant).map_err(|_| Error::Internal("key encoding"))?,
+                    );
+                    self.engine
+                        .store
+                        .write(|w| w.put_secret(&format!("grant/{:020}", b.id), &bytes))?;
+                }
+                _ => alerts.push(SecurityAlert::ForgedGrant { from: b.from }),
+            }
             let _: streetsync_wire::Empty = self
                 .relay
                 .call::<(), _>(
@@ -413,32 +584,52 @@ impl SyncClient {
                 )
                 .await?;
         }
-        Ok(received)
+        self.take_grants()
     }
 
-    fn accept_grant(&self, grant: &KeyGrant) -> Result<bool> {
+    /// Takes what it can from the grants kept here; forgets a grant once it has nothing more to
+    /// give. Returns how many keys were taken.
+    pub(crate) fn take_grants(&self) -> Result<u64> {
+        let kept = self
+            .engine
+            .store
+            .read(|r| r.secrets_with_prefix("grant/"))?;
+        let mut taken = 0;
+        for (name, bytes) in kept {
+            let Ok(grant) = postcard::from_bytes::<KeyGrant>(&bytes) else {
+                self.engine.store.write(|w| w.delete_secret(&name))?;
+                continue;
+            };
+            taken += u64::from(self.engine.accept_keys(&grant.keys)?);
+            let newest = self.engine.key_epochs()?.into_iter().max().unwrap_or(0);
+            if grant.keys.iter().all(|k| k.epoch <= newest) {
+                self.engine.store.write(|w| w.delete_secret(&name))?;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Whether a grant is for this team and signed by a lead active on this device's roster.
+    fn grant_signed(&self, grant: &KeyGrant) -> Result<bool> {
         let team = self.engine.team()?;
-        if grant.team != team.id {
+        if grant.team != team.id || !team.is_active_lead(&grant.signer) {
             return Ok(false);
         }
         let Some(signer) = team.device(&grant.signer) else {
             return Ok(false);
         };
-        if signer.role != Role::Lead || signer.revoked {
-            return Ok(false);
-        }
         let msg = grant_signed_bytes(&grant.team, &grant.keys)?;
         let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, signer.sign_pk);
-        if pk.verify(&msg, &grant.sig).is_err() {
-            return Ok(false);
-        }
-        self.engine.add_team_keys(&grant.keys)?;
-        Ok(true)
+        Ok(pk.verify(&msg, &grant.sig).is_ok())
     }
 
     /// Removes a device from the team (a lost phone, or a member who left; leads only). The relay
-    /// refuses it from the next request on; a new epoch key goes to every remaining device, so the
-    /// removed one cannot read anything written afterwards.
+    /// refuses it from the next request on. One signed change of the Team document marks it
+    /// revoked, records the log position after which every device refuses its envelopes, and
+    /// commits to a fresh epoch key; once that change has reached the relay (under the old key,
+    /// which every remaining device holds), this device seals under the new key and grants it to
+    /// every remaining device, so the removed one cannot read anything written afterwards. Offline,
+    /// the rest happens at the next sync.
     pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
         self.require_lead("remove devices")?;
         let team = self.engine.team()?;
@@ -452,7 +643,8 @@ impl SyncClient {
                 ValidationError::new("device", format!("{device} is not on the roster")).into(),
             );
         }
-        self.ensure_registered(&team).await?;
+        // Everything the device wrote up to now is pulled first: the recorded position keeps it.
+        self.sync_once(None).await?;
         match self
             .relay
             .call::<(), streetsync_wire::Empty>(
@@ -463,15 +655,33 @@ impl SyncClient {
             )
             .await
         {
-            Ok(_) => {}
-            Err(e) if relay_code(&e) == Some("not_found") => {}
+            Ok(_)
+            | Err(Error::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            }) => {}
             Err(e) => return Err(e),
         }
-        self.engine.revoke_roster_device(device)?;
-        // A new epoch: from now on this device seals with a key the removed device never gets.
-        let keys = self.engine.rotate_team_key()?;
-        let team = self.engine.team()?;
-        let msg = grant_signed_bytes(&team.id, &keys)?;
+        let after_seq = self.cursor()?;
+        let next = self.engine.start_rotation()?;
+        self.engine.revoke_roster_device(device, after_seq, &next)?;
+        self.sync_once(None).await?;
+        Ok(())
+    }
+
+    /// Finishes a key rotation this lead started: once the Team document change committing to the
+    /// new key is on the relay, seals under it and grants it to every remaining device. Runs in
+    /// every sync after the push; safe to repeat (devices ignore keys they hold).
+    pub(crate) async fn finish_rotation(&self, team: TeamId) -> Result<()> {
+        let Some(rotation) = self.engine.finish_rotation()? else {
+            return Ok(());
+        };
+        if !rotation.active {
+            return Ok(());
+        }
+        let keys = self.engine.team_keys()?;
+        let roster = self.engine.team()?;
+        let msg = grant_signed_bytes(&team, &keys)?;
         let sig = self
             .engine
             .identity()
@@ -479,13 +689,13 @@ impl SyncClient {
             .sign(&msg)
             .as_ref()
             .to_vec();
-        for d in team
+        for d in roster
             .roster
             .iter()
             .filter(|d| !d.revoked && d.device_id != self.engine.device_id())
         {
             let grant = BundleMessage::Keys(KeyGrant {
-                team: team.id,
+                team,
                 keys: keys.clone(),
                 signer: self.engine.device_id(),
                 sig: sig.clone(),
@@ -499,7 +709,7 @@ impl SyncClient {
                 .call(
                     self.engine.identity(),
                     Method::POST,
-                    &team_path(team.id, "/bundles"),
+                    &team_path(team, "/bundles"),
                     Some(&streetsync_wire::PostBundle {
                         to: d.device_id,
                         blob,
@@ -507,8 +717,7 @@ impl SyncClient {
                 )
                 .await?;
         }
-        self.sync_once(None).await?;
-        Ok(())
+        self.engine.rotation_done()
     }
 }
 

@@ -16,12 +16,13 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use streetsync_wire::{
-    Envelope, EnvelopeId, EnvelopeKind, PullResponse, PushRequest, PushResponse, RecordId, TeamId,
+    DeviceId, Envelope, EnvelopeId, EnvelopeKind, InviteId, PullResponse, PushRequest,
+    PushResponse, RecordId, TeamId,
 };
 use zeroize::Zeroizing;
 
 pub use live::{LiveHandle, SyncListener, SyncStatus};
-pub use membership::{Invite, MAX_INVITE_TTL_SECS};
+pub use membership::{Invite, MAX_INVITE_TTL_SECS, OpenInvite};
 
 use crate::engine::Engine;
 use crate::engine::page::{PageOutcome, SYNC_CURSOR, apply_envelope, apply_page};
@@ -81,9 +82,54 @@ pub struct SyncReport {
     pub devices_enrolled: u64,
     /// Records erased by a lead and deleted here.
     pub erased: u64,
-    /// The relay's log was behind this device's cursor (restored from a backup): the device
-    /// pulled everything again and re-uploaded snapshots of every record, so nothing is lost.
+    /// The relay's log was behind this device's cursor (restored from a backup, or rolled back):
+    /// the device pulled everything again, and re-sent what the log lost (a lead uploads
+    /// snapshots of every record, a worker its own changes), so nothing is lost.
     pub relay_restored: bool,
+    /// What the relay, or a member through it, tried that the protocol does not allow: each was
+    /// refused, and is listed here so the app can tell the user (and the lead the operator).
+    pub alerts: Vec<SecurityAlert>,
+}
+
+/// Something refused because the relay, or a member through it, broke the protocol. The data it
+/// concerns is safe (nothing was taken on the relay's word); the alert says what was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "alert")]
+pub enum SecurityAlert {
+    /// An invite was redeemed by a device that cannot prove it holds the invite code (what a relay
+    /// operator enrolling its own device looks like): it was not put on the roster, and the
+    /// invite is gone. Make a new invite for the member.
+    ForgedEnrolment {
+        /// The invite.
+        invite: InviteId,
+        /// The device that claimed it.
+        device: DeviceId,
+    },
+    /// An invite was redeemed by a device already on the roster: its entry was left as it is.
+    InviteForExistingDevice {
+        /// The invite.
+        invite: InviteId,
+        /// The device named.
+        device: DeviceId,
+    },
+    /// A key bundle that is not a grant signed by an active lead of this team was refused.
+    ForgedGrant {
+        /// The device the relay says sent it.
+        from: DeviceId,
+    },
+    /// Changes the relay acknowledged never showed up in its log (dropped, or answered as
+    /// "duplicate" without being stored): they were queued again and will be sent again.
+    DroppedChanges {
+        /// How many outbox entries were queued again.
+        count: u64,
+    },
+    /// The relay's log went back behind what this device had already pulled.
+    LogRolledBack {
+        /// This device's cursor before.
+        cursor: u64,
+        /// The relay's head.
+        head: u64,
+    },
 }
 
 /// Tunables of the sync client.
@@ -145,6 +191,11 @@ impl SyncClient {
             options,
             running: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// How far this device has pulled the relay's log.
+    pub(crate) fn cursor(&self) -> Result<u64> {
+        Ok(self.engine.store.read(|r| r.sync_value(SYNC_CURSOR))? as u64)
     }
 
     /// The workspace this client syncs.
@@ -212,23 +263,45 @@ impl SyncClient {
         let _guard = self.running.lock().await;
         let team = self.engine.team()?;
         self.ensure_registered(&team).await?;
+        let mut alerts = Vec::new();
         // New epoch keys first, so this sync already seals with the newest key.
-        let keys_received = self.receive_bundles(team.id).await?;
-        let devices_enrolled = self.complete_invites(team.id).await?;
+        let keys_received = self.receive_bundles(team.id, &mut alerts).await?;
+        let devices_enrolled = self.complete_invites(team.id, &mut alerts).await?;
         let mut report = SyncReport {
             keys_received,
             devices_enrolled,
             pushed: self.push(team.id, listener).await?,
             ..SyncReport::default()
         };
+        // The change committing to a new key is on the relay now: seal under it, grant it.
+        self.finish_rotation(team.id).await?;
         self.pull(team.id, listener, &mut report).await?;
+        // Pulled to the head: every change the relay acknowledged must have come back by now.
+        let lost = self.engine.store.write(|w| w.requeue_unechoed())?;
+        if lost > 0 {
+            alerts.push(SecurityAlert::DroppedChanges { count: lost });
+        }
+        // Grants whose epoch the Team document committed to only in this pull.
+        report.keys_received += self.take_grants()?;
         report.recovered = self.retry_quarantine().await?;
-        report.snapshots = if report.relay_restored {
-            let all = self.engine.store.read(|r| r.due_for_snapshot(i64::MIN))?;
-            self.upload_snapshots(team.id, all, listener).await?
-        } else {
-            self.compact_due(team.id, listener).await?
+        let lead = self.engine.my_role().ok() == Some(streetsync_wire::Role::Lead);
+        report.snapshots = match (report.relay_restored, lead) {
+            (true, true) => {
+                let all = self.engine.store.read(|r| r.due_for_snapshot(i64::MIN))?;
+                self.upload_snapshots(team.id, all, listener).await?
+            }
+            (true, false) => {
+                // Only leads' snapshots are accepted: a worker sends its own changes again.
+                self.engine.requeue_own_changes()?;
+                0
+            }
+            (false, true) => self.compact_due(team.id, listener).await?,
+            (false, false) => 0,
         };
+        if lost > 0 || report.relay_restored {
+            report.pushed += self.push(team.id, listener).await?;
+        }
+        report.alerts.extend(alerts);
         report.cursor = self.engine.store.read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         Ok(report)
     }
@@ -283,13 +356,18 @@ impl SyncClient {
                     Some(&PushRequest { envelopes }),
                 )
                 .await?;
-            // Only what the relay acknowledged by id leaves the outbox; an answer that does not
-            // match the batch is a protocol error and nothing is dropped.
-            let acked: Vec<i64> = seqs
+            // Only what the relay acknowledged by id is marked sent, with the position it names;
+            // it leaves the outbox only when it comes back from the log. An answer that does not
+            // match the batch is a protocol error and nothing is marked.
+            let acked: Vec<(i64, u64)> = seqs
                 .iter()
                 .zip(&sent)
-                .filter(|(_, id)| resp.results.iter().any(|r| &r.id == *id && r.seq > 0))
-                .map(|((s, _), _)| *s)
+                .filter_map(|((s, _), id)| {
+                    resp.results
+                        .iter()
+                        .find(|r| &r.id == id && r.seq > 0)
+                        .map(|r| (*s, r.seq))
+                })
                 .collect();
             if acked.len() != sent.len() {
                 return Err(Error::Protocol(format!(
@@ -328,6 +406,10 @@ impl SyncClient {
             if page.head < cursor {
                 // The relay lost entries this device already has (restored from a backup).
                 report.relay_restored = true;
+                report.alerts.push(SecurityAlert::LogRolledBack {
+                    cursor,
+                    head: page.head,
+                });
                 cursor = 0;
                 self.engine
                     .store
@@ -412,7 +494,7 @@ impl SyncClient {
                         let Ok(env) = serde_json::from_slice::<Envelope>(&raw) else {
                             continue;
                         };
-                        match apply_envelope(w, me, &env, &keys, None, &mut changes)? {
+                        match apply_envelope(w, me, seq, &env, &keys, None, &mut changes)? {
                             Ok(_) => {
                                 w.unquarantine(seq)?;
                                 n += 1;
@@ -461,8 +543,10 @@ impl SyncClient {
         self.upload_snapshots(team, due, listener).await
     }
 
-    /// Uploads a snapshot of every record (used before inviting many devices, and by benchmarks).
+    /// Uploads a snapshot of every record (used before inviting many devices, and by benchmarks;
+    /// leads only, since only leads' snapshots are accepted).
     pub async fn compact_all(&self) -> Result<u64> {
+        self.require_lead("upload snapshots")?;
         let _guard = self.running.lock().await;
         let team = self.engine.team()?;
         let all = self.engine.store.read(|r| r.due_for_snapshot(i64::MIN))?;

@@ -6,7 +6,7 @@
 //! `core/src/sync/membership.rs`, `core/src/sync/mod.rs` and `core/src/crypto.rs`. Each mirror is
 //! tied to the real type where the core lets us: team keys are made by core's own `TeamKey` and
 //! read back, and every bundle message is checked with core's own decoder
-//! (`fuzzing::decode_bundle_message`), so a drift in the core fails here loudly instead of making
+//! (`testing::decode_bundle_message`), so a drift in the core fails here loudly instead of making
 //! an attack silently harmless.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use streetsync_core::crypto::TeamKey;
+use streetsync_core::TeamKey;
 use streetsync_core::{DeviceId, DeviceIdentity, RecordId, Role, TeamId, Workspace};
 use streetsync_wire::{DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind};
 
@@ -126,7 +126,7 @@ pub fn grant_message(team: TeamId, keys: &[RawKey], signer: &DeviceIdentity) -> 
     }))
     .unwrap();
     assert!(
-        streetsync_core::fuzzing::decode_bundle_message(&msg),
+        streetsync_core::testing::decode_bundle_message(&msg),
         "the mirrored BundleMessage no longer decodes as core's"
     );
     msg
