@@ -416,7 +416,7 @@ impl Engine {
         let me = self.device_id();
         self.store.write(|w| {
             let mut n = 0;
-            for id in w.due_for_snapshot(i64::MIN)? {
+            for id in w.due_for_snapshot(i64::MIN, &[])? {
                 let Some((kind, mut doc)) = w.doc(&id)? else {
                     continue;
                 };

@@ -172,6 +172,7 @@ pub(crate) fn apply_page(
                 let env = &entry.envelope;
                 #[cfg(feature = "testing")]
                 stall_in_apply_if_asked();
+                let mut refused_snapshot = false;
                 match apply_envelope(
                     w,
                     me,
@@ -185,9 +186,18 @@ pub(crate) fn apply_page(
                     Ok(Applied::Erased) => out.erased += 1,
                     Ok(Applied::Skipped) => {}
                     Err(reason) => {
+                        refused_snapshot = env.kind == EnvelopeKind::Snapshot;
                         let raw =
                             serde_json::to_vec(env).map_err(|e| Error::Protocol(e.to_string()))?;
                         w.quarantine(entry.seq, &env.doc, reason.as_str(), now, &raw)?;
+                        if env.kind == EnvelopeKind::Snapshot
+                            && !reason.is_retryable()
+                            && w.has_doc(&env.doc)?
+                        {
+                            // The relay may have dropped what the refused snapshot covered: this
+                            // device's own snapshot (a lead's, at the next compaction) restores it.
+                            w.mark_due(&env.doc)?;
+                        }
                         out.quarantined.push(Quarantined {
                             seq: entry.seq,
                             doc: env.doc,
@@ -196,7 +206,9 @@ pub(crate) fn apply_page(
                         });
                     }
                 }
-                note_activity(w, env)?;
+                if !refused_snapshot {
+                    note_activity(w, env)?;
+                }
             }
             w.set_sync_value(SYNC_CURSOR, last as i64)?;
             Ok(last)

@@ -73,6 +73,10 @@ pub enum QuarantineReason {
 }
 
 impl QuarantineReason {
+    /// The names of the reasons that may clear up later ([`QuarantineReason::is_retryable`]).
+    pub(crate) const RETRYABLE: &'static [&'static str] =
+        &["unknown_device", "no_key_for_epoch", "missing_dependencies"];
+
     /// Reasons that may clear up later (the roster, a key or earlier changes arrive).
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{Reader, Writer, record_id};
 use crate::crypto::Purpose;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One quarantined envelope: sequence number, stored reason, the raw envelope JSON.
 pub(crate) type QuarantineRow = (u64, String, Zeroizing<Vec<u8>>);
@@ -49,17 +49,21 @@ reads! {
         Ok(out)
     }
 
-    /// Records with at least `threshold` change envelopes since their last snapshot and
-    /// no quarantined envelope (`i64::MIN`: every record).
-    pub(crate) fn due_for_snapshot(&self, threshold: i64) -> Result<Vec<RecordId>> {
+    /// Records with at least `threshold` change envelopes since their last snapshot
+    /// (`i64::MIN`: every record) and no quarantined envelope whose reason is one of `waiting`
+    /// (changes that may still apply: a snapshot now would not contain them, and the relay would
+    /// drop them). Envelopes refused for good do not hold a snapshot back.
+    pub(crate) fn due_for_snapshot(&self, threshold: i64, waiting: &[&str]) -> Result<Vec<RecordId>> {
+        let waiting = serde_json::to_string(waiting).map_err(|_| Error::Internal("reason list"))?;
         let mut stmt = self.conn().prepare_cached(
             "SELECT d.id FROM documents d
              LEFT JOIN doc_activity a ON a.doc_id = d.id
              WHERE coalesce(a.since_snapshot, 0) >= ?1
-               AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.doc_id = d.id)",
+               AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.doc_id = d.id
+                               AND q.reason IN (SELECT value FROM json_each(?2)))",
         )?;
         let ids = stmt
-            .query_map([threshold], |r| r.get::<_, Vec<u8>>(0))?
+            .query_map(params![threshold, waiting], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         ids.iter().map(|b| record_id(b)).collect()
     }
@@ -118,6 +122,18 @@ impl Writer<'_> {
              ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = since_snapshot + 1",
             )?
             .execute([doc.as_bytes().as_slice()])?;
+        Ok(())
+    }
+
+    /// A snapshot of `doc` is needed at the next compaction (someone's snapshot of it was
+    /// refused here, and the relay may have dropped what that snapshot covered).
+    pub(crate) fn mark_due(&mut self, doc: &RecordId) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO doc_activity (doc_id, since_snapshot) VALUES (?1, ?2)
+             ON CONFLICT (doc_id) DO UPDATE SET since_snapshot = ?2",
+            )?
+            .execute(params![doc.as_bytes().as_slice(), i64::MAX / 2])?;
         Ok(())
     }
 

@@ -287,7 +287,10 @@ impl SyncClient {
         let lead = self.engine.my_role().ok() == Some(streetsync_wire::Role::Lead);
         report.snapshots = match (report.relay_restored, lead) {
             (true, true) => {
-                let all = self.engine.store.read(|r| r.due_for_snapshot(i64::MIN))?;
+                let all = self
+                    .engine
+                    .store
+                    .read(|r| r.due_for_snapshot(i64::MIN, QuarantineReason::RETRYABLE))?;
                 self.upload_snapshots(team.id, all, listener).await?
             }
             (true, false) => {
@@ -539,7 +542,10 @@ impl SyncClient {
             return Ok(0);
         }
         let threshold = self.options.compact_after as i64;
-        let due = self.engine.store.read(|r| r.due_for_snapshot(threshold))?;
+        let due = self
+            .engine
+            .store
+            .read(|r| r.due_for_snapshot(threshold, QuarantineReason::RETRYABLE))?;
         self.upload_snapshots(team, due, listener).await
     }
 
@@ -549,7 +555,10 @@ impl SyncClient {
         self.require_lead("upload snapshots")?;
         let _guard = self.running.lock().await;
         let team = self.engine.team()?;
-        let all = self.engine.store.read(|r| r.due_for_snapshot(i64::MIN))?;
+        let all = self
+            .engine
+            .store
+            .read(|r| r.due_for_snapshot(i64::MIN, QuarantineReason::RETRYABLE))?;
         self.upload_snapshots(team.id, all, None).await
     }
 

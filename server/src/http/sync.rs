@@ -34,7 +34,10 @@ fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
     // A tombstone deletes the record's history here and turns every later push for it into a
     // `duplicate`, so the relay's own table decides who may send one: a lead. Devices refuse a
     // worker's tombstone too, but only after the relay would already have dropped the entries.
-    if env.kind == EnvelopeKind::Tombstone {
+    // A snapshot makes the relay drop every envelope it covers, and devices accept only leads'
+    // snapshots (a snapshot carries other members' changes, whose authorship only its maker
+    // vouches for): a worker's snapshot would destroy what it covers for every new device.
+    if matches!(env.kind, EnvelopeKind::Tombstone | EnvelopeKind::Snapshot) {
         member.require_lead()?;
     }
     env.verify(&member.device.keys.sign_pk).map_err(|_| {
