@@ -21,10 +21,17 @@ pub(crate) struct PendingRotation {
     pub(crate) active: bool,
 }
 
-/// Whether `key` matches the commitment an active lead on `team`'s roster recorded for its epoch.
+/// Whether `key` matches the commitment recorded for its epoch in the Team document. Only an
+/// active lead can have recorded it (`engine::remote` refuses any other change that adds one), and
+/// it stays valid after that lead is removed, so a device offline through several rotations still
+/// catches up.
 fn verified(team: &Team, key: &TeamKey) -> bool {
-    team.epoch_commitment(key.epoch)
-        .is_some_and(|c| c.commitment == key.commitment(&team.id) && team.is_active_lead(&c.by))
+    team.epoch_commitment(key.epoch).is_some_and(|c| {
+        c.commitment == key.commitment(&team.id)
+            && team
+                .device(&c.by)
+                .is_some_and(|d| d.role == streetsync_wire::Role::Lead)
+    })
 }
 
 /// What a new device receives, sealed under a key derived from the invite secret, to join a team.
@@ -143,7 +150,8 @@ impl Engine {
         };
         if !p.active {
             let team = self.team()?;
-            if !verified(&team, &p.key) || self.pending_changes()? > 0 {
+            // Only once the change carrying the commitment is confirmed in the relay's log.
+            if !verified(&team, &p.key) || self.team_changes_unconfirmed()? {
                 return Ok(Some(p).filter(|p| p.active));
             }
             let key = p.key.clone();
@@ -163,6 +171,11 @@ impl Engine {
             self.put_pending_rotation(&p)?;
         }
         Ok(Some(p))
+    }
+
+    fn team_changes_unconfirmed(&self) -> Result<bool> {
+        let doc = self.team_doc_id()?;
+        self.store.read(|r| r.has_unconfirmed(&doc))
     }
 
     /// The grants of the active rotation were all sent: forget it.

@@ -17,6 +17,9 @@ use super::remote::{QuarantineReason, Quarantined, RemoteAuthor, apply_checked, 
 
 /// The sync-state key of the pull cursor.
 pub(crate) const SYNC_CURSOR: &str = "cursor";
+/// Meta key: the id of the envelope at the pull cursor, so a relay that rolls its log back and
+/// refills it is caught (public data: the relay knows it).
+pub(crate) const META_CURSOR_ENVELOPE: &str = "cursor_envelope";
 
 /// What applying one pulled envelope did.
 pub(crate) enum Applied {
@@ -211,6 +214,9 @@ pub(crate) fn apply_page(
                 }
             }
             w.set_sync_value(SYNC_CURSOR, last as i64)?;
+            if let Some(e) = entries.last() {
+                w.put_meta(META_CURSOR_ENVELOPE, e.envelope.id.as_bytes())?;
+            }
             Ok(last)
         })
     })

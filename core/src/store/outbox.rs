@@ -1,7 +1,7 @@
 //! The `outbox` table: local changes and tombstones waiting for the relay, written in the same
 //! transaction as the change itself so nothing is lost between a save and a push.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use streetsync_wire::{EnvelopeId, RecordId};
 use zeroize::Zeroizing;
 
@@ -77,13 +77,23 @@ reads! {
         Ok(out)
     }
 
-    /// How many local changes wait to be pushed.
+    /// How many local changes the relay's log does not hold yet for sure: not pushed, or pushed
+    /// and not yet seen coming back.
     pub(crate) fn outbox_len(&self) -> Result<u64> {
-        Ok(self.conn().query_row(
-            "SELECT count(*) FROM outbox WHERE acked_seq IS NULL",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Whether any change of record `doc` is not yet confirmed in the relay's log.
+    pub(crate) fn has_unconfirmed(&self, doc: &RecordId) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM outbox WHERE doc_id = ?1 LIMIT 1")?
+            .query_row([doc.as_bytes().as_slice()], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 }
 

@@ -587,6 +587,15 @@ impl SyncClient {
         self.take_grants()
     }
 
+    /// Whether a grant is kept here waiting for its epoch's commitment.
+    pub(crate) fn has_kept_grants(&self) -> Result<bool> {
+        Ok(!self
+            .engine
+            .store
+            .read(|r| r.secrets_with_prefix("grant/"))?
+            .is_empty())
+    }
+
     /// Takes what it can from the grants kept here; forgets a grant once it has nothing more to
     /// give. Returns how many keys were taken.
     pub(crate) fn take_grants(&self) -> Result<u64> {
@@ -670,14 +679,15 @@ impl SyncClient {
     }
 
     /// Finishes a key rotation this lead started: once the Team document change committing to the
-    /// new key is on the relay, seals under it and grants it to every remaining device. Runs in
-    /// every sync after the push; safe to repeat (devices ignore keys they hold).
-    pub(crate) async fn finish_rotation(&self, team: TeamId) -> Result<()> {
+    /// new key is in the relay's log, seals under it and grants it to every remaining device. Runs
+    /// in every sync after the pull; safe to repeat (devices ignore keys they hold). Returns
+    /// whether a rotation finished now.
+    pub(crate) async fn finish_rotation(&self, team: TeamId) -> Result<bool> {
         let Some(rotation) = self.engine.finish_rotation()? else {
-            return Ok(());
+            return Ok(false);
         };
         if !rotation.active {
-            return Ok(());
+            return Ok(false);
         }
         let keys = self.engine.team_keys()?;
         let roster = self.engine.team()?;
@@ -717,7 +727,8 @@ impl SyncClient {
                 )
                 .await?;
         }
-        self.engine.rotation_done()
+        self.engine.rotation_done()?;
+        Ok(true)
     }
 }
 

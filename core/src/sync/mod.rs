@@ -25,7 +25,9 @@ pub use live::{LiveHandle, SyncListener, SyncStatus};
 pub use membership::{Invite, MAX_INVITE_TTL_SECS, OpenInvite};
 
 use crate::engine::Engine;
-use crate::engine::page::{PageOutcome, SYNC_CURSOR, apply_envelope, apply_page};
+use crate::engine::page::{
+    META_CURSOR_ENVELOPE, PageOutcome, SYNC_CURSOR, apply_envelope, apply_page,
+};
 use crate::engine::remote::{Head, QuarantineReason, Quarantined, seal_envelope};
 use crate::error::{Error, Result};
 use crate::model::team::Team;
@@ -270,16 +272,25 @@ impl SyncClient {
         let mut report = SyncReport {
             keys_received,
             devices_enrolled,
-            pushed: self.push(team.id, listener).await?,
             ..SyncReport::default()
         };
-        // The change committing to a new key is on the relay now: seal under it, grant it.
-        self.finish_rotation(team.id).await?;
+        if self.has_kept_grants()? {
+            // A lead rotated the key: pull its commitment first, so nothing is pushed under the
+            // old key, which the removed device holds.
+            self.pull(team.id, listener, &mut report).await?;
+            report.keys_received += self.take_grants()?;
+        }
+        report.pushed = self.push(team.id, listener).await?;
         self.pull(team.id, listener, &mut report).await?;
         // Pulled to the head: every change the relay acknowledged must have come back by now.
         let lost = self.engine.store.write(|w| w.requeue_unechoed())?;
         if lost > 0 {
             alerts.push(SecurityAlert::DroppedChanges { count: lost });
+        }
+        // The change committing to a new key is in the log now: seal under it, grant it, and
+        // send what was held back while the old key was still the sealing key.
+        if self.finish_rotation(team.id).await? {
+            report.pushed += self.push(team.id, listener).await?;
         }
         // Grants whose epoch the Team document committed to only in this pull.
         report.keys_received += self.take_grants()?;
@@ -312,12 +323,29 @@ impl SyncClient {
     async fn push(&self, team: TeamId, listener: Option<&dyn SyncListener>) -> Result<u64> {
         let mut pushed = 0;
         let total = self.engine.pending_changes()?;
+        // While a revocation's new key waits for its commitment to reach the log, only the Team
+        // document goes out: anything else would be sealed under the key the removed device holds.
+        let team_only = match self.engine.pending_rotation()? {
+            Some(p) if !p.active => Some(self.engine.team_doc_id()?),
+            _ => None,
+        };
         loop {
             let keys = self.engine.team_keys()?;
             let key = keys.last().ok_or(Error::NoTeam)?.clone();
-            let entries = self
-                .blocking(|ws| ws.pending_outbox(streetsync_wire::MAX_BATCH))
-                .await?;
+            let mut entries = match team_only {
+                None => {
+                    self.blocking(|ws| ws.pending_outbox(streetsync_wire::MAX_BATCH))
+                        .await?
+                }
+                Some(_) => {
+                    self.blocking(|ws| ws.pending_outbox(usize::MAX >> 1))
+                        .await?
+                }
+            };
+            if let Some(doc) = team_only {
+                entries.retain(|e| e.doc_id == doc);
+                entries.truncate(streetsync_wire::MAX_BATCH);
+            }
             if entries.is_empty() {
                 return Ok(pushed);
             }
@@ -401,12 +429,29 @@ impl SyncClient {
         let start = self.engine.store.read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         let mut cursor = start;
         let mut prefetched: Option<PullResponse> = None;
+        // The entry at the cursor is asked for again: if the relay now has another envelope at
+        // that position, its log was rolled back and refilled (a comparison of heads alone misses
+        // that once new envelopes pass the old head). An entry compacted away proves nothing.
+        let at_cursor = self.engine.store.read(|r| r.meta(META_CURSOR_ENVELOPE))?;
+        let mut check_cursor = cursor > 0 && at_cursor.is_some();
         loop {
-            let page = match prefetched.take() {
+            let mut page = match prefetched.take() {
                 Some(page) => page,
+                None if check_cursor => self.fetch_page(team, cursor - 1).await?,
                 None => self.fetch_page(team, cursor).await?,
             };
-            if page.head < cursor {
+            let mut rolled_back = page.head < cursor;
+            if std::mem::take(&mut check_cursor)
+                && let Some(first) = page.entries.first()
+                && first.seq == cursor
+            {
+                if Some(first.envelope.id.as_bytes().as_slice()) == at_cursor.as_deref() {
+                    page.entries.remove(0);
+                } else {
+                    rolled_back = true;
+                }
+            }
+            if rolled_back {
                 // The relay lost entries this device already has (restored from a backup).
                 report.relay_restored = true;
                 report.alerts.push(SecurityAlert::LogRolledBack {
@@ -606,7 +651,12 @@ impl SyncClient {
                     Some(&env),
                 )
                 .await?;
-            self.engine.store.write(|w| w.reset_activity(&doc))?;
+            // The relay drops what the snapshot covers, own pushed changes of this record among
+            // them: they are in the snapshot, so their echoes are no longer awaited.
+            self.engine.store.write(|w| {
+                w.reset_activity(&doc)?;
+                w.confirm_covered(&doc, cursor)
+            })?;
             done += 1;
             if let Some(l) = listener {
                 l.on_progress(SyncProgress {

@@ -225,6 +225,22 @@ pub fn mark_redeemed(
     )
 }
 
+/// Sets a device's role in the relay's own table (a colluding operator promoting a member, so the
+/// relay takes what only leads may send).
+pub fn set_role(
+    tx: &Transaction<'_>,
+    team: TeamId,
+    device: DeviceId,
+    role: Role,
+) -> rusqlite::Result<()> {
+    let n = tx.execute(
+        "UPDATE devices SET role = ?3 WHERE team = ?1 AND id = ?2",
+        params![team.as_bytes(), device.as_bytes(), role_str(role)],
+    )?;
+    assert_eq!(n, 1, "no such device in the relay's table");
+    Ok(())
+}
+
 /// Sets a device's revoked flag in the relay's table (un-revoking is what a colluding relay does).
 pub fn set_revoked(
     tx: &Transaction<'_>,
