@@ -214,3 +214,76 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeySource, StorageKey};
+    use crate::engine::team::TeamSetup;
+
+    fn lead() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeySource::Key(StorageKey::from_bytes(&[3; 32]).unwrap());
+        let e = Engine::open(
+            &dir.path().join("s.db"),
+            key,
+            crate::store::schema::SCHEMA_VERSION,
+        )
+        .unwrap();
+        e.create_team(TeamSetup {
+            team_name: "T".into(),
+            member_name: "L".into(),
+            areas: vec!["Nord".into()],
+            topics: vec![],
+            materials: vec![],
+        })
+        .unwrap();
+        (dir, e)
+    }
+
+    #[test]
+    fn a_founded_team_commits_to_its_first_key() {
+        let (_d, e) = lead();
+        let team = e.team().unwrap();
+        let keys = e.team_keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(verified(&team, &keys[0]));
+    }
+
+    #[test]
+    fn keys_are_taken_one_epoch_at_a_time_against_their_commitments() {
+        let (_d, e) = lead();
+        // Uncommitted keys, a gap and an overflow are refused; nothing is stored.
+        let stray = [
+            TeamKey::generate(2).unwrap(),
+            TeamKey::generate(u32::MAX).unwrap(),
+        ];
+        assert_eq!(e.accept_keys(&stray).unwrap(), 0);
+        assert_eq!(e.key_epochs().unwrap(), vec![1]);
+        // A committed epoch 2 (a rotation) is taken; a committed epoch 3 offered before it waits.
+        let two = e.start_rotation().unwrap();
+        let me = e.device_id();
+        let three = TeamKey::generate(3).unwrap();
+        e.change_team("test", |t| {
+            for k in [&two, &three] {
+                t.epochs.push(crate::model::team::EpochCommitment {
+                    epoch: k.epoch,
+                    commitment: k.commitment(&t.id),
+                    by: me,
+                });
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(e.accept_keys(std::slice::from_ref(&three)).unwrap(), 0);
+        assert_eq!(e.accept_keys(&[three.clone(), two.clone()]).unwrap(), 2);
+        assert_eq!(e.key_epochs().unwrap(), vec![1, 2, 3]);
+        // Another key for a held epoch changes nothing.
+        assert_eq!(e.accept_keys(&[TeamKey::generate(3).unwrap()]).unwrap(), 0);
+        assert!(verified(
+            &e.team().unwrap(),
+            e.team_keys().unwrap().last().unwrap()
+        ));
+    }
+}

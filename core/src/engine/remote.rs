@@ -440,3 +440,160 @@ pub(crate) fn open_envelope(
     key.open(env.nonce, &env.header_bytes(), &env.ciphertext)
         .ok_or(QuarantineReason::TagFailed)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::team::{EpochCommitment, Revocation, RosterDevice};
+
+    fn device(n: u8, role: Role) -> RosterDevice {
+        let id = crate::crypto::DeviceIdentity::generate().unwrap();
+        RosterDevice {
+            device_id: id.device_id(),
+            member: format!("m{n}"),
+            role,
+            sign_pk: id.sign_public(),
+            kx_pk: id.kx_public(),
+            revoked: false,
+        }
+    }
+
+    fn team() -> Team {
+        let lead = device(1, Role::Lead);
+        let worker = device(2, Role::Worker);
+        Team {
+            id: TeamId::random(),
+            name: "T".into(),
+            epochs: vec![EpochCommitment {
+                epoch: 1,
+                commitment: [1; 32],
+                by: lead.device_id,
+            }],
+            roster: vec![lead, worker],
+            areas: vec![],
+            topics: vec![],
+            materials: vec![],
+            partners: vec![],
+            revocations: vec![],
+        }
+    }
+
+    fn by(team: &Team, i: usize) -> RemoteAuthor {
+        RemoteAuthor {
+            device: team.roster[i].device_id,
+            role: team.roster[i].role,
+            snapshot: false,
+        }
+    }
+
+    fn revoke(t: &mut Team, i: usize, epoch: u32) {
+        let lead = t.roster[0].device_id;
+        t.roster[i].revoked = true;
+        let device = t.roster[i].device_id;
+        t.revocations.push(Revocation {
+            device,
+            after_seq: 7,
+            by: lead,
+        });
+        t.epochs.push(EpochCommitment {
+            epoch,
+            commitment: [epoch as u8; 32],
+            by: lead,
+        });
+    }
+
+    #[test]
+    fn a_lead_revokes_and_commits_to_the_next_epoch() {
+        let before = team();
+        let mut after = before.clone();
+        revoke(&mut after, 1, 2);
+        team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap();
+    }
+
+    #[test]
+    fn nobody_takes_a_revocation_back() {
+        let mut before = team();
+        revoke(&mut before, 1, 2);
+        let mut after = before.clone();
+        after.roster[1].revoked = false;
+        let e = team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap_err();
+        assert!(e.to_string().contains("un-revokes"), "{e}");
+        let mut after = before.clone();
+        after.revocations.clear();
+        assert!(team_change_allowed(&before, &after, Some(&by(&before, 0))).is_err());
+        let mut after = before.clone();
+        after.roster.remove(1);
+        assert!(team_change_allowed(&before, &after, Some(&by(&before, 0))).is_err());
+    }
+
+    #[test]
+    fn epochs_follow_by_exactly_one_and_are_never_replaced() {
+        let before = team();
+        let lead = before.roster[0].device_id;
+        for (epoch, ok) in [(2, true), (3, false), (u32::MAX, false), (1, false)] {
+            let mut after = before.clone();
+            after.epochs.retain(|e| e.epoch != epoch);
+            after.epochs.push(EpochCommitment {
+                epoch,
+                commitment: [9; 32],
+                by: lead,
+            });
+            let r = team_change_allowed(&before, &after, Some(&by(&before, 0)));
+            assert_eq!(r.is_ok(), ok, "epoch {epoch}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_active_lead_changes_the_team_or_starts_an_epoch() {
+        let before = team();
+        let mut after = before.clone();
+        after.name = "renamed".into();
+        assert!(team_change_allowed(&before, &after, Some(&by(&before, 1))).is_err());
+        let mut revoked = before.clone();
+        revoked.roster[0].revoked = true;
+        assert!(team_change_allowed(&revoked, &revoked.clone(), Some(&by(&revoked, 0))).is_err());
+        // A lead's epoch recorded under another lead's name is refused in a change envelope.
+        let mut after = before.clone();
+        after.epochs.push(EpochCommitment {
+            epoch: 2,
+            commitment: [2; 32],
+            by: before.roster[1].device_id,
+        });
+        assert!(team_change_allowed(&before, &after, Some(&by(&before, 0))).is_err());
+    }
+
+    #[test]
+    fn a_device_keeps_its_keys() {
+        let before = team();
+        let mut after = before.clone();
+        after.roster[1].kx_pk = [7; 32];
+        let e = team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap_err();
+        assert!(e.to_string().contains("keys"), "{e}");
+    }
+
+    #[test]
+    fn quarantine_reasons_round_trip_their_names() {
+        for r in [
+            QuarantineReason::WrongTeam,
+            QuarantineReason::Malformed,
+            QuarantineReason::UnknownDevice,
+            QuarantineReason::BadSignature,
+            QuarantineReason::NoKeyForEpoch,
+            QuarantineReason::TagFailed,
+            QuarantineReason::NotAllowed,
+            QuarantineReason::RevokedAuthor,
+            QuarantineReason::MissingDependencies,
+            QuarantineReason::MalformedDocument,
+            QuarantineReason::NoTeam,
+            QuarantineReason::Other("from_a_newer_app".into()),
+        ] {
+            assert_eq!(QuarantineReason::parse(r.as_str()), r);
+            assert_eq!(
+                r.is_retryable(),
+                QuarantineReason::RETRYABLE.contains(&r.as_str()),
+                "{r}"
+            );
+        }
+    }
+}

@@ -761,4 +761,75 @@ mod tests {
         let other = InviteSecret::generate().expect("secret");
         assert!(other.open(&s.id().expect("id"), &sealed).is_err());
     }
+
+    fn keys_of(id: &crate::crypto::DeviceIdentity) -> DeviceKeys {
+        DeviceKeys {
+            id: id.device_id(),
+            sign_pk: id.sign_public(),
+            kx_pk: id.kx_public(),
+            role: Role::Worker,
+        }
+    }
+
+    fn confirm(secret: &InviteSecret, device: &DeviceKeys) -> [u8; 32] {
+        let key = secret.confirm_key().expect("key");
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_slice()),
+            &streetsync_wire::RedeemInvite::confirm_input(&secret.id().expect("id"), device),
+        );
+        tag.as_ref().try_into().expect("32 bytes")
+    }
+
+    #[test]
+    fn only_the_code_holder_confirms_its_own_keys() {
+        let secret = InviteSecret::generate().expect("secret");
+        let pending = PendingInvite {
+            id: secret.id().expect("id"),
+            member: "Neu".into(),
+            role: Role::Worker,
+            expires_ms: 0,
+            confirm_key: *secret.confirm_key().expect("key"),
+        };
+        let joiner = keys_of(&crate::crypto::DeviceIdentity::generate().expect("id"));
+        let relay = keys_of(&crate::crypto::DeviceIdentity::generate().expect("id"));
+        let good = confirm(&secret, &joiner);
+        assert!(pending.confirmed(&joiner, Some(&good)));
+        // The relay's own device with the joiner's confirmation, or with one made under the
+        // relay-visible auth key, is refused; so is a missing one.
+        assert!(!pending.confirmed(&relay, Some(&good)));
+        let auth = secret.auth_key().expect("auth");
+        let forged = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &auth),
+            &streetsync_wire::RedeemInvite::confirm_input(&pending.id, &relay),
+        );
+        let forged: [u8; 32] = forged.as_ref().try_into().expect("32 bytes");
+        assert!(!pending.confirmed(&relay, Some(&forged)));
+        assert!(!pending.confirmed(&joiner, None));
+    }
+
+    #[test]
+    fn a_pending_invite_from_before_confirmations_cannot_confirm() {
+        #[derive(Serialize)]
+        struct Old {
+            id: InviteId,
+            member: String,
+            role: Role,
+            expires_ms: i64,
+        }
+        let secret = InviteSecret::generate().expect("secret");
+        let old = postcard::to_stdvec(&Old {
+            id: secret.id().expect("id"),
+            member: "Alt".into(),
+            role: Role::Lead,
+            expires_ms: 5,
+        })
+        .expect("encode");
+        let p = PendingInvite::decode(&old).expect("decodes");
+        assert_eq!(
+            (p.member.as_str(), p.role, p.expires_ms),
+            ("Alt", Role::Lead, 5)
+        );
+        let joiner = keys_of(&crate::crypto::DeviceIdentity::generate().expect("id"));
+        assert!(!p.confirmed(&joiner, Some(&confirm(&secret, &joiner))));
+    }
 }
