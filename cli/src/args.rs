@@ -81,6 +81,14 @@ pub enum Command {
 Hand the code over in person. It works once and expires.")]
     Invite(InviteArgs),
 
+    /// List your open invites, or cancel one (team leads).
+    #[command(after_help = "Examples:
+  streetsync invites
+  streetsync invites --cancel 5b1e
+
+A cancelled code never puts a device on the team, even if someone redeems it.")]
+    Invites(InvitesArgs),
+
     /// Join a team with the invite code your team lead gave you.
     #[command(after_help = "Example:
   streetsync --relay http://relay.example:7878 join K7QX-2M4A-....")]
@@ -218,6 +226,14 @@ pub struct InviteArgs {
     /// How many hours the code stays valid (1 to 168).
     #[arg(long, default_value_t = 24)]
     pub valid_hours: u64,
+}
+
+/// `invites`.
+#[derive(Debug, Args)]
+pub struct InvitesArgs {
+    /// Cancel the open invite whose id starts with this.
+    #[arg(long)]
+    pub cancel: Option<String>,
 }
 
 /// `join`.

@@ -277,3 +277,25 @@ pub fn print_stats(s: &Statistics) {
         println!("{t}");
     }
 }
+
+/// A security alert from a sync, as a sentence a team lead can act on.
+pub(crate) fn alert(a: &streetsync_core::SecurityAlert) -> String {
+    use streetsync_core::SecurityAlert as A;
+    match a {
+        A::ForgedEnrolment { invite, device } => format!(
+            "invite {invite} was redeemed by device {device}, which cannot prove it has the code. It was NOT added to the team. Make a new invite, and tell the relay's operator."
+        ),
+        A::InviteForExistingDevice { invite, device } => format!(
+            "invite {invite} was redeemed in the name of device {device}, which is already on the team. Its entry was left unchanged."
+        ),
+        A::ForgedGrant { from } => format!(
+            "a key message said to come from device {from} is not signed by a team lead and was ignored."
+        ),
+        A::DroppedChanges { count } => format!(
+            "the relay lost {count} change(s) it had confirmed; they are kept here and sent again."
+        ),
+        A::LogRolledBack { cursor, head } => format!(
+            "the relay's log went back from {cursor} to {head} (restored from a backup?); everything this device has is sent again."
+        ),
+    }
+}

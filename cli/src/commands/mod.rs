@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
     match cli.command {
         Command::Init(a) => team::init(&ctx, a),
         Command::Invite(a) => team::invite(&ctx, a),
+        Command::Invites(a) => team::invites(&ctx, a),
         Command::Join(a) => team::join(&ctx, a),
         Command::Members => team::members(&ctx),
         Command::Revoke(a) => team::revoke(&ctx, a),

@@ -31,6 +31,9 @@ pub(super) fn run(ctx: &Context) -> CliResult<()> {
             String::new()
         }
     );
+    for alert in &report.alerts {
+        println!("Warning: {}", output::alert(alert));
+    }
     if !report.quarantined.is_empty() {
         println!(
             "{} change(s) were refused and kept aside (e.g. from a device not yet confirmed); they are retried at every sync.",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use streetsync_core::{DeviceId, Role, SyncClient, TeamSetup};
 
-use crate::args::{InitArgs, InviteArgs, JoinArgs, RevokeArgs};
+use crate::args::{InitArgs, InviteArgs, InvitesArgs, JoinArgs, RevokeArgs};
 use crate::context::{Context, NewStoreGuard, runtime};
 use crate::error::{CliError, CliResult};
 use crate::output::{self, print_catalogs, role_name, short, when};
@@ -98,6 +98,60 @@ pub(super) fn invite(ctx: &Context, a: InviteArgs) -> CliResult<()> {
         when(invite.expires_at_ms),
         invite.code
     );
+    Ok(())
+}
+
+/// `streetsync invites [--cancel ID]`: this lead's open invites, from its own store; cancelling
+/// one makes sure nothing redeemed with it is ever put on the roster.
+pub(super) fn invites(ctx: &Context, a: InvitesArgs) -> CliResult<()> {
+    let ws = ctx.open(false)?;
+    ws.my_role()?;
+    let (client, url) = ctx.sync_client(&ws)?;
+    let open = client.invites()?;
+    if let Some(prefix) = a.cancel {
+        let prefix = prefix.trim().to_lowercase();
+        let matching: Vec<_> = open
+            .iter()
+            .filter(|i| i.id.to_string().starts_with(&prefix))
+            .collect();
+        let invite = match matching.as_slice() {
+            [one] => *one,
+            [] => return Err(CliError::not_found(format!("no open invite starts with {prefix}"))),
+            _ => {
+                return Err(CliError::invalid(format!(
+                    "{} open invites start with {prefix}; give more of the id",
+                    matching.len()
+                )));
+            }
+        };
+        runtime()?.block_on(client.cancel_invite(invite.id))?;
+        ctx.remember_relay(&url)?;
+        if ctx.global.json {
+            return output::json(invite);
+        }
+        println!(
+            "Cancelled the invite for {} ({}). Its code will not add anyone to the team.",
+            invite.member,
+            role_name(invite.role)
+        );
+        return Ok(());
+    }
+    if ctx.global.json {
+        return output::json(&open);
+    }
+    if open.is_empty() {
+        println!("No open invites.");
+        return Ok(());
+    }
+    for i in &open {
+        println!(
+            "{}  {} ({}), valid until {}",
+            &i.id.to_string()[..8],
+            i.member,
+            role_name(i.role),
+            when(i.expires_at_ms)
+        );
+    }
     Ok(())
 }
 
