@@ -204,8 +204,12 @@ impl Engine {
             }
             // The bundle is sealed under the invite secret (the relay cannot have made it), and
             // its keys must still match what its team document commits to.
+            // Epochs from before commitments were recorded (below the first committed one) have
+            // none to check.
             let team = w.pending_team().ok_or(Error::NoTeam)?;
-            if !team.epochs.is_empty() && !bundle.keys.iter().all(|k| verified(team, k)) {
+            let first = team.epochs.iter().map(|e| e.epoch).min();
+            let checked = |k: &TeamKey| first.is_none_or(|f| k.epoch < f) || verified(team, k);
+            if !bundle.keys.iter().all(checked) {
                 return Err(Error::Protocol(
                     "the invite's keys do not match the team's key commitments".into(),
                 ));
