@@ -116,7 +116,11 @@ pub(super) fn invites(ctx: &Context, a: InvitesArgs) -> CliResult<()> {
             .collect();
         let invite = match matching.as_slice() {
             [one] => *one,
-            [] => return Err(CliError::not_found(format!("no open invite starts with {prefix}"))),
+            [] => {
+                return Err(CliError::not_found(format!(
+                    "no open invite starts with {prefix}"
+                )));
+            }
             _ => {
                 return Err(CliError::invalid(format!(
                     "{} open invites start with {prefix}; give more of the id",

@@ -85,16 +85,25 @@ impl Engine {
             offered.sort_by_key(|k| k.epoch);
             let mut taken = 0;
             for k in offered {
-                let newest = keys.iter().map(|k| k.epoch).max().unwrap_or(0);
-                if k.epoch <= newest {
+                if keys.iter().any(|h| h.epoch == k.epoch) {
                     continue;
                 }
-                if Some(k.epoch) != newest.checked_add(1) || !verified(&team, k) {
+                let newest = keys.iter().map(|k| k.epoch).max().unwrap_or(0);
+                // Above the newest held, only the very next epoch; below it, an epoch this
+                // device skipped (another lead's concurrent rotation) fills its gap.
+                if k.epoch > newest && Some(k.epoch) != newest.checked_add(1) {
                     break;
+                }
+                if !verified(&team, k) {
+                    if k.epoch > newest {
+                        break;
+                    }
+                    continue;
                 }
                 keys.push(k.clone());
                 taken += 1;
             }
+            keys.sort_by_key(|k| k.epoch);
             if taken > 0 {
                 Self::store_keys(w, &keys)?;
             }
@@ -107,10 +116,24 @@ impl Engine {
     /// ([`Engine::finish_rotation`]). Until then this device keeps sealing under the old epoch,
     /// so the commitment travels under a key every remaining device already holds.
     pub(crate) fn start_rotation(&self) -> Result<TeamKey> {
-        if let Some(pending) = self.pending_rotation()? {
+        // A rotation not yet committed is reused (a revocation tried again). One already in use
+        // is not: the device being removed now may have been granted it; the new grants carry
+        // every key, so any it still had to send are covered.
+        if let Some(pending) = self.pending_rotation()?
+            && !pending.active
+        {
             return Ok(pending.key.clone());
         }
-        let newest = self.team_keys()?.iter().map(|k| k.epoch).max().unwrap_or(0);
+        // After every epoch held and every epoch any lead committed to (a concurrent rotation
+        // by another lead whose grant has not arrived yet).
+        let committed = self.team()?.epochs.iter().map(|e| e.epoch).max();
+        let newest = self
+            .team_keys()?
+            .iter()
+            .map(|k| k.epoch)
+            .chain(committed)
+            .max()
+            .unwrap_or(0);
         let next = newest.checked_add(1).ok_or_else(|| {
             Error::Protocol("the team has used up its key epochs; found a new team".into())
         })?;
@@ -150,6 +173,15 @@ impl Engine {
         };
         if !p.active {
             let team = self.team()?;
+            if team
+                .epoch_commitment(p.key.epoch)
+                .is_some_and(|c| c.commitment != p.key.commitment(&team.id))
+            {
+                // Another lead rotated to the same epoch at the same time and its change came
+                // first: this key was never used, and that lead's grant brings the winner.
+                self.rotation_done()?;
+                return Ok(None);
+            }
             // Only once the change carrying the commitment is confirmed in the relay's log.
             if !verified(&team, &p.key) || self.team_changes_unconfirmed()? {
                 return Ok(Some(p).filter(|p| p.active));
@@ -165,6 +197,7 @@ impl Engine {
                 if !keys.iter().any(|k| k.epoch == key.epoch) {
                     keys.push(key);
                 }
+                keys.sort_by_key(|k| k.epoch);
                 Self::store_keys(w, &keys)
             })?;
             p.active = true;
@@ -178,7 +211,8 @@ impl Engine {
         self.store.read(|r| r.has_unconfirmed(&doc))
     }
 
-    /// The grants of the active rotation were all sent: forget it.
+    /// The grants of the active rotation were all sent, or a rotation that was never committed
+    /// is given up: forget it.
     pub(crate) fn rotation_done(&self) -> Result<()> {
         self.store.write(|w| w.delete_secret(SECRET_ROTATION))
     }

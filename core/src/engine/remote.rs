@@ -232,20 +232,40 @@ pub(crate) fn check_foreign(
                     "only leads approve contacts or ask for changes".into(),
                 ));
             }
-            Update::Record(Projection::Contact(Box::new(ContactSummary::of(
-                &d.to_contact()?,
-            ))))
+            let contact = d.to_contact()?;
+            if contact.id != id {
+                return Err(Error::Protocol(format!(
+                    "the document sent as record {id} names record {}",
+                    contact.id
+                )));
+            }
+            Update::Record(Projection::Contact(Box::new(ContactSummary::of(&contact))))
         }
         RecordKind::Client => {
             let d: ClientDoc = foreign::guard(id, || hydrate(&merged.doc))?
                 .map_err(|e| Error::Protocol(format!("client {id} is malformed: {e}")))?;
-            Update::Record(Projection::Client(ClientSummary::of(&d.to_client()?)))
+            let client = d.to_client()?;
+            if client.id != id {
+                return Err(Error::Protocol(format!(
+                    "the document sent as record {id} names record {}",
+                    client.id
+                )));
+            }
+            Update::Record(Projection::Client(ClientSummary::of(&client)))
         }
         RecordKind::Team => {
             let d: TeamDoc = foreign::guard(id, || hydrate(&merged.doc))?
                 .map_err(|e| Error::Protocol(format!("team document is malformed: {e}")))?;
             let team = d.to_team()?;
-            if let Some(before) = &before_team {
+            // Changes this device holds already (a former lead's, pulled again) change nothing
+            // and need no rule.
+            let mut heads = merged.doc.get_heads();
+            let mut old = merged.old_heads.clone();
+            heads.sort();
+            old.sort();
+            if let Some(before) = &before_team
+                && heads != old
+            {
                 team_change_allowed(before, &team, author)?;
             }
             Update::Team(Box::new(team))
@@ -349,6 +369,15 @@ pub(crate) fn apply_checked(
     }
     let existing = w.doc(&id)?;
     let mut checked = check_foreign(id, existing, bytes, author, preloaded)?;
+    // There is one Team document, the one the device joined with; any other record of kind team
+    // would replace the roster and keys in memory.
+    if checked.kind == RecordKind::Team
+        && w.meta(crate::engine::META_TEAM_DOC)?.as_deref() != Some(id.as_bytes().as_slice())
+    {
+        return Err(Error::NotAllowed(format!(
+            "record {id} claims to be a second team document"
+        )));
+    }
     match foreign::checked_save(id, &mut checked.merged)? {
         Some(saved) => w.put_doc_bytes(&id, checked.kind, &saved)?,
         None => w.put_doc_bytes(&id, checked.kind, bytes)?,

@@ -512,12 +512,13 @@ impl SyncClient {
                         ..keys
                     };
                     let on_roster = self.engine.team()?.device(&keys.id).is_some();
+                    let own_id = keys.id == DeviceId::from_public_key(&keys.sign_pk);
                     if on_roster {
                         alerts.push(SecurityAlert::InviteForExistingDevice {
                             invite: p.id,
                             device: keys.id,
                         });
-                    } else if !p.confirmed(&keys, confirm.as_ref()) {
+                    } else if !own_id || !p.confirmed(&keys, confirm.as_ref()) {
                         alerts.push(SecurityAlert::ForgedEnrolment {
                             invite: p.id,
                             device: keys.id,
@@ -605,13 +606,17 @@ impl SyncClient {
             .read(|r| r.secrets_with_prefix("grant/"))?;
         let mut taken = 0;
         for (name, bytes) in kept {
-            let Ok(grant) = postcard::from_bytes::<KeyGrant>(&bytes) else {
-                self.engine.store.write(|w| w.delete_secret(&name))?;
-                continue;
+            let grant = match postcard::from_bytes::<KeyGrant>(&bytes) {
+                // Its signer must still be an active lead when the grant is finally used.
+                Ok(grant) if self.grant_signed(&grant)? => grant,
+                _ => {
+                    self.engine.store.write(|w| w.delete_secret(&name))?;
+                    continue;
+                }
             };
             taken += u64::from(self.engine.accept_keys(&grant.keys)?);
-            let newest = self.engine.key_epochs()?.into_iter().max().unwrap_or(0);
-            if grant.keys.iter().all(|k| k.epoch <= newest) {
+            let held = self.engine.key_epochs()?;
+            if grant.keys.iter().all(|k| held.contains(&k.epoch)) {
                 self.engine.store.write(|w| w.delete_secret(&name))?;
             }
         }
@@ -652,28 +657,39 @@ impl SyncClient {
                 ValidationError::new("device", format!("{device} is not on the roster")).into(),
             );
         }
-        // Everything the device wrote up to now is pulled first: the recorded position keeps it.
-        self.sync_once(None).await?;
-        match self
-            .relay
-            .call::<(), streetsync_wire::Empty>(
-                self.engine.identity(),
-                Method::DELETE,
-                &team_path(team.id, &format!("/devices/{device}")),
-                None,
-            )
-            .await
-        {
-            Ok(_)
-            | Err(Error::Relay {
-                code: ErrorCode::NotFound,
-                ..
-            }) => {}
-            Err(e) => return Err(e),
+        let revoked = async {
+            // Everything the device wrote up to now is pulled first: the recorded position keeps
+            // it, and another lead's rotation, if any, is seen before the next epoch is chosen.
+            self.sync_once(None).await?;
+            // The next epoch before the relay is told: if the epoch space were used up, nothing
+            // is changed anywhere.
+            let next = self.engine.start_rotation()?;
+            match self
+                .relay
+                .call::<(), streetsync_wire::Empty>(
+                    self.engine.identity(),
+                    Method::DELETE,
+                    &team_path(team.id, &format!("/devices/{device}")),
+                    None,
+                )
+                .await
+            {
+                Ok(_)
+                | Err(Error::Relay {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+            let after_seq = self.cursor()?;
+            self.engine.revoke_roster_device(device, after_seq, &next)
         }
-        let after_seq = self.cursor()?;
-        let next = self.engine.start_rotation()?;
-        self.engine.revoke_roster_device(device, after_seq, &next)?;
+        .await;
+        if let Err(e) = revoked {
+            // Nothing committed to the new key: give it up, so pushing is not held back for it.
+            self.engine.rotation_done()?;
+            return Err(e);
+        }
         self.sync_once(None).await?;
         Ok(())
     }

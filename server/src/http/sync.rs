@@ -34,10 +34,7 @@ fn check_envelope(member: &Member, env: &Envelope) -> Result<(), ApiError> {
     // A tombstone deletes the record's history here and turns every later push for it into a
     // `duplicate`, so the relay's own table decides who may send one: a lead. Devices refuse a
     // worker's tombstone too, but only after the relay would already have dropped the entries.
-    // A snapshot makes the relay drop every envelope it covers, and devices accept only leads'
-    // snapshots (a snapshot carries other members' changes, whose authorship only its maker
-    // vouches for): a worker's snapshot would destroy what it covers for every new device.
-    if matches!(env.kind, EnvelopeKind::Tombstone | EnvelopeKind::Snapshot) {
+    if env.kind == EnvelopeKind::Tombstone {
         member.require_lead()?;
     }
     env.verify(&member.device.keys.sign_pk).map_err(|_| {
@@ -131,6 +128,10 @@ pub async fn snapshot(
             "the snapshot endpoint takes a snapshot envelope".into(),
         ));
     }
+    // A snapshot makes the relay drop every envelope it covers, and devices accept only leads'
+    // snapshots (a snapshot carries other members' changes, whose authorship only its maker
+    // vouches for): a worker's snapshot would destroy what it covers for every new device.
+    member.require_lead()?;
     check_envelope(&member, &env)?;
     let outcome = append(&state, &member, vec![env]).await?;
     let seq =
