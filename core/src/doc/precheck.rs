@@ -4,7 +4,7 @@
 //! of 2^30 entries in a couple of bytes, and `load_incremental` expands it with `collect()`
 //! (`ChangeGraphCols::load`, `change_graph.rs:945`): a 1,781-byte document asks for 4 GiB
 //! (`fuzz/regressions/document/oom-881a4fa6*`, found by the `document` fuzz target). A failed
-//! allocation aborts the process, so `workspace::guard_foreign` cannot catch it; a malicious member
+//! allocation aborts the process, so `doc::foreign::guard` cannot catch it; a malicious member
 //! could crash every device that pulls such an envelope, on every sync.
 //!
 //! [`check`] walks every chunk the way Automerge 0.12 parses it (`storage/chunk.rs`,
