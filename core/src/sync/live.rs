@@ -95,8 +95,15 @@ pub(super) fn start(client: Arc<SyncClient>, listener: Arc<dyn SyncListener>) ->
 }
 
 fn refused(e: &Error) -> bool {
-    matches!(e, Error::Relay { code, .. } if matches!(code.as_str(), "revoked" | "unknown_device" | "wrong_team"))
-        || matches!(e, Error::NoTeam | Error::NotAllowed(_))
+    matches!(
+        e,
+        Error::Relay {
+            code: streetsync_wire::ErrorCode::Revoked
+                | streetsync_wire::ErrorCode::UnknownDevice
+                | streetsync_wire::ErrorCode::WrongTeam,
+            ..
+        }
+    ) || matches!(e, Error::NoTeam | Error::NotAllowed(_))
 }
 
 async fn sync(client: &SyncClient, listener: &Arc<dyn SyncListener>) -> Result<()> {
