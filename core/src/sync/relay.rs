@@ -58,7 +58,7 @@ pub(crate) fn tls_config(
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|_| Error::Crypto("TLS protocol versions"))?
+        .map_err(|_| Error::Internal("TLS protocol versions"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(std::sync::Arc::new(config))
