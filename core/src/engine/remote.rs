@@ -372,7 +372,9 @@ pub(crate) fn apply_checked(
     // There is one Team document, the one the device joined with; any other record of kind team
     // would replace the roster and keys in memory.
     if checked.kind == RecordKind::Team
-        && w.meta(crate::engine::META_TEAM_DOC)?.as_deref() != Some(id.as_bytes().as_slice())
+        && w
+            .meta(crate::engine::META_TEAM_DOC)?
+            .is_some_and(|team_doc| team_doc != id.as_bytes())
     {
         return Err(Error::NotAllowed(format!(
             "record {id} claims to be a second team document"
