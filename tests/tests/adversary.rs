@@ -1166,3 +1166,887 @@ mod approved_contact_reaches_new_device_after_worker_compaction {
         f.finish("an approved contact after a relay restore");
     }
 }
+
+// ---- trust-model gaps of the review: what a member or a lead sends, and two leads at once ---------
+
+/// Pushes envelopes straight to the relay, signed by `who` (a member using its own device key, or
+/// a device the colluding relay lets through).
+async fn push_as(
+    s: &Scene,
+    who: &DeviceIdentity,
+    envelopes: Vec<streetsync_wire::Envelope>,
+) -> (u16, String) {
+    call_as(
+        &s.op.url(),
+        who,
+        "POST",
+        &push_path(s.team),
+        &PushRequest { envelopes },
+    )
+    .await
+}
+
+/// Why `d` refused the envelope(s) `author` sent for `doc`, if it did.
+fn refusal(d: &Device, doc: RecordId, author: DeviceId) -> Option<QuarantineReason> {
+    d.sync
+        .quarantine_report()
+        .unwrap()
+        .into_iter()
+        .find(|q| q.doc == doc && q.author == author)
+        .map(|q| q.reason)
+}
+
+/// Checks that `d` refused what `author` sent for `doc` with `reason`.
+fn check_refused(
+    f: &mut Findings,
+    d: &Device,
+    doc: RecordId,
+    author: DeviceId,
+    reason: QuarantineReason,
+    what: &str,
+) {
+    let got = refusal(d, doc, author);
+    f.check(
+        got.as_ref() == Some(&reason),
+        format!(
+            "{} did not refuse {what} as {reason}: {}",
+            d.name,
+            match got {
+                Some(r) => format!("quarantined as {r}"),
+                None => "not quarantined".into(),
+            }
+        ),
+    );
+}
+
+/// A device that joins now with a fresh worker invite, as [`Scene::newcomer`], reporting a
+/// failure instead of panicking.
+async fn try_newcomer(s: &Scene, name: &str) -> std::result::Result<Device, String> {
+    let invite = s
+        .lead
+        .sync
+        .create_invite(name, Role::Worker, 3600)
+        .await
+        .map_err(|e| format!("the lead cannot invite: {e}"))?;
+    let d = Device::open(s.dir.path(), name, &s.url());
+    d.sync
+        .join_with_invite(&invite.code)
+        .await
+        .map_err(|e| format!("joining fails: {e}"))?;
+    settle(&[&d]).await;
+    Ok(d)
+}
+
+/// Closes a device's store and opens it again (the in-memory caches are rebuilt from the file).
+fn reopen(slot: &mut Device, dir: &std::path::Path, url: &str) {
+    let name = slot.name.clone();
+    let old = std::mem::replace(slot, Device::open(dir, &format!("{name}-placeholder"), url));
+    drop(old);
+    *slot = Device::open(dir, &name, url);
+}
+
+/// Runs a call that may fail or panic; returns a description of how it ended.
+async fn outcome<T: std::fmt::Debug>(
+    fut: impl std::future::Future<Output = std::result::Result<T, Error>>,
+) -> std::result::Result<T, String> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("error: {e}")),
+        Err(panic) => Err(format!(
+            "panic: {}",
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// The genuine Team document, rewritten as a new record entirely by `author` (every change has
+/// `author`'s actor, so the authorship rule holds): `author` is a lead there, and so is the
+/// operator's device, which commits to `key` as the next epoch. A device that took this record as
+/// its team would take the operator's grant of `key` and seal under it.
+fn second_team_document(
+    team_doc: &[u8],
+    team: TeamId,
+    author: DeviceId,
+    attacker: &Attacker,
+    key: &RawKey,
+) -> Vec<u8> {
+    let keys = attacker.device_keys(Role::Lead);
+    rewrite_document(team_doc, actor_of(author), "add devices", |doc| {
+        let me = find_entry(doc, "roster", "device_id", &author.to_string())
+            .expect("the author is on the genuine roster");
+        doc.put(&me, "role", "lead").unwrap();
+        use automerge::ScalarValue as V;
+        push_entry(
+            doc,
+            "roster",
+            &[
+                ("device_id", V::Str(keys.id.to_string().into())),
+                ("member", V::Str("Leitung (Betrieb)".into())),
+                ("role", V::Str("lead".into())),
+                ("sign_pk", V::Str(hex_of(&keys.sign_pk).into())),
+                ("kx_pk", V::Str(hex_of(&keys.kx_pk).into())),
+                ("revoked", V::Boolean(false)),
+            ],
+        );
+        push_entry(
+            doc,
+            "epochs",
+            &[
+                ("epoch", V::Uint(u64::from(key.epoch))),
+                ("commitment", V::Str(hex_of(&commitment(team, key)).into())),
+                ("by", V::Str(keys.id.to_string().into())),
+            ],
+        );
+    })
+}
+
+/// A worker, and a lead (a malicious one: it is a genuine lead on every roster, and signs with its
+/// own key), each push a Change envelope for a NEW record whose document is of kind `team`: the
+/// genuine roster plus the operator's device as a lead, committing to a key the operator made.
+/// The operator then grants that key. Every device must refuse both records (`not_allowed`), keep
+/// its team and keys exactly as they were, also after its store is reopened and on a device that
+/// joins later, and the operator must read nothing written afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_team_document_is_refused() {
+    let mut s = Scene::new(2).await;
+    let mut f = Findings::default();
+    let (b, b_code) = s
+        .invite("Leitung B", Role::Lead, SyncOptions::default())
+        .await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    let mut b = b;
+    assert_eq!(
+        roster_entry(&s.workers[1], b.ws.device_id()).map(|e| e.role),
+        Some(Role::Lead),
+        "lead B is a lead on the roster"
+    );
+    let joined = join_bundle(&s.op, &s.codes[0]);
+    let b_joined = join_bundle(&s.op, &b_code);
+    let genuine_team = s.lead.ws.team().unwrap();
+    let genuine_epochs = s.lead.ws.key_epochs().unwrap();
+    check_commitment_mirror(&genuine_team, &joined.keys);
+    let team_bytes = s.workers[0].ws.export_document(joined.team_doc_id).unwrap();
+
+    let mut attacker = Attacker::new(s.dir.path(), "operator-device");
+    let forged = RawKey::forge(genuine_epochs.iter().max().unwrap() + 1);
+    attacker.knows(&forged);
+    let attack = s.op.head(s.team);
+
+    // (author name, author id, the record it claims is a second team document)
+    let mut second: Vec<(String, DeviceId, RecordId)> = Vec::new();
+    for (who, keys) in [(&s.workers[0], &joined.keys), (&b, &b_joined.keys)] {
+        let doc = second_team_document(&team_bytes, s.team, who.ws.device_id(), &attacker, &forged);
+        assert!(
+            streetsync_core::testing::merge_document(&doc),
+            "the forged document is a record of kind team that a device would store"
+        );
+        let id = RecordId::random();
+        let key = keys.iter().max_by_key(|k| k.epoch).unwrap();
+        let env = seal_envelope(
+            s.team,
+            id,
+            EnvelopeKind::Change,
+            0,
+            key,
+            who.ws.identity(),
+            &doc,
+        );
+        let (status, body) = push_as(&s, who.ws.identity(), vec![env]).await;
+        assert_eq!(
+            status, 200,
+            "the relay stores {}'s change: {body}",
+            who.name
+        );
+        second.push((who.name.clone(), who.ws.device_id(), id));
+    }
+    // Everyone pulls the second documents, then the operator grants the key they commit to.
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    let targets = ids(&[&s.lead, &b, &s.workers[0], &s.workers[1]]);
+    let message = grant_message(s.team, std::slice::from_ref(&forged), attacker.identity());
+    post_bundles(&mut s, attacker.id(), &targets, &message);
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+
+    let check = |f: &mut Findings, d: &Device, when: &str| {
+        let team = d.ws.team().unwrap();
+        f.check(
+            team == genuine_team,
+            format!(
+                "{}'s team changed {when}: roster {:?}, epochs {:?}",
+                d.name,
+                team.roster
+                    .iter()
+                    .map(|e| (e.member.clone(), e.role))
+                    .collect::<Vec<_>>(),
+                team.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>()
+            ),
+        );
+        let epochs = d.ws.key_epochs().unwrap();
+        f.check(
+            epochs == genuine_epochs,
+            format!(
+                "{} holds key epochs {epochs:?} {when}, not {genuine_epochs:?}",
+                d.name
+            ),
+        );
+        for (author_name, author, id) in &second {
+            if *author == d.ws.device_id() {
+                continue;
+            }
+            f.check(
+                d.ws.export_document(*id).is_err(),
+                format!(
+                    "{} stores {author_name}'s second team document {when}",
+                    d.name
+                ),
+            );
+            check_refused(
+                f,
+                d,
+                *id,
+                *author,
+                QuarantineReason::NotAllowed,
+                &format!("{author_name}'s second team document {when}"),
+            );
+        }
+    };
+    for d in [&s.lead, &b, &s.workers[0], &s.workers[1]] {
+        check(&mut f, d, "after the attack");
+    }
+
+    // The same after the stores are reopened (the team is then loaded from the file).
+    let (dir, url) = (s.dir.path().to_owned(), s.url());
+    reopen(&mut s.lead, &dir, &url);
+    reopen(&mut b, &dir, &url);
+    reopen(&mut s.workers[1], &dir, &url);
+    for d in [&s.lead, &b, &s.workers[1]] {
+        check(&mut f, d, "after reopening its store");
+    }
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    for d in [&s.lead, &b, &s.workers[1]] {
+        check(&mut f, d, "after reopening its store and syncing");
+    }
+
+    // A device that joins now bootstraps through both records.
+    let newcomer = match try_newcomer(&s, "neu").await {
+        Ok(d) => d,
+        Err(e) => {
+            f.check(false, format!("a new device cannot join the team: {e}"));
+            f.finish("a member and a lead send a second record of kind team");
+            return;
+        }
+    };
+    let team = newcomer.ws.team().unwrap();
+    f.check(
+        team.device(&attacker.id()).is_none(),
+        "the new device's roster lists the operator's device",
+    );
+    f.check(
+        team.device(&s.workers[0].ws.device_id()).map(|e| e.role) == Some(Role::Worker),
+        "the new device's roster has worker0 as a lead",
+    );
+    f.check(
+        team.epochs == genuine_team.epochs,
+        format!(
+            "the new device's team commits to epochs {:?}, the genuine one to {:?}",
+            team.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            genuine_team
+                .epochs
+                .iter()
+                .map(|e| e.epoch)
+                .collect::<Vec<_>>()
+        ),
+    );
+    for (author_name, author, id) in &second {
+        check_refused(
+            &mut f,
+            &newcomer,
+            *id,
+            *author,
+            QuarantineReason::NotAllowed,
+            &format!("{author_name}'s second team document"),
+        );
+    }
+
+    let everyone = [&s.lead, &b, &s.workers[0], &s.workers[1], &newcomer];
+    for (i, d) in everyone.iter().enumerate() {
+        d.contact(i as u32, "GEHEIM nach dem zweiten Team-Dokument");
+    }
+    settle(&everyone).await;
+    settle(&everyone).await;
+    attacker.collect_bundles(&s.op);
+    f.attacker_reads_nothing(&attacker, &s, attack);
+    f.finish("a member and a lead send a second record of kind team");
+}
+
+/// A worker sends a new record whose contact document is a copy of a teammate's contact, with
+/// the copy's `id` field still naming that contact. Every device must refuse it
+/// (`malformed_document`) and list the genuine contact once. A control record built the same
+/// way, whose `id` names itself, is accepted: the refusal is about the id alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_naming_another_record_is_refused() {
+    let s = Scene::new(2).await;
+    let mut f = Findings::default();
+    let (lead, m, other) = (&s.lead, &s.workers[0], &s.workers[1]);
+    let c = lead.contact(1, "echte Notiz der Leitung");
+    settle(&[lead, m, other]).await;
+    let joined = join_bundle(&s.op, &s.codes[0]);
+    let key = joined.keys.iter().max_by_key(|k| k.epoch).unwrap();
+    let genuine = m.ws.export_document(c.id).unwrap();
+    let before: Vec<RecordId> = lead.all().iter().map(|x| x.id).collect();
+
+    let forged_id = RecordId::random();
+    let forged = rewrite_document(
+        &genuine,
+        actor_of(m.ws.device_id()),
+        "create contact",
+        |_| {},
+    );
+    let control_id = RecordId::random();
+    let control = rewrite_document(
+        &genuine,
+        actor_of(m.ws.device_id()),
+        "create contact",
+        |d| {
+            d.put(automerge::ROOT, "id", control_id.to_string())
+                .unwrap();
+            d.put(automerge::ROOT, "place", "Kopie unter eigener Id")
+                .unwrap();
+        },
+    );
+    let envs = [(forged_id, &forged), (control_id, &control)]
+        .into_iter()
+        .map(|(id, doc)| {
+            seal_envelope(
+                s.team,
+                id,
+                EnvelopeKind::Change,
+                0,
+                key,
+                m.ws.identity(),
+                doc,
+            )
+        })
+        .collect();
+    let (status, body) = push_as(&s, m.ws.identity(), envs).await;
+    assert_eq!(status, 200, "the relay stores the worker's changes: {body}");
+
+    settle(&[lead, other]).await;
+    let newcomer = s.newcomer("neu").await;
+    for d in [lead, other, &newcomer] {
+        assert!(
+            has_contact(d, control_id),
+            "{} refused the control record (quarantine: {:?}): the forgery is broken, not the rule",
+            d.name,
+            d.sync.quarantine_report().unwrap()
+        );
+        check_refused(
+            &mut f,
+            d,
+            forged_id,
+            m.ws.device_id(),
+            QuarantineReason::MalformedDocument,
+            "the document naming another record",
+        );
+        let listed: Vec<RecordId> = d.all().iter().map(|x| x.id).collect();
+        let copies = listed.iter().filter(|id| **id == c.id).count();
+        f.check(
+            copies == 1,
+            format!("{} lists the lead's contact {copies} times", d.name),
+        );
+        let mut expected = before.clone();
+        expected.push(control_id);
+        expected.sort();
+        let mut got = listed.clone();
+        got.sort();
+        f.check(
+            got == expected,
+            format!(
+                "{} lists {} records, expected {} (the lead's, the control): {got:?}",
+                d.name,
+                got.len(),
+                expected.len()
+            ),
+        );
+        f.check(
+            d.ws.export_document(forged_id).is_err() && d.ws.get_contact(forged_id).is_err(),
+            format!("{} stores the record naming another record", d.name),
+        );
+        let note =
+            d.ws.get_contact(c.id)
+                .map(|x| (x.fields.note, x.fields.place));
+        f.check(
+            note.as_ref()
+                .is_ok_and(|(n, _)| n == "echte Notiz der Leitung"),
+            format!("{} has the lead's contact as {note:?}", d.name),
+        );
+    }
+    f.finish("a member's record presents itself under another record's id");
+}
+
+/// A worker sends a Change envelope (not a snapshot) for a teammate's contact holding two
+/// changes: one with its own actor, one whose actor is the lead's device id with a random suffix.
+/// Every device must refuse the whole envelope (`not_allowed`), show neither change, and never
+/// name the lead in the record's history. A control envelope with only the worker's own change
+/// is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_with_a_forged_actor_is_refused() {
+    let s = Scene::new(2).await;
+    let mut f = Findings::default();
+    let (lead, m, other) = (&s.lead, &s.workers[0], &s.workers[1]);
+    let lead_id = lead.ws.device_id();
+    let c = other.contact(1, "Notiz von worker1");
+    settle(&[other, lead, m]).await;
+    let joined = join_bundle(&s.op, &s.codes[0]);
+    let key = joined.keys.iter().max_by_key(|k| k.epoch).unwrap();
+
+    let mut doc = load_doc(&m.ws.export_document(c.id).unwrap());
+    doc.set_actor(actor_of(m.ws.device_id()));
+    let h0 = doc.get_heads();
+    doc.put(automerge::ROOT, "place", "von worker0 ergänzt")
+        .unwrap();
+    commit(&mut doc, "edit contact");
+    let control = doc.save_after(&h0);
+    let h1 = doc.get_heads();
+    doc.put(automerge::ROOT, "persons", 7_i64).unwrap();
+    commit(&mut doc, "edit contact");
+    doc.set_actor(actor_of(lead_id));
+    doc.put(automerge::ROOT, "place", "von der Leitung (gefälscht)")
+        .unwrap();
+    commit(&mut doc, "edit contact");
+    let forged = doc.save_after(&h1);
+    assert!(!forged.is_empty() && !control.is_empty());
+
+    let seal = |bytes: &[u8]| {
+        seal_envelope(
+            s.team,
+            c.id,
+            EnvelopeKind::Change,
+            0,
+            key,
+            m.ws.identity(),
+            bytes,
+        )
+    };
+    let (status, body) = push_as(&s, m.ws.identity(), vec![seal(&control)]).await;
+    assert_eq!(status, 200, "the relay stores the control change: {body}");
+    let forged_env = seal(&forged);
+    let (status, body) = push_as(&s, m.ws.identity(), vec![forged_env.clone()]).await;
+    assert_eq!(status, 200, "the relay stores the forged change: {body}");
+
+    settle(&[lead, other]).await;
+    let newcomer = s.newcomer("neu").await;
+    for d in [lead, other, &newcomer] {
+        let got =
+            d.ws.get_contact(c.id)
+                .map(|x| (x.fields.place, x.fields.persons));
+        assert!(
+            got.as_ref().is_ok_and(|(p, _)| p != "Nordausgang worker1"),
+            "{} did not apply worker0's control change ({got:?}, quarantine {:?}): the forgery is broken, not the rule",
+            d.name,
+            d.sync.quarantine_report().unwrap()
+        );
+        let q = d
+            .sync
+            .quarantine_report()
+            .unwrap()
+            .into_iter()
+            .filter(|q| q.doc == c.id && q.author == m.ws.device_id())
+            .map(|q| q.reason)
+            .collect::<Vec<_>>();
+        f.check(
+            q == [QuarantineReason::NotAllowed],
+            format!(
+                "{} did not refuse the envelope with the lead's actor as not_allowed (exactly once): {q:?}",
+                d.name
+            ),
+        );
+        f.check(
+            got.as_ref().ok() == Some(&("von worker0 ergänzt".to_string(), 1)),
+            format!(
+                "{} has the contact as {got:?}: parts of the forged envelope were applied",
+                d.name
+            ),
+        );
+        match d.ws.history(c.id) {
+            Ok(h) => {
+                let forged: Vec<_> = h.iter().filter(|e| e.device == Some(lead_id)).collect();
+                f.check(
+                    forged.is_empty(),
+                    format!(
+                        "{}'s history shows the lead as an author: {forged:?}",
+                        d.name
+                    ),
+                );
+                f.check(
+                    h.iter().any(|e| e.device == Some(m.ws.device_id())),
+                    format!("{}'s history lacks worker0's own edit", d.name),
+                );
+            }
+            Err(e) => f.check(
+                false,
+                format!("{} has no history of the record: {e}", d.name),
+            ),
+        }
+    }
+    f.finish("a member attributes a change to the lead inside a change envelope");
+}
+
+/// Lead A removes lead B. The relay, colluding with B, lets it post key grants again: B grants
+/// keys it made for the epoch a worker would take next, signed with its genuine key (valid, but
+/// B is no longer an active lead), to a worker that already pulled the revocation and to one
+/// that was offline through it. Both must keep the genuine epochs (the first one reports the
+/// grant as `ForgedGrant`), and B must read nothing written afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_signed_by_a_revoked_lead_is_refused() {
+    let mut s = Scene::new(2).await;
+    let mut f = Findings::default();
+    let (b, b_code) = s
+        .invite("Leitung B", Role::Lead, SyncOptions::default())
+        .await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1]]).await;
+    let b_id = b.ws.device_id();
+    assert_eq!(
+        roster_entry(&s.workers[1], b_id).map(|e| e.role),
+        Some(Role::Lead),
+        "B is a lead on the offline worker's roster"
+    );
+    let b_joined = join_bundle(&s.op, &b_code);
+
+    // worker1 is offline from here on.
+    s.lead.sync.revoke_device(b_id).await.unwrap();
+    settle(&[&s.workers[0], &s.lead]).await;
+    let genuine = s.lead.ws.key_epochs().unwrap();
+    assert_eq!(genuine, [1, 2], "the revocation rotated to epoch 2");
+    assert_eq!(s.workers[0].ws.key_epochs().unwrap(), genuine);
+    assert_eq!(s.workers[1].ws.key_epochs().unwrap(), [1]);
+    let attack = s.op.head(s.team);
+
+    let team = s.team;
+    s.op.edit(|tx| set_revoked(tx, team, b_id, false));
+    let forged: Vec<RawKey> = [2, 3].into_iter().map(RawKey::forge).collect();
+    let mut keys = b_joined.keys.clone();
+    keys.extend(forged.iter().cloned());
+    let message = grant_message(s.team, &keys, b.ws.identity());
+    for w in &s.workers {
+        let to = w.ws.device_id();
+        let blob =
+            streetsync_core::seal_to_device(&s.op.device(s.team, to).kx_pk, &message).unwrap();
+        let (status, body) = call_as(
+            &s.op.url(),
+            b.ws.identity(),
+            "POST",
+            &format!("/v1/teams/{}/bundles", s.team),
+            &streetsync_wire::PostBundle { to, blob },
+        )
+        .await;
+        assert!(
+            (200..300).contains(&status),
+            "the colluding relay takes B's grant for {}: {status} {body}",
+            w.name
+        );
+    }
+
+    let (w0, w1) = (&s.workers[0], &s.workers[1]);
+    match w0.sync.sync_once(None).await {
+        Ok(r) => f.check(
+            r.alerts
+                .iter()
+                .any(|a| matches!(a, SecurityAlert::ForgedGrant { from } if *from == b_id)),
+            format!(
+                "worker0 did not report B's grant as ForgedGrant: alerts {:?}, keys received {}",
+                r.alerts, r.keys_received
+            ),
+        ),
+        Err(e) => f.check(false, format!("worker0's sync failed on B's grant: {e}")),
+    }
+    if let Err(e) = w1.sync.sync_once(None).await {
+        f.check(false, format!("worker1's sync failed on the grants: {e}"));
+    }
+    settle(&[w1, w0]).await;
+    for d in [&s.lead, w0, w1] {
+        let epochs = d.ws.key_epochs().unwrap();
+        f.check(
+            epochs == genuine,
+            format!("{} holds epochs {epochs:?}, the lead {genuine:?}", d.name),
+        );
+    }
+
+    let notes: Vec<(String, RecordId)> = [&s.lead, w0, w1]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                d.name.clone(),
+                d.contact(i as u32, "GEHEIM nach dem Widerruf von B").id,
+            )
+        })
+        .collect();
+    settle(&[&s.lead, w0, w1, &s.lead, w0, w1]).await;
+    for d in [&s.lead, w0, w1] {
+        for (author, note) in &notes {
+            f.check(
+                has_contact(d, *note),
+                format!("{author}'s note did not reach {}", d.name),
+            );
+        }
+    }
+    for (seq, env) in s.op.log_after(s.team, attack) {
+        f.check(
+            env.author == b_id || env.epoch == 2,
+            format!(
+                "seq {seq} ({:?} by {}) is sealed under epoch {}, not the genuine epoch 2",
+                env.kind, env.author, env.epoch
+            ),
+        );
+    }
+    let mut b_reads = Attacker::member(b.ws.clone(), keys);
+    b_reads.collect_bundles(&s.op);
+    f.attacker_reads_nothing(&b_reads, &s, attack);
+    f.finish("a revoked lead grants keys through a colluding relay");
+}
+
+/// A tombstone signed by a worker, which the honest relay refuses (403), written by the operator
+/// straight into its log. Every device must refuse it (`not_allowed`) and keep the record; the
+/// record goes on syncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_tombstone_is_refused_by_devices() {
+    let mut s = Scene::new(2).await;
+    let mut f = Findings::default();
+    let c = s.workers[1].contact(1, "bleibt bestehen");
+    settle(&[&s.workers[1], &s.lead, &s.workers[0]]).await;
+    let joined = join_bundle(&s.op, &s.codes[0]);
+    let key = joined.keys.iter().max_by_key(|k| k.epoch).unwrap();
+    let m = s.workers[0].ws.device_id();
+    let tomb = seal_tombstone(s.team, c.id, key, s.workers[0].ws.identity());
+
+    let (status, body) = push_as(&s, s.workers[0].ws.identity(), vec![tomb.clone()]).await;
+    f.check(
+        status == 403,
+        format!("the honest relay takes a worker's tombstone: {status} {body}"),
+    );
+    let team = s.team;
+    let seqs =
+        s.op.edit(|tx| append(tx, team, std::slice::from_ref(&tomb)));
+    assert_eq!(seqs.len(), 1);
+    assert!(
+        s.op.log_after(s.team, seqs[0] - 1)
+            .iter()
+            .any(|(_, e)| e.id == tomb.id),
+        "the operator's log holds the worker's tombstone"
+    );
+
+    settle(&[&s.lead, &s.workers[1], &s.workers[0]]).await;
+    let newcomer = s.newcomer("neu").await;
+    for d in [&s.lead, &s.workers[0], &s.workers[1], &newcomer] {
+        f.check(
+            has_contact(d, c.id),
+            format!("{} erased the record on the worker's tombstone", d.name),
+        );
+        if d.ws.device_id() != m {
+            check_refused(
+                &mut f,
+                d,
+                c.id,
+                m,
+                QuarantineReason::NotAllowed,
+                "the worker's tombstone",
+            );
+        }
+    }
+    // The record lives on: an edit after the tombstone reaches everyone.
+    let w1 = &s.workers[1];
+    let Ok(contact) = w1.ws.get_contact(c.id) else {
+        f.finish("a worker's tombstone in the log");
+        return;
+    };
+    let mut fields = contact.fields;
+    fields.note.push_str(" NACHTRAG");
+    w1.ws.update_contact(c.id, fields).unwrap();
+    settle(&[w1, &s.lead, &s.workers[0], &newcomer]).await;
+    for d in [&s.lead, &s.workers[0], &newcomer] {
+        let note = d.ws.get_contact(c.id).map(|x| x.fields.note);
+        f.check(
+            note.as_deref().is_ok_and(|n| n.ends_with("NACHTRAG")),
+            format!(
+                "worker1's edit after the tombstone did not reach {}: {note:?}",
+                d.name
+            ),
+        );
+    }
+    f.finish("a worker's tombstone in the log");
+}
+
+/// Leads A and B each remove a different worker while the other is cut off (each one's pushes
+/// fail until the other has committed its own revocation locally, so each picks its epoch without
+/// knowing of the other's). Then they sync: A, B, A, then everyone, twice. Every remaining
+/// device must list both workers as revoked, read what A, B and the remaining worker write
+/// afterwards, get its outbox empty and its syncs succeeding again, and neither removed worker may
+/// read anything written afterwards (with every key it held and every bundle the relay kept for
+/// it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_leads_revoking_at_once_converge() {
+    let s = Scene::new(3).await;
+    let mut f = Findings::default();
+    let (b, _) = s
+        .invite("Leitung B", Role::Lead, SyncOptions::default())
+        .await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1], &s.workers[2]]).await;
+    settle(&[&s.lead, &b, &s.workers[0], &s.workers[1], &s.workers[2]]).await;
+    let (a_id, b_id) = (s.lead.ws.device_id(), b.ws.device_id());
+    let (gone_a, gone_b) = (s.workers[0].ws.device_id(), s.workers[1].ws.device_id());
+    for d in [&s.lead, &b, &s.workers[2]] {
+        assert_eq!(roster_entry(d, b_id).map(|e| e.role), Some(Role::Lead));
+        assert_eq!(d.ws.key_epochs().unwrap(), [1]);
+    }
+    let cut_off = |proxy: &RewritingProxy, who: DeviceId| {
+        proxy.answer_for(who, "POST", "/push", |_| Response {
+            status: 503,
+            body: b"offline".to_vec(),
+        });
+    };
+
+    // A removes worker0 while its pushes do not get through.
+    cut_off(&s.proxy, a_id);
+    let r = outcome(s.lead.sync.revoke_device(gone_a)).await;
+    eprintln!("A's revocation of worker0 while cut off: {r:?}");
+    s.proxy.behave();
+    assert!(
+        roster_entry(&s.lead, gone_a).is_some_and(|e| e.revoked),
+        "A recorded its revocation locally"
+    );
+    assert!(
+        roster_entry(&b, gone_a).is_some_and(|e| !e.revoked),
+        "B has not heard of A's revocation"
+    );
+    // B removes worker1 likewise, knowing nothing of A's.
+    cut_off(&s.proxy, b_id);
+    let r = outcome(b.sync.revoke_device(gone_b)).await;
+    eprintln!("B's revocation of worker1 while cut off: {r:?}");
+    s.proxy.behave();
+    assert!(
+        roster_entry(&b, gone_b).is_some_and(|e| e.revoked),
+        "B recorded its revocation locally"
+    );
+    assert!(
+        roster_entry(&s.lead, gone_b).is_some_and(|e| !e.revoked),
+        "A has not heard of B's revocation"
+    );
+
+    // Both come back: A, B, A, then everyone, twice.
+    let w2 = &s.workers[2];
+    let remaining = [&s.lead, &b, w2];
+    for d in [&s.lead, &b, &s.lead, &s.lead, &b, w2, &s.lead, &b, w2] {
+        match outcome(d.sync.sync_once(None)).await {
+            Ok(r) if !r.alerts.is_empty() || !r.quarantined.is_empty() => eprintln!(
+                "{} syncs: alerts {:?}, quarantined {:?}",
+                d.name, r.alerts, r.quarantined
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("{} syncs: {e}", d.name),
+        }
+    }
+    for d in remaining {
+        for (gone, name) in [(gone_a, "worker0"), (gone_b, "worker1")] {
+            let entry = roster_entry(d, gone);
+            f.check(
+                entry.as_ref().is_some_and(|e| e.revoked),
+                format!("{}'s roster has {name} {}", d.name, entry_text(&entry)),
+            );
+        }
+        eprintln!(
+            "{} holds epochs {:?}; its team commits to {:?}",
+            d.name,
+            d.ws.key_epochs().unwrap(),
+            d.ws.team()
+                .unwrap()
+                .epochs
+                .iter()
+                .map(|e| (e.epoch, e.by == a_id))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // Notes written afterwards by A, by B and by the remaining worker.
+    let attack = s.op.head(s.team);
+    let notes: Vec<(String, RecordId)> = remaining
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                d.name.clone(),
+                d.contact(i as u32, "GEHEIM nach beiden Widerrufen").id,
+            )
+        })
+        .collect();
+    let mut last: Vec<std::result::Result<SyncReport, String>> = Vec::new();
+    for round in 0..3 {
+        for d in remaining {
+            let r = outcome(d.sync.sync_once(None)).await;
+            if let Err(e) = &r {
+                eprintln!("{} syncs: {e}", d.name);
+            }
+            if round == 2 {
+                last.push(r);
+            }
+        }
+    }
+    for (d, r) in remaining.iter().zip(&last) {
+        f.check(
+            r.is_ok(),
+            format!(
+                "{}'s sync still fails after both revocations: {}",
+                d.name,
+                r.as_ref().err().unwrap_or(&String::new())
+            ),
+        );
+    }
+    for d in remaining {
+        for (author, note) in &notes {
+            f.check(
+                has_contact(d, *note),
+                format!(
+                    "{author}'s note written after both revocations did not reach {} (quarantine: {:?})",
+                    d.name,
+                    d.sync
+                        .quarantine_report()
+                        .unwrap()
+                        .iter()
+                        .filter(|q| q.doc == *note)
+                        .map(|q| q.reason.clone())
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        let pending = d.ws.pending_changes().unwrap();
+        f.check(
+            pending == 0,
+            format!(
+                "{}'s outbox still holds {pending} change(s) after three syncs since it wrote",
+                d.name
+            ),
+        );
+    }
+    for (i, name) in [(0, "worker0"), (1, "worker1")] {
+        let joined = join_bundle(&s.op, &s.codes[i]);
+        let mut gone = Attacker::member(s.workers[i].ws.clone(), joined.keys);
+        gone.collect_bundles(&s.op);
+        let read = gone.readable(&s.op, s.team, attack);
+        f.check(
+            read.is_empty(),
+            format!(
+                "the removed {name} decrypts {} envelope(s) written after both revocations (keys of epochs {:?}):\n      {}",
+                read.len(),
+                gone.keys.iter().map(|k| k.epoch).collect::<Vec<_>>(),
+                read.join("\n      ")
+            ),
+        );
+    }
+    f.finish("two leads revoke at the same time");
+}

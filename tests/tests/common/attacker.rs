@@ -13,6 +13,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, LoadOptions, ObjId, ObjType, ReadDoc, TextEncoding, Value};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,11 @@ pub fn random<const N: usize>() -> [u8; N] {
 pub struct RawKey {
     pub epoch: u32,
     pub key: [u8; 32],
+}
+
+/// A hex string of bytes (public keys and commitments in the Team document).
+pub fn hex_of(bytes: &[u8]) -> String {
+    hex::encode(bytes)
 }
 
 impl std::fmt::Debug for RawKey {
@@ -168,6 +175,166 @@ pub fn seal_envelope(
     }
     env.sign(author.signing_key());
     env
+}
+
+/// Seals and signs a tombstone as a device's push does: the empty body is sealed too (its
+/// ciphertext is the AEAD tag alone), so it opens under the epoch's key and a receiving device
+/// gets as far as its role check.
+pub fn seal_tombstone(
+    team: TeamId,
+    doc: RecordId,
+    key: &RawKey,
+    author: &DeviceIdentity,
+) -> Envelope {
+    let mut env = seal_envelope(team, doc, EnvelopeKind::Tombstone, 0, key, author, &[]);
+    let mut tag = Vec::new();
+    key.aead()
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(env.nonce),
+            Aad::from(env.header_bytes()),
+            &mut tag,
+        )
+        .unwrap();
+    env.ciphertext = tag;
+    env.sign(author.signing_key());
+    assert!(key.open(&env).is_some_and(|p| p.is_empty()));
+    env
+}
+
+/// `crypto::TeamKey::commitment`: what a lead records in the Team document for an epoch,
+/// `SHA-256("streetsync-epoch-v1\0" || team || epoch (big endian) || key)`. Checked against a
+/// genuine commitment by [`check_commitment_mirror`].
+pub fn commitment(team: TeamId, key: &RawKey) -> [u8; 32] {
+    let mut v = b"streetsync-epoch-v1\0".to_vec();
+    v.extend_from_slice(team.as_bytes());
+    v.extend_from_slice(&key.epoch.to_be_bytes());
+    v.extend_from_slice(&key.key);
+    let d = ring::digest::digest(&ring::digest::SHA256, &v);
+    d.as_ref().try_into().unwrap()
+}
+
+/// Fails loudly if [`commitment`] no longer computes what the core records: `keys` are genuine
+/// team keys (from a join bundle), `team` the Team document that commits to them.
+pub fn check_commitment_mirror(team: &streetsync_core::Team, keys: &[RawKey]) {
+    let mut checked = 0;
+    for k in keys {
+        if let Some(c) = team.epoch_commitment(k.epoch) {
+            assert_eq!(
+                c.commitment,
+                commitment(team.id, k),
+                "the mirrored epoch commitment no longer matches core's"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no genuine commitment to check the mirror against"
+    );
+}
+
+/// An actor id for changes that claim to come from `device`: its id, then random bytes, as a
+/// device makes its own.
+pub fn actor_of(device: DeviceId) -> ActorId {
+    let mut actor = device.as_bytes().to_vec();
+    actor.extend_from_slice(&random::<8>());
+    ActorId::from(actor)
+}
+
+/// Loads a saved document as devices do (UTF-8 code units).
+pub fn load_doc(bytes: &[u8]) -> AutoCommit {
+    AutoCommit::load_with_options(
+        bytes,
+        LoadOptions::new().text_encoding(TextEncoding::Utf8CodeUnit),
+    )
+    .unwrap()
+}
+
+/// Commits what is pending under a message, with the current time, as devices do.
+pub fn commit(doc: &mut AutoCommit, message: &str) {
+    let _ = doc.commit_with(
+        CommitOptions::default()
+            .with_message(message.to_owned())
+            .with_time(chrono::Utc::now().timestamp()),
+    );
+}
+
+/// A new document with the content of the saved document `bytes`, written anew by `actor` in one
+/// change and then edited by `edit`: the same fields and values, none of the original changes, so
+/// every change in it is the actor's own (what a member makes up when it writes a record of its
+/// choosing). Returns the saved document.
+pub fn rewrite_document(
+    bytes: &[u8],
+    actor: ActorId,
+    message: &str,
+    edit: impl FnOnce(&mut AutoCommit),
+) -> Vec<u8> {
+    let src = load_doc(bytes);
+    let mut dst = AutoCommit::new_with_encoding(TextEncoding::Utf8CodeUnit);
+    dst.set_actor(actor);
+    copy_object(&src, &automerge::ROOT, &mut dst, &automerge::ROOT);
+    edit(&mut dst);
+    commit(&mut dst, message);
+    dst.save()
+}
+
+fn copy_object(src: &AutoCommit, from: &ObjId, dst: &mut AutoCommit, to: &ObjId) {
+    match src.object_type(from).unwrap() {
+        ObjType::Map | ObjType::Table => {
+            for key in src.keys(from).collect::<Vec<_>>() {
+                let (value, id) = src.get(from, key.as_str()).unwrap().unwrap();
+                match value {
+                    Value::Scalar(s) => dst.put(to, key.as_str(), s.into_owned()).unwrap(),
+                    Value::Object(t) => {
+                        let child = dst.put_object(to, key.as_str(), t).unwrap();
+                        fill(src, &id, t, dst, &child);
+                    }
+                }
+            }
+        }
+        ObjType::List => {
+            for i in 0..src.length(from) {
+                let (value, id) = src.get(from, i).unwrap().unwrap();
+                match value {
+                    Value::Scalar(s) => dst.insert(to, i, s.into_owned()).unwrap(),
+                    Value::Object(t) => {
+                        let child = dst.insert_object(to, i, t).unwrap();
+                        fill(src, &id, t, dst, &child);
+                    }
+                }
+            }
+        }
+        ObjType::Text => unreachable!("text is filled by `fill`"),
+    }
+}
+
+fn fill(src: &AutoCommit, from: &ObjId, t: ObjType, dst: &mut AutoCommit, to: &ObjId) {
+    if t == ObjType::Text {
+        dst.splice_text(to, 0, 0, &src.text(from).unwrap()).unwrap();
+    } else {
+        copy_object(src, from, dst, to);
+    }
+}
+
+/// The map in `list` (a list of maps under `ROOT`) whose `field` is the string `value`.
+pub fn find_entry(doc: &AutoCommit, list: &str, field: &str, value: &str) -> Option<ObjId> {
+    let (_, list) = doc.get(automerge::ROOT, list).unwrap()?;
+    (0..doc.length(&list))
+        .filter_map(|i| doc.get(&list, i).unwrap().map(|(_, obj)| obj))
+        .find(|obj| {
+            matches!(doc.get(obj, field), Ok(Some((Value::Scalar(s), _)))
+                if matches!(s.as_ref(), automerge::ScalarValue::Str(t) if t.as_str() == value))
+        })
+}
+
+/// Appends a map of string, unsigned and boolean fields to the list `list` under `ROOT`.
+pub fn push_entry(doc: &mut AutoCommit, list: &str, fields: &[(&str, automerge::ScalarValue)]) {
+    let (_, list) = doc.get(automerge::ROOT, list).unwrap().unwrap();
+    let n = doc.length(&list);
+    let entry = doc.insert_object(&list, n, ObjType::Map).unwrap();
+    for (k, v) in fields {
+        doc.put(&entry, *k, v.clone()).unwrap();
+    }
 }
 
 /// What a member's device received when it joined: the team keys and the Team document's id.

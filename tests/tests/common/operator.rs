@@ -324,6 +324,40 @@ pub fn reappend(
     Ok(seqs)
 }
 
+/// Appends envelopes at new sequence numbers after the head, as the relay's push would store
+/// them, but without any of its checks (role, tombstones): what a colluding operator writes into
+/// its own log. Returns their sequence numbers.
+pub fn append(tx: &Transaction<'_>, team: TeamId, envs: &[Envelope]) -> rusqlite::Result<Vec<u64>> {
+    let mut head: i64 = tx.query_row(
+        "SELECT head FROM teams WHERE id = ?1",
+        [team.as_bytes()],
+        |r| r.get(0),
+    )?;
+    let mut seqs = Vec::new();
+    for env in envs {
+        head += 1;
+        tx.execute(
+            "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                team.as_bytes(),
+                head,
+                env.doc.as_bytes(),
+                env.id.as_bytes(),
+                env.kind.code(),
+                env.covers as i64,
+                serde_json::to_string(env).unwrap()
+            ],
+        )?;
+        seqs.push(head as u64);
+    }
+    tx.execute(
+        "UPDATE teams SET head = ?1 WHERE id = ?2",
+        params![head, team.as_bytes()],
+    )?;
+    Ok(seqs)
+}
+
 /// Whether the relay holds a tombstone for a record.
 pub fn has_tombstone(conn: &Connection, team: TeamId, doc: RecordId) -> rusqlite::Result<bool> {
     Ok(conn
@@ -347,6 +381,9 @@ pub struct Request {
     pub path: String,
     pub query: String,
     pub body: Vec<u8>,
+    /// The device named in the request's `authorization` header (the relay checks the signature;
+    /// the proxy only reads the name, to play a relay that treats one device differently).
+    pub device: Option<DeviceId>,
 }
 
 impl Request {
@@ -385,6 +422,8 @@ enum Action {
 struct Rule {
     method: &'static str,
     path_suffix: String,
+    /// Only requests signed in the name of this device, if set.
+    device: Option<DeviceId>,
     action: Action,
 }
 
@@ -440,7 +479,24 @@ impl RewritingProxy {
         path_suffix: &str,
         f: impl Fn(&Request) -> Response + Send + Sync + 'static,
     ) {
-        self.add(method, path_suffix, Action::Answer(Arc::new(f)));
+        self.add(method, path_suffix, None, Action::Answer(Arc::new(f)));
+    }
+
+    /// Like [`RewritingProxy::answer`], for requests signed in the name of `device` only (for
+    /// example: one device is cut off while the others get through).
+    pub fn answer_for(
+        &self,
+        device: DeviceId,
+        method: &'static str,
+        path_suffix: &str,
+        f: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) {
+        self.add(
+            method,
+            path_suffix,
+            Some(device),
+            Action::Answer(Arc::new(f)),
+        );
     }
 
     /// Passes matching requests to the relay and hands its answer through `f`.
@@ -450,13 +506,20 @@ impl RewritingProxy {
         path_suffix: &str,
         f: impl Fn(&Request, Response) -> Response + Send + Sync + 'static,
     ) {
-        self.add(method, path_suffix, Action::Rewrite(Arc::new(f)));
+        self.add(method, path_suffix, None, Action::Rewrite(Arc::new(f)));
     }
 
-    fn add(&self, method: &'static str, path_suffix: &str, action: Action) {
+    fn add(
+        &self,
+        method: &'static str,
+        path_suffix: &str,
+        device: Option<DeviceId>,
+        action: Action,
+    ) {
         self.shared.rules.lock().unwrap().push(Rule {
             method,
             path_suffix: path_suffix.to_owned(),
+            device,
             action,
         });
     }
@@ -492,13 +555,23 @@ async fn handle(
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or("").to_owned(),
         body,
+        device: parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| streetsync_wire::auth::AuthHeader::parse(v).ok())
+            .map(|h| h.device),
     };
     let actions: Vec<Action> = s
         .rules
         .lock()
         .unwrap()
         .iter()
-        .filter(|r| r.method == request.method && request.path.ends_with(&r.path_suffix))
+        .filter(|r| {
+            r.method == request.method
+                && request.path.ends_with(&r.path_suffix)
+                && r.device.is_none_or(|d| request.device == Some(d))
+        })
         .map(|r| r.action.clone())
         .collect();
     let bump = || s.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
