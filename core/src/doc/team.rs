@@ -43,8 +43,10 @@ pub(crate) struct RosterDeviceDoc {
 
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 pub(crate) struct EpochDoc {
-    #[key]
     epoch: u64,
+    /// The key of the list entry: two leads may record the same epoch at once (see
+    /// `Team::epoch_commitment`), never the same commitment.
+    #[key]
     commitment: String,
     by: String,
 }

@@ -211,6 +211,63 @@ impl Engine {
         self.store.read(|r| r.has_unconfirmed(&doc))
     }
 
+    /// Drops every held key whose epoch the Team document now settles on another lead's key (two
+    /// leads rotated at the same moment, and this device took the key that lost). Returns
+    /// `(dropped, own)`: whether a key was dropped (what this device sealed under it reaches
+    /// nobody, so its changes must go out again) and whether it was this device's own rotation
+    /// (then it rotates once more, so that every device either lead removed is left out).
+    pub(crate) fn resolve_contested_epochs(&self) -> Result<(bool, bool)> {
+        let team = self.team()?;
+        let me = self.device_id();
+        let mut own_lost = false;
+        self.store
+            .write(|w| {
+                let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
+                    Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+                        what: "team keys".into(),
+                    })?,
+                    None => return Err(Error::NoTeam),
+                };
+                let before = keys.len();
+                keys.retain(|k| {
+                    let mine = k.commitment(&team.id);
+                    match team.epoch_commitment(k.epoch) {
+                        Some(winner) if winner.commitment != mine => {
+                            own_lost |= team
+                                .epochs
+                                .iter()
+                                .any(|e| e.commitment == mine && e.by == me);
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+                let dropped = keys.len() != before;
+                if dropped {
+                    Self::store_keys(w, &keys)?;
+                }
+                Ok(dropped)
+            })
+            .map(|dropped| (dropped, own_lost))
+    }
+
+    /// Records a fresh epoch for `key` in the Team document (a lead's rotation without a
+    /// revocation: after losing a contested epoch).
+    pub(crate) fn commit_epoch(&self, key: &TeamKey) -> Result<()> {
+        let me = self.device_id();
+        self.change_team("rotate the team key", |team| {
+            let commitment = key.commitment(&team.id);
+            if !team.epochs.iter().any(|e| e.commitment == commitment) {
+                team.epochs.push(crate::model::team::EpochCommitment {
+                    epoch: key.epoch,
+                    commitment,
+                    by: me,
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// The grants of the active rotation were all sent, or a rotation that was never committed
     /// is given up: forget it.
     pub(crate) fn rotation_done(&self) -> Result<()> {

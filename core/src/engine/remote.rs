@@ -314,15 +314,17 @@ fn team_change_allowed(before: &Team, after: &Team, author: Option<&RemoteAuthor
         }
     }
     for e in &before.epochs {
-        if after.epoch_commitment(e.epoch) != Some(e) {
+        if !after.epochs.contains(e) {
             return refuse("it alters a key commitment");
         }
     }
+    // New entries: epochs continue the sequence by one each; an entry for the newest epoch a
+    // device knows may also come from a second lead who rotated at the same moment.
     let mut newest = before.epochs.iter().map(|e| e.epoch).max();
     let mut added: Vec<_> = after
         .epochs
         .iter()
-        .filter(|e| before.epoch_commitment(e.epoch).is_none())
+        .filter(|e| !before.epochs.contains(e))
         .collect();
     added.sort_by_key(|e| e.epoch);
     for e in added {
@@ -331,7 +333,7 @@ fn team_change_allowed(before: &Team, after: &Team, author: Option<&RemoteAuthor
             Some(n) => n.checked_add(1),
             None => Some(e.epoch),
         };
-        if Some(e.epoch) != next {
+        if Some(e.epoch) != next && Some(e.epoch) != newest {
             return refuse("a key epoch does not follow the last one by one");
         }
         if !before.is_active_lead(&e.by) || author.is_some_and(|a| !a.snapshot && a.device != e.by)
@@ -372,8 +374,7 @@ pub(crate) fn apply_checked(
     // There is one Team document, the one the device joined with; any other record of kind team
     // would replace the roster and keys in memory.
     if checked.kind == RecordKind::Team
-        && w
-            .meta(crate::engine::META_TEAM_DOC)?
+        && w.meta(crate::engine::META_TEAM_DOC)?
             .is_some_and(|team_doc| team_doc != id.as_bytes())
     {
         return Err(Error::NotAllowed(format!(

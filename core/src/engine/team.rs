@@ -160,7 +160,11 @@ impl Engine {
                     by: me,
                 });
             }
-            if team.epoch_commitment(next.epoch).is_none() {
+            if !team
+                .epochs
+                .iter()
+                .any(|e| e.commitment == next.commitment(&team.id))
+            {
                 team.epochs.push(EpochCommitment {
                     epoch: next.epoch,
                     commitment: next.commitment(&team.id),

@@ -138,8 +138,15 @@ pub struct Revocation {
 
 impl Team {
     /// The commitment a lead recorded for `epoch`, if any.
+    /// Two leads who rotate at the same moment, unable to see each other, both record the same
+    /// epoch; every device then takes the entry with the smallest commitment, so all agree on one
+    /// key without talking to each other (the other lead rotates again, see
+    /// `Engine::resolve_contested_epochs`).
     pub fn epoch_commitment(&self, epoch: u32) -> Option<&EpochCommitment> {
-        self.epochs.iter().find(|e| e.epoch == epoch)
+        self.epochs
+            .iter()
+            .filter(|e| e.epoch == epoch)
+            .min_by_key(|e| e.commitment)
     }
 
     /// The revocation of `device`, if it was removed.

@@ -615,8 +615,29 @@ impl SyncClient {
                 }
             };
             taken += u64::from(self.engine.accept_keys(&grant.keys)?);
-            let held = self.engine.key_epochs()?;
-            if grant.keys.iter().all(|k| held.contains(&k.epoch)) {
+            // Kept while it holds a key this device may still take: one not held that is the
+            // settled key of its epoch, or that no commitment this device has seen names yet (it
+            // may arrive with the next pull). Keys from before commitments existed, and keys
+            // that lost a contested epoch, are done with.
+            let team = self.engine.team()?;
+            let held: Vec<[u8; 32]> = self
+                .engine
+                .team_keys()?
+                .iter()
+                .map(|k| k.commitment(&team.id))
+                .collect();
+            let first_committed = team.epochs.iter().map(|e| e.epoch).min().unwrap_or(0);
+            let useful = grant.keys.iter().any(|k| {
+                let c = k.commitment(&team.id);
+                let named = team.epochs.iter().any(|e| e.commitment == c);
+                !held.contains(&c)
+                    && k.epoch >= first_committed
+                    && match team.epoch_commitment(k.epoch) {
+                        Some(settled) => settled.commitment == c || !named,
+                        None => true,
+                    }
+            });
+            if !useful {
                 self.engine.store.write(|w| w.delete_secret(&name))?;
             }
         }
@@ -730,9 +751,9 @@ impl SyncClient {
                 postcard::to_stdvec(&grant).map_err(|_| Error::Internal("bundle encoding"))?,
             );
             let blob = crate::crypto::seal_to_device(&d.kx_pk, &plain)?;
-            let _: streetsync_wire::BundleCreated = self
+            let posted = self
                 .relay
-                .call(
+                .call::<_, streetsync_wire::BundleCreated>(
                     self.engine.identity(),
                     Method::POST,
                     &team_path(team, "/bundles"),
@@ -741,7 +762,17 @@ impl SyncClient {
                         blob,
                     }),
                 )
-                .await?;
+                .await;
+            match posted {
+                // The relay no longer knows the device (another lead removed it just now, and
+                // this device has not seen that yet): it gets no key, which is right.
+                Ok(_)
+                | Err(Error::Relay {
+                    code: ErrorCode::NotFound | ErrorCode::Revoked,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.engine.rotation_done()?;
         Ok(true)

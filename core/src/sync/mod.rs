@@ -287,13 +287,25 @@ impl SyncClient {
         if lost > 0 {
             alerts.push(SecurityAlert::DroppedChanges { count: lost });
         }
+        // A key this device took for an epoch the Team document now settles on another key goes
+        // first; then grants whose epoch was committed to only in this pull are taken.
+        let (dropped, own_lost) = self.engine.resolve_contested_epochs()?;
+        report.keys_received += self.take_grants()?;
+        if dropped {
+            // What this device sealed under the dropped key reaches nobody: it goes out again.
+            self.engine.requeue_own_changes()?;
+        }
+        if own_lost && self.engine.my_role().ok() == Some(streetsync_wire::Role::Lead) {
+            // Another lead rotated at the same moment and its key won: a new epoch leaves out
+            // every device either lead removed.
+            let key = self.engine.start_rotation()?;
+            self.engine.commit_epoch(&key)?;
+        }
         // The change committing to a new key is in the log now: seal under it, grant it, and
         // send what was held back while the old key was still the sealing key.
         if self.finish_rotation(team.id).await? {
             report.pushed += self.push(team.id, listener).await?;
         }
-        // Grants whose epoch the Team document committed to only in this pull.
-        report.keys_received += self.take_grants()?;
         report.recovered = self.retry_quarantine().await?;
         let lead = self.engine.my_role().ok() == Some(streetsync_wire::Role::Lead);
         report.snapshots = match (report.relay_restored, lead) {
@@ -312,7 +324,7 @@ impl SyncClient {
             (false, true) => self.compact_due(team.id, listener).await?,
             (false, false) => 0,
         };
-        if lost > 0 || report.relay_restored {
+        if lost > 0 || dropped || report.relay_restored {
             report.pushed += self.push(team.id, listener).await?;
         }
         report.alerts.extend(alerts);
