@@ -68,7 +68,10 @@ fn receive(base: Option<&[u8]>, data: &[u8]) -> bool {
 }
 
 fn receive_as(base: Option<&[u8]>, data: &[u8], author: Option<&RemoteAuthor>) -> bool {
-    let id = RecordId::from_bytes([0; 16]);
+    // Received as the record the document names (a device refuses a document that names
+    // another record), so the fuzzer reaches the hydration behind that check.
+    let named = base.or(Some(data)).and_then(named_record);
+    let id = named.unwrap_or(RecordId::from_bytes([0; 16]));
     let existing = match base {
         Some(b) => match crate::doc::load(b) {
             Ok(doc) => match crate::doc::kind_of(&doc) {
@@ -104,4 +107,21 @@ pub fn open_at_schema_version(
 /// devices must refuse.
 pub fn unchecked_change(ws: &Workspace, id: RecordId, field: &str, value: &str) -> Result<()> {
     ws.engine().unchecked_change(id, field, value)
+}
+
+/// The record id a saved document names in its root key `id`, if it loads and has one.
+fn named_record(bytes: &[u8]) -> Option<RecordId> {
+    if crate::doc::precheck::check(bytes).is_err() {
+        return None;
+    }
+    let doc = crate::doc::foreign::guard(RecordId::from_bytes([0; 16]), || crate::doc::load(bytes))
+        .ok()?
+        .ok()?;
+    match automerge::ReadDoc::get(&doc, automerge::ROOT, "id") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+            automerge::ScalarValue::Str(id) => id.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
 }

@@ -20,7 +20,7 @@ const UNKNOWN_ACTOR_PANIC: &[u8] =
 fn a_change_that_panics_automerge_is_refused_as_a_protocol_error() {
     let dir = tempfile::tempdir().unwrap();
     let ws = lead_store(dir.path());
-    let id = RecordId::random();
+    let id = named_record(BASE_CONTACT);
     ws.apply_remote(id, BASE_CONTACT).unwrap();
     let before = ws.get_contact(id).unwrap();
 
@@ -60,7 +60,7 @@ const SAVES_UNLOADABLE: &[u8] =
 fn a_change_that_would_leave_an_unloadable_document_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ws = lead_store(dir.path());
-    let id = RecordId::random();
+    let id = named_record(BASE_CLIENT);
     ws.apply_remote(id, BASE_CLIENT).unwrap();
     let before = ws.get_client(id).unwrap();
 
@@ -71,4 +71,35 @@ fn a_change_that_would_leave_an_unloadable_document_is_refused() {
     assert_eq!(ws.get_client(id).unwrap(), before);
     ws.export_document(id).unwrap();
     assert_eq!(ws.damaged_records().unwrap(), Vec::<RecordId>::new());
+}
+
+/// The record a saved document names (a device refuses it under any other id).
+fn named_record(doc: &[u8]) -> RecordId {
+    let doc = automerge::AutoCommit::load(doc).unwrap();
+    match automerge::ReadDoc::get(&doc, automerge::ROOT, "id").unwrap() {
+        Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+            automerge::ScalarValue::Str(id) => id.parse().unwrap(),
+            other => panic!("id is {other:?}"),
+        },
+        other => panic!("no id: {other:?}"),
+    }
+}
+
+#[test]
+fn a_document_under_another_records_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let err = ws
+        .apply_remote(RecordId::random(), BASE_CONTACT)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ref m) if m.contains("names record")),
+        "{err:?}"
+    );
+    assert!(
+        ws.list_contacts(&ContactFilter::default())
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }

@@ -449,8 +449,8 @@ impl SyncClient {
         loop {
             let mut page = match prefetched.take() {
                 Some(page) => page,
-                None if check_cursor => self.fetch_page(team, cursor - 1).await?,
-                None => self.fetch_page(team, cursor).await?,
+                None if check_cursor => self.fetch_page(team, cursor - 1, 1).await?,
+                None => self.fetch_page(team, cursor, 0).await?,
             };
             let mut rolled_back = page.head < cursor;
             if std::mem::take(&mut check_cursor)
@@ -493,7 +493,7 @@ impl SyncClient {
             // on its way: a fresh device's bootstrap overlaps the relay's answer with the merge.
             let next = async {
                 if more {
-                    Some(self.fetch_page(team, page_last).await)
+                    Some(self.fetch_page(team, page_last, 0).await)
                 } else {
                     None
                 }
@@ -526,12 +526,11 @@ impl SyncClient {
         }
     }
 
-    /// Asks the relay for the page of its log after `after`.
-    async fn fetch_page(&self, team: TeamId, after: u64) -> Result<PullResponse> {
-        let path = team_path(
-            team,
-            &format!("/pull?after={after}&limit={}", self.options.page_size),
-        );
+    /// Asks the relay for the page of its log after `after`; `extra` more entries than a page
+    /// (the entry at the cursor, asked for again, still leaves a whole page of new ones).
+    async fn fetch_page(&self, team: TeamId, after: u64, extra: u32) -> Result<PullResponse> {
+        let limit = self.options.page_size.saturating_add(extra);
+        let path = team_path(team, &format!("/pull?after={after}&limit={limit}"));
         self.relay
             .call::<(), _>(self.engine.identity(), Method::GET, &path, None)
             .await
