@@ -21,6 +21,16 @@ pub(crate) struct PendingRotation {
     pub(crate) active: bool,
 }
 
+/// The stored key list; no list means the store is in no team.
+fn decode_keys(stored: Option<Zeroizing<Vec<u8>>>) -> Result<Vec<TeamKey>> {
+    match stored {
+        Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
+            what: "team keys".into(),
+        }),
+        None => Err(Error::NoTeam),
+    }
+}
+
 /// Whether `key` matches the commitment recorded for its epoch in the Team document. Only an
 /// active lead can have recorded it (`engine::remote` refuses any other change that adds one), and
 /// it stays valid after that lead is removed, so a device offline through several rotations still
@@ -48,17 +58,19 @@ pub(crate) struct JoinBundle {
 impl Engine {
     /// The team keys this device holds, newest epoch last.
     pub(crate) fn team_keys(&self) -> Result<Vec<TeamKey>> {
-        self.store.read(|r| match r.secret(SECRET_TEAM_KEYS)? {
-            Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
-                what: "team keys".into(),
-            }),
-            None => Err(Error::NoTeam),
-        })
+        self.store
+            .read(|r| decode_keys(r.secret(SECRET_TEAM_KEYS)?))
     }
 
     /// The epochs of the team keys this device holds (a removed device stops at its last one).
     pub(crate) fn key_epochs(&self) -> Result<Vec<u32>> {
         Ok(self.team_keys()?.iter().map(|k| k.epoch).collect())
+    }
+
+    /// The keys held, read inside a write transaction (every change of them reads, edits and
+    /// stores them in one).
+    fn held_keys(w: &crate::store::Writer<'_>) -> Result<Vec<TeamKey>> {
+        decode_keys(w.secret(SECRET_TEAM_KEYS)?)
     }
 
     fn store_keys(w: &mut crate::store::Writer<'_>, keys: &[TeamKey]) -> Result<()> {
@@ -75,12 +87,7 @@ impl Engine {
     pub(crate) fn accept_keys(&self, offered: &[TeamKey]) -> Result<u32> {
         let team = self.team()?;
         self.store.write(|w| {
-            let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
-                Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
-                    what: "team keys".into(),
-                })?,
-                None => return Err(Error::NoTeam),
-            };
+            let mut keys = Self::held_keys(w)?;
             let mut offered: Vec<&TeamKey> = offered.iter().collect();
             offered.sort_by_key(|k| k.epoch);
             let mut taken = 0;
@@ -188,12 +195,7 @@ impl Engine {
             }
             let key = p.key.clone();
             self.store.write(|w| {
-                let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
-                    Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
-                        what: "team keys".into(),
-                    })?,
-                    None => return Err(Error::NoTeam),
-                };
+                let mut keys = Self::held_keys(w)?;
                 if !keys.iter().any(|k| k.epoch == key.epoch) {
                     keys.push(key);
                 }
@@ -222,12 +224,7 @@ impl Engine {
         let mut own_lost = false;
         self.store
             .write(|w| {
-                let mut keys: Vec<TeamKey> = match w.secret(SECRET_TEAM_KEYS)? {
-                    Some(b) => postcard::from_bytes(&b).map_err(|_| Error::Corrupt {
-                        what: "team keys".into(),
-                    })?,
-                    None => return Err(Error::NoTeam),
-                };
+                let mut keys = Self::held_keys(w)?;
                 let before = keys.len();
                 keys.retain(|k| {
                     let mine = k.commitment(&team.id);
