@@ -31,13 +31,13 @@ pub fn open_sealed(data: &[u8]) -> bool {
 
 /// Parses arbitrary text as an invite code.
 pub fn parse_invite_code(code: &str) -> bool {
-    crate::sync::membership::fuzz_parse_invite(code)
+    crate::sync::invites::fuzz_parse_invite(code)
 }
 
 /// Decodes arbitrary bytes as a bundle message (what a device finds in its relay mailbox after
 /// opening the outer seal).
 pub fn decode_bundle_message(data: &[u8]) -> bool {
-    crate::sync::membership::fuzz_decode_bundle(data)
+    crate::sync::rotation::fuzz_decode_bundle(data)
 }
 
 /// Receives arbitrary bytes as a teammate's changes for a record new on this device: the

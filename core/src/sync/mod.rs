@@ -7,9 +7,10 @@
 //! with the new cursor, is stored in one local transaction. Network I/O never holds the store lock,
 //! so sync never blocks local writes.
 
+pub(crate) mod invites;
 mod live;
-pub(crate) mod membership;
 mod relay;
+pub(crate) mod rotation;
 
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ use streetsync_wire::{
 };
 use zeroize::Zeroizing;
 
+pub use invites::{Invite, MAX_INVITE_TTL_SECS, OpenInvite};
 pub use live::{LiveHandle, SyncListener, SyncStatus};
-pub use membership::{Invite, MAX_INVITE_TTL_SECS, OpenInvite};
 
 use crate::engine::Engine;
 use crate::engine::page::{
@@ -193,6 +194,16 @@ impl SyncClient {
             options,
             running: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Refuses what only a lead may do, before anything is sent.
+    pub(crate) fn require_lead(&self, what: &str) -> Result<()> {
+        match self.engine.my_role()? {
+            streetsync_wire::Role::Lead => Ok(()),
+            streetsync_wire::Role::Worker => {
+                Err(Error::NotAllowed(format!("only a team lead can {what}")))
+            }
+        }
     }
 
     /// How far this device has pulled the relay's log.
