@@ -103,3 +103,30 @@ fn a_document_under_another_records_id_is_refused() {
             .is_empty()
     );
 }
+
+/// A record Automerge 0.12 loads strictly but panics on when its change graph is read (found by
+/// replaying the `document` target's corpus through `history`, 2026-12-01).
+const HISTORY_PANIC: &[u8] = include_bytes!(
+    "../../fuzz/regressions/document/history-get_changes-collector-753.automerge"
+);
+
+#[test]
+fn a_record_whose_history_panics_automerge_gives_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    // Received as the record it names, as a device would store it.
+    let id = match std::panic::catch_unwind(|| named_record(HISTORY_PANIC)) {
+        Ok(id) => id,
+        Err(_) => RecordId::random(),
+    };
+    match ws.apply_remote(id, HISTORY_PANIC) {
+        Ok(_) => {
+            let err = ws.history(id).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        }
+        // Refused at receipt is as good: nothing unreadable is stored.
+        Err(e) => assert!(matches!(e, Error::Protocol(_) | Error::NotAllowed(_)), "{e:?}"),
+    }
+    // The store goes on working.
+    assert!(ws.list_contacts(&ContactFilter::default()).is_ok());
+}
