@@ -106,9 +106,8 @@ fn a_document_under_another_records_id_is_refused() {
 
 /// A record Automerge 0.12 loads strictly but panics on when its change graph is read (found by
 /// replaying the `document` target's corpus through `history`, 2026-12-01).
-const HISTORY_PANIC: &[u8] = include_bytes!(
-    "../../fuzz/regressions/document/history-get_changes-collector-753.automerge"
-);
+const HISTORY_PANIC: &[u8] =
+    include_bytes!("../../fuzz/regressions/document/history-get_changes-collector-753.automerge");
 
 #[test]
 fn a_record_whose_history_panics_automerge_gives_a_typed_error() {
@@ -125,7 +124,10 @@ fn a_record_whose_history_panics_automerge_gives_a_typed_error() {
             assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
         }
         // Refused at receipt is as good: nothing unreadable is stored.
-        Err(e) => assert!(matches!(e, Error::Protocol(_) | Error::NotAllowed(_)), "{e:?}"),
+        Err(e) => assert!(
+            matches!(e, Error::Protocol(_) | Error::NotAllowed(_)),
+            "{e:?}"
+        ),
     }
     // The store goes on working.
     assert!(ws.list_contacts(&ContactFilter::default()).is_ok());
