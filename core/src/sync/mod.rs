@@ -36,6 +36,8 @@ use crate::workspace::Workspace;
 use relay::RelayClient;
 
 const SYNC_REGISTERED: &str = "registered";
+/// Sync-state key: a lead owes the relay a snapshot of every record (its log was lost).
+const SYNC_REUPLOAD_ALL: &str = "reupload_all";
 /// Largest push batch by bytes, well under the relay's body limit.
 const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
@@ -319,21 +321,39 @@ impl SyncClient {
         }
         report.recovered = self.retry_quarantine().await?;
         let lead = self.engine.my_role().ok() == Some(streetsync_wire::Role::Lead);
-        report.snapshots = match (report.relay_restored, lead) {
+        if report.relay_restored {
+            if lead {
+                // Remembered until done: a rotation in progress may hold the snapshots back.
+                self.engine
+                    .store
+                    .write(|w| w.set_sync_value(SYNC_REUPLOAD_ALL, 1))?;
+            } else {
+                // Only leads' snapshots are accepted: a worker sends its own changes again.
+                self.engine.requeue_own_changes()?;
+            }
+        }
+        // While a revocation's new key is not in use yet, nothing else is sealed: a snapshot under
+        // the old key would hand the removed device whole records.
+        let rotating = self.engine.pending_rotation()?.is_some_and(|p| !p.active);
+        let reupload = self
+            .engine
+            .store
+            .read(|r| r.sync_value(SYNC_REUPLOAD_ALL))?
+            != 0;
+        report.snapshots = match (lead && !rotating, reupload) {
             (true, true) => {
                 let all = self
                     .engine
                     .store
                     .read(|r| r.due_for_snapshot(i64::MIN, QuarantineReason::RETRYABLE))?;
-                self.upload_snapshots(team.id, all, listener).await?
+                let n = self.upload_snapshots(team.id, all, listener).await?;
+                self.engine
+                    .store
+                    .write(|w| w.set_sync_value(SYNC_REUPLOAD_ALL, 0))?;
+                n
             }
-            (true, false) => {
-                // Only leads' snapshots are accepted: a worker sends its own changes again.
-                self.engine.requeue_own_changes()?;
-                0
-            }
-            (false, true) => self.compact_due(team.id, listener).await?,
-            (false, false) => 0,
+            (true, false) => self.compact_due(team.id, listener).await?,
+            (false, _) => 0,
         };
         if lost > 0 || dropped || report.relay_restored {
             report.pushed += self.push(team.id, listener).await?;
@@ -620,6 +640,11 @@ impl SyncClient {
     /// leads only, since only leads' snapshots are accepted).
     pub async fn compact_all(&self) -> Result<u64> {
         self.require_lead("upload snapshots")?;
+        if self.engine.pending_rotation()?.is_some_and(|p| !p.active) {
+            return Err(Error::NotAllowed(
+                "a key rotation is not finished yet; sync first, then compact".into(),
+            ));
+        }
         let _guard = self.running.lock().await;
         let team = self.engine.team()?;
         let all = self
