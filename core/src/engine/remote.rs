@@ -73,16 +73,14 @@ pub enum QuarantineReason {
 }
 
 impl QuarantineReason {
-    /// The names of the reasons that may clear up later ([`QuarantineReason::is_retryable`]).
+    /// The names of the reasons that may clear up later: the one list both
+    /// [`QuarantineReason::is_retryable`] and the store's compaction query read.
     pub(crate) const RETRYABLE: &'static [&'static str] =
         &["unknown_device", "no_key_for_epoch", "missing_dependencies"];
 
     /// Reasons that may clear up later (the roster, a key or earlier changes arrive).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::UnknownDevice | Self::NoKeyForEpoch | Self::MissingDependencies
-        )
+        Self::RETRYABLE.contains(&self.as_str())
     }
 
     /// The snake-case name, as stored and reported.
