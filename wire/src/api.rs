@@ -88,11 +88,29 @@ pub struct Bundle {
     pub blob: Vec<u8>,
 }
 
-/// `GET /v1/teams/{team}/bundles`.
+/// `GET /v1/teams/{team}/bundles?after=ID&limit=N`: one page of the caller's mailbox.
+///
+/// Paged so that a mailbox someone filled cannot turn into one huge answer the device must read
+/// whole before its sync can go on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleList {
-    /// Bundles addressed to the caller, oldest first.
+    /// Bundles addressed to the caller with `id > after`, oldest first.
     pub bundles: Vec<Bundle>,
+    /// Whether bundles after the last one of this page wait (absent from relays before paging:
+    /// they answered with the whole mailbox).
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// Query of `GET /v1/teams/{team}/bundles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BundleQuery {
+    /// Return bundles with `id > after`.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many bundles ([`MAX_BUNDLE_PAGE`](crate::MAX_BUNDLE_PAGE) if absent or
+    /// larger).
+    pub limit: Option<u32>,
 }
 
 /// `POST /v1/teams/{team}/push`: at most [`MAX_BATCH`](crate::MAX_BATCH) envelopes, applied in one
@@ -334,6 +352,17 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the relay failed; details are only in its log.
     Internal,
+    /// 400: a query parameter is outside the range the relay serves (for example `after`
+    /// beyond the largest sequence number a log can hold).
+    OutOfRange,
+    /// 429: a mailbox quota is full (bundles waiting from this sender, or for this recipient);
+    /// retry once the recipient has fetched its bundles.
+    QuotaExceeded,
+    /// 403: this relay's operator does not let this device found a team.
+    FoundingClosed,
+    /// 503: an erasure committed, but its old pages are not wiped from the relay's files yet
+    /// (a checkpoint was blocked); retry the same request later, it is answered once they are.
+    ErasurePending,
     /// A code this build does not know (a newer relay). The relay itself never sends one.
     #[serde(untagged)]
     Unknown(String),
@@ -341,7 +370,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and metrics.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadRequest,
         ErrorCode::BadEnvelope,
         ErrorCode::UnsupportedVersion,
@@ -361,21 +390,26 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
+        ErrorCode::OutOfRange,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::FoundingClosed,
+        ErrorCode::ErasurePending,
     ];
 
     /// The HTTP status that carries this code.
     pub fn status(&self) -> u16 {
         use ErrorCode::*;
         match self {
-            BadRequest | BadEnvelope | UnsupportedVersion => 400,
+            BadRequest | BadEnvelope | UnsupportedVersion | OutOfRange => 400,
             Unauthenticated | BadSignature | UnknownDevice | ClockSkew | Replayed | Revoked => 401,
-            NotLead | WrongTeam => 403,
+            NotLead | WrongTeam | FoundingClosed => 403,
             NotFound => 404,
             TeamExists | DeviceExists | InviteUsed => 409,
             InviteExpired => 410,
             TooLarge => 413,
-            RateLimited => 429,
+            RateLimited | QuotaExceeded => 429,
             Internal | Unknown(_) => 500,
+            ErasurePending => 503,
         }
     }
 
@@ -402,6 +436,10 @@ impl ErrorCode {
             TooLarge => "too_large",
             RateLimited => "rate_limited",
             Internal => "internal",
+            OutOfRange => "out_of_range",
+            QuotaExceeded => "quota_exceeded",
+            FoundingClosed => "founding_closed",
+            ErasurePending => "erasure_pending",
             Unknown(code) => code,
         }
     }

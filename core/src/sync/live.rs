@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 use super::{SyncClient, SyncProgress, SyncReport};
@@ -160,6 +161,9 @@ async fn run(
 
 struct Stop;
 
+/// Largest message this client takes from the relay's live socket.
+pub(crate) const MAX_LIVE_MESSAGE: usize = 4 * 1024;
+
 async fn connected(
     client: &SyncClient,
     listener: &Arc<dyn SyncListener>,
@@ -180,9 +184,20 @@ async fn connected(
         HeaderValue::from_str(&auth).map_err(|_| Error::Internal("header encoding"))?,
     );
     let connector = tokio_tungstenite::Connector::Rustls(client.relay.tls());
+    // The relay sends only `{"head": N}` and control frames; tungstenite's default would take a
+    // message of 64 MiB from it.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_LIVE_MESSAGE))
+        .max_frame_size(Some(MAX_LIVE_MESSAGE))
+        .read_buffer_size(2 * MAX_LIVE_MESSAGE);
     let (mut socket, _) = match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)),
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            false,
+            Some(connector),
+        ),
     )
     .await
     {

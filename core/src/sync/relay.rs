@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use streetsync_wire::{ErrorBody, ErrorCode, auth};
+use streetsync_wire::{ErrorBody, ErrorCode, MAX_BODY_BYTES, auth};
 
 use crate::crypto::DeviceIdentity;
 use crate::error::{Error, Result};
@@ -149,10 +149,7 @@ impl RelayClient {
             }
             let resp = req.send().await.map_err(|e| Error::Offline(describe(&e)))?;
             let status = resp.status();
-            let text = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Offline(describe(&e)))?;
+            let text = read_capped(resp, path).await?;
             if status.is_success() {
                 return serde_json::from_slice(&text).map_err(|e| {
                     Error::Protocol(format!("relay answered {path} with unexpected JSON: {e}"))
@@ -176,7 +173,11 @@ impl RelayClient {
                     self.offset_ms
                         .store(server - crate::clock::now_ms(), Ordering::Relaxed);
                 }
-                (ErrorCode::RateLimited, _, wait) if rate_retries > 0 => {
+                // An erasure the relay stored but has not wiped yet: the same request is answered
+                // once it has.
+                (ErrorCode::RateLimited | ErrorCode::ErasurePending, _, wait)
+                    if rate_retries > 0 =>
+                {
                     rate_retries -= 1;
                     tokio::time::sleep(Duration::from_millis(wait.unwrap_or(500).min(5_000))).await;
                 }
@@ -189,6 +190,39 @@ impl RelayClient {
             }
         }
     }
+}
+
+/// The most this client reads of one answer: a relay's answers are at most a pull page or a
+/// mailbox page ([`MAX_BODY_BYTES`] of entries) plus the JSON around them. A relay (or something
+/// in between) that sends more is cut off instead of filling the device's memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = MAX_BODY_BYTES + 1024 * 1024;
+
+/// Reads an answer's body, refusing it once it is over [`MAX_ANSWER_BYTES`] (by its announced
+/// length at once, else as the bytes arrive).
+async fn read_capped(mut resp: reqwest::Response, path: &str) -> Result<Vec<u8>> {
+    let too_large = || {
+        Error::Protocol(format!(
+            "the relay's answer to {path} is over {MAX_ANSWER_BYTES} bytes"
+        ))
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Error::Offline(describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -2,7 +2,8 @@
 //!
 //! [`Signed`] reads the header and the body and checks the clock window; [`Member`] goes on to
 //! find the device in the path's team, verify the signature against its registered key, refuse
-//! replays, revoked devices and wrong teams, and charge the device's rate limit. Handlers that take
+//! wrong teams and revoked devices, and only then refuse replays and charge the device's rate
+//! limit (so the replay cache holds only current members' nonces). Handlers that take
 //! a [`Member`] therefore only ever run for an authenticated, current member of the team.
 
 use axum::body::Bytes;
@@ -15,6 +16,7 @@ use streetsync_wire::{CLOCK_TOLERANCE_MS, DeviceInfo, MAX_BODY_BYTES, TeamId};
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::Replay;
 use crate::now_ms;
 use crate::storage::DeviceLookup;
 
@@ -80,9 +82,8 @@ impl Signed {
         self.uri.path_and_query().map_or("/", |pq| pq.as_str())
     }
 
-    /// Verifies the signature under `sign_pk`, then refuses a replayed nonce and charges the rate
-    /// limit of the header's device.
-    pub fn verify(&self, state: &AppState, sign_pk: &[u8]) -> Result<(), ApiError> {
+    /// Verifies the signature under `sign_pk`.
+    pub fn verify(&self, sign_pk: &[u8]) -> Result<(), ApiError> {
         self.header
             .verify(
                 sign_pk,
@@ -90,14 +91,28 @@ impl Signed {
                 self.path_and_query(),
                 &self.body,
             )
-            .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))?;
-        if !state.replay.check_and_insert(
+            .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))
+    }
+
+    /// For a request whose signature verified and whose device may make it (a current member,
+    /// or an allowed founder): refuses a replayed nonce, then charges the device's rate limit.
+    ///
+    /// Only here does a request reach the replay cache, so that neither forged nor revoked
+    /// devices' requests can fill it; and the nonce is recorded before the rate limit is charged,
+    /// so a replay of a captured request does not spend its victim's budget.
+    pub fn admit(&self, state: &AppState) -> Result<(), ApiError> {
+        match state.replay.check_and_insert(
             self.header.device,
             self.header.nonce,
             self.header.ts_ms,
             now_ms(),
         ) {
-            return Err(ApiError::Replayed);
+            Replay::Fresh => {}
+            Replay::Replayed => return Err(ApiError::Replayed),
+            Replay::Full { retry_after_ms } => {
+                tracing::warn!("the replay cache is full; refusing requests until it drains");
+                return Err(ApiError::RateLimited { retry_after_ms });
+            }
         }
         state
             .rate_limit
@@ -181,11 +196,12 @@ impl FromRequest<AppState> for Member {
         let Some(known) = in_team.as_ref().or(elsewhere.as_ref()) else {
             return Err(ApiError::UnknownDevice);
         };
-        request.verify(state, &known.keys.sign_pk)?;
+        request.verify(&known.keys.sign_pk)?;
         let device = in_team.ok_or(ApiError::WrongTeam)?;
         if device.revoked {
             return Err(ApiError::Revoked);
         }
+        request.admit(state)?;
         Ok(Member {
             team,
             device,

@@ -40,7 +40,11 @@ pub async fn create_team(
             "a team must be created by its founding device, signing with its own key".into(),
         ));
     }
-    request.verify(&state, &body.device.sign_pk)?;
+    request.verify(&body.device.sign_pk)?;
+    if !state.founding.allows(body.device.id) {
+        return Err(ApiError::FoundingClosed);
+    }
+    request.admit(&state)?;
     let (team, device) = (body.team, body.device);
     let founder = device.id;
     state
