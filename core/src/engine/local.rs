@@ -403,6 +403,11 @@ impl Engine {
         self.store.check_wiped()
     }
 
+    /// See [`Workspace::wipe_erased`](crate::Workspace::wipe_erased).
+    pub(crate) fn wipe_erased(&self) -> Result<()> {
+        self.store.check_wiped()
+    }
+
     /// Re-seals the whole store under a new storage key or passphrase. The old key stops working
     /// at once; nothing sealed under it stays in the file or its WAL.
     pub(crate) fn change_storage_key(&self, new_key: &crate::crypto::KeySource) -> Result<()> {
