@@ -242,3 +242,69 @@ fn describe(e: &reqwest::Error) -> String {
         format!("connection to the relay failed: {e}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A fake relay on 127.0.0.1 that answers every request with `head` and then `body_len`
+    /// bytes of JSON-looking filler (as fast as the client reads).
+    async fn oversized_relay(head: String, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_len {
+                        if s.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    async fn ask(url: &str) -> Result<serde_json::Value> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = RelayClient::new(url, None).unwrap();
+        let id = DeviceIdentity::generate().unwrap();
+        client
+            .call::<(), serde_json::Value>(&id, Method::GET, "/v1/teams/x/pull", None)
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_cap_is_refused_by_its_length_or_as_it_arrives() {
+        let big = MAX_ANSWER_BYTES + 1;
+        let announced = oversized_relay(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {big}\r\n\r\n"
+            ),
+            big,
+        )
+        .await;
+        assert!(matches!(ask(&announced).await, Err(Error::Protocol(m)) if m.contains("over")));
+        // No length announced: the body is cut off once it passes the cap.
+        let streamed = oversized_relay(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                .to_owned(),
+            2 * MAX_ANSWER_BYTES,
+        )
+        .await;
+        assert!(matches!(ask(&streamed).await, Err(Error::Protocol(m)) if m.contains("over")));
+    }
+}

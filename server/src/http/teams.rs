@@ -42,6 +42,8 @@ pub async fn create_team(
     }
     request.verify(&body.device.sign_pk)?;
     if !state.founding.allows(body.device.id) {
+        // The operator adds a founder by this id (`--founders-file`) after checking with them.
+        tracing::info!(device = %body.device.id, "team founding refused by --team-founding");
         return Err(ApiError::FoundingClosed);
     }
     request.admit(&state)?;
