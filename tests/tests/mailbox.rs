@@ -103,4 +103,7 @@ async fn a_worker_flooding_the_leads_mailbox_cannot_stop_the_leads_sync() {
     assert_eq!(waiting, 0, "the lead emptied its mailbox");
     // And the next sync is an ordinary one.
     lead.sync.sync_once(None).await.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.pid())).unwrap();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    eprintln!("mailbox flood: {posted} bundles of 1 MiB taken, then quota_exceeded; relay {peak}");
 }

@@ -78,6 +78,10 @@ impl RelayClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
+            // The relay closes a kept-alive connection that sends no request within its header
+            // timeout (10 s by default); dropping idle ones sooner keeps a request from being
+            // sent on a connection the relay is closing at that moment.
+            .pool_idle_timeout(Duration::from_secs(5))
             .tls_backend_preconfigured((*tls).clone())
             .build()
             .map_err(|e| Error::Offline(format!("HTTP client: {e}")))?;
