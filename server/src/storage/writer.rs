@@ -456,6 +456,41 @@ mod tests {
     }
 
     #[test]
+    fn an_erasure_blocked_by_a_reader_is_pending_until_its_checkpoint_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Writer::start(conn).unwrap();
+        writer.run(insert(1), |_| false, None).unwrap();
+        // A reader holding a snapshot keeps the WAL from being reset.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let erase = |c: &Connection| -> Result<i64, StorageError> {
+            c.execute("DELETE FROM t WHERE x = 1", [])?;
+            Ok(0)
+        };
+        assert!(matches!(
+            writer.run(erase, |_| true, None),
+            Err(StorageError::ErasurePending)
+        ));
+        // Writes that erase nothing go on meanwhile.
+        writer.run(insert(2), |_| false, None).unwrap();
+        drop(reader);
+        // Asking again (as a pushed-again tombstone does) is answered once the wipe is done.
+        let again = |_: &Connection| -> Result<i64, StorageError> { Ok(0) };
+        writer.run(again, |_| true, None).unwrap();
+        // Still open, so the file is there: truncated by the checkpoint, not by closing.
+        let wal = std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
+        assert_eq!(wal, 0, "the WAL was truncated");
+    }
+
+    #[test]
     fn concurrent_writes_share_commits() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("db")).unwrap();
