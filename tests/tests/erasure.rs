@@ -212,3 +212,45 @@ async fn an_unobstructed_erasure_leaves_nothing_behind() {
         assert!(left.is_empty(), "left: {:#?}", labels(&left));
     }
 }
+
+/// A wipe still pending when the app closes is remembered in the store itself (not only in
+/// memory), reported again after a reopen, and done once nothing holds the file.
+#[test]
+fn a_pending_wipe_is_remembered_across_a_reopen_and_done_once_nothing_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lead.db");
+    let ws = Workspace::open(&path, key(9)).unwrap();
+    ws.create_team(setup()).unwrap();
+    let mut draft = ContactDraft::new(
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap(),
+        chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        "hauptbahnhof",
+    );
+    draft.note = NOTE_MARKER.into();
+    let contact = ws.create_contact(draft).unwrap();
+    let mut needles = vec![marker(NOTE_MARKER)];
+    for (n, body) in sealed_bodies(&path, contact.id).iter().enumerate() {
+        needles.extend(fragments(&format!("sealed #{n}"), body, 24, 6));
+    }
+    assert!(
+        !scan(dir.path(), &needles).is_empty(),
+        "the scan sees the record"
+    );
+
+    let reader = hold_reader(&path, "documents");
+    assert!(matches!(
+        ws.erase_record(contact.id),
+        Err(Error::ErasurePending)
+    ));
+    drop(ws);
+    // Reopened while the reader still holds the file: the store remembers the wipe is pending.
+    let ws = Workspace::open(&path, key(9)).unwrap();
+    assert!(matches!(ws.wipe_erased(), Err(Error::ErasurePending)));
+    drop(ws);
+    drop(reader);
+    let ws = Workspace::open(&path, key(9)).unwrap();
+    ws.wipe_erased().unwrap();
+    let left = scan(dir.path(), &needles);
+    assert!(left.is_empty(), "left: {:#?}", labels(&left));
+    assert!(ws.get_contact(contact.id).is_err());
+}
