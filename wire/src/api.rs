@@ -200,7 +200,8 @@ pub struct ErrorBody {
     /// The relay's clock (unix ms), on [`ErrorCode::ClockSkew`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time: Option<i64>,
-    /// How long to wait before retrying, on [`ErrorCode::RateLimited`].
+    /// How long to wait before retrying, on [`ErrorCode::RateLimited`] and
+    /// [`ErrorCode::ErasurePending`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
