@@ -53,7 +53,18 @@ async fn append(
 ) -> Result<AppendOutcome, ApiError> {
     let team = member.team;
     let count = envelopes.len();
-    let outcome = state.db(move |s| s.append(team, &envelopes)).await?;
+    let outcome = match state.db(move |s| s.append(team, &envelopes)).await {
+        Ok(outcome) => outcome,
+        Err(ApiError::ErasurePending) => {
+            // The tombstone is in the log although its wipe is not done: online devices may
+            // pull it now (the sender's retry will be a duplicate, which publishes nothing).
+            if let Ok(Some(head)) = state.db(move |s| s.head(team)).await {
+                state.live.publish(team, head);
+            }
+            return Err(ApiError::ErasurePending);
+        }
+        Err(e) => return Err(e),
+    };
     let m = &state.metrics;
     m.envelopes_stored.inc_by(outcome.appended);
     m.envelopes_duplicate
