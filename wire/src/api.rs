@@ -470,9 +470,14 @@ mod tests {
     #[test]
     fn a_code_from_a_newer_relay_reads_as_unknown() {
         let body: ErrorBody =
-            serde_json::from_str(r#"{"error":"quota_exceeded","message":"later"}"#).unwrap();
-        assert_eq!(body.error, ErrorCode::Unknown("quota_exceeded".into()));
-        assert_eq!(body.error.as_str(), "quota_exceeded");
+            serde_json::from_str(r#"{"error":"storage_full","message":"later"}"#).unwrap();
+        assert_eq!(body.error, ErrorCode::Unknown("storage_full".into()));
+        assert_eq!(body.error.as_str(), "storage_full");
+        // A code this build added is no longer unknown.
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"quota_exceeded\"").unwrap(),
+            ErrorCode::QuotaExceeded
+        );
         assert_eq!(
             serde_json::from_str::<ErrorCode>("\"not_found\"").unwrap(),
             ErrorCode::NotFound
