@@ -187,11 +187,23 @@ in every output, so no person can be singled out.")]
     History(IdArg),
 
     /// Show the whole product in one go: a relay, a team, two phones, review and statistics.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   streetsync demo
+  streetsync demo --keep ~/streetsync-demo
 
-Runs everything in a temporary folder on this computer and deletes it afterwards.")]
-    Demo,
+Runs everything in a temporary folder on this computer and deletes it afterwards. With --keep the
+stores and the relay's data stay in the folder, and the demo prints the command that opens the
+lead's store in `streetsync desk`.")]
+    Demo(DemoArgs),
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the stores and the relay's data in this new or empty folder instead of deleting them;
+    /// the stores use STREETSYNC_PASSPHRASE, or the passphrase the demo prints.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 /// `init`.

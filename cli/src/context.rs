@@ -19,7 +19,8 @@ const TEST_ITERATIONS_ENV: &str = "STREETSYNC_TEST_KDF_ITERATIONS";
 /// The floor of [`TEST_ITERATIONS_ENV`].
 const MIN_TEST_ITERATIONS: u32 = 1_000;
 
-fn iterations() -> u32 {
+/// The PBKDF2 iterations for a new store (the demo's kept stores use them too).
+pub(crate) fn iterations() -> u32 {
     if !cfg!(debug_assertions) {
         return ITERATIONS;
     }

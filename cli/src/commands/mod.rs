@@ -51,6 +51,6 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Sync => sync::run(&ctx),
         Command::Erase(a) => erase::run(&ctx, a),
         Command::History(a) => contact::history(&ctx, &a.id),
-        Command::Demo => crate::demo::run(),
+        Command::Demo(a) => crate::demo::run(a),
     }
 }
