@@ -10,7 +10,7 @@
 //!    request must bring the cookie: else 403 (assets only are exempt: they hold no data);
 //! 3. on every request that is not GET or HEAD, the `Origin` header must be the desk's own origin,
 //!    and the CSRF token must come as form field `csrf` or header `X-CSRF-Token`: else 403;
-//! 4. every response carries a strict Content-Security-Policy, `nosniff`, `no-referrer`, no framing,
+//! 4. every response carries a strict Content-Security-Policy, `nosniff`, `same-origin` referrers, no framing,
 //!    and pages are `no-store` so nothing decrypted lands in the browser's disk cache.
 
 use axum::body::Body;
@@ -78,9 +78,12 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null` on a
+    // form POST, and the Origin check above would refuse the desk's own forms
+    // (tests/desk/desk.test.mjs found it). Nothing is sent to another origin either way.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
