@@ -248,6 +248,7 @@ consent-withdraw = Einwilligung widerrufen
 consent-withdraw-on = Widerrufen am
 consent-already-withdrawn = Die Einwilligung ist bereits widerrufen.
 consent-nothing = Für diese Vermittlung gibt es keine Einwilligung.
+consent-already-given = Für diese Vermittlung ist bereits eine Einwilligung erfasst.
 referral-missing = Diese Vermittlung gibt es nicht.
 done-consent = Einwilligung erfasst.
 done-withdraw = Einwilligung widerrufen; sie bleibt als widerrufen dokumentiert.

@@ -248,6 +248,7 @@ consent-withdraw = Withdraw consent
 consent-withdraw-on = Withdrawn on
 consent-already-withdrawn = The consent is already withdrawn.
 consent-nothing = This referral has no consent.
+consent-already-given = This referral already has a consent on record.
 referral-missing = There is no such referral.
 done-consent = Consent recorded.
 done-withdraw = Consent withdrawn; it stays on record as withdrawn.

@@ -18,17 +18,15 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.0.events.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            let ev = match rx.recv().await {
-                Ok(LiveEvent::Changed(what)) => Event::default().event("change").data(what),
-                Ok(LiveEvent::Sync) => Event::default().event("sync").data("sync"),
-                Ok(LiveEvent::Locked) => Event::default().event("lock").data("lock"),
-                // Missed some: one refresh covers them all.
-                Err(RecvError::Lagged(_)) => Event::default().event("change").data("many"),
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(ev), rx));
-        }
+        let ev = match rx.recv().await {
+            Ok(LiveEvent::Changed(what)) => Event::default().event("change").data(what),
+            Ok(LiveEvent::Sync) => Event::default().event("sync").data("sync"),
+            Ok(LiveEvent::Locked) => Event::default().event("lock").data("lock"),
+            // Missed some: one refresh covers them all.
+            Err(RecvError::Lagged(_)) => Event::default().event("change").data("many"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

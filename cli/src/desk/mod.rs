@@ -35,7 +35,7 @@ pub use security::CSP;
 pub use state::{DeskConfig, DeskState, LiveEvent, Opener, SyncView};
 
 use crate::error::{CliError, CliResult};
-use pages::{lock, review};
+use pages::{clients, contacts, lock, partners, referrals, review, statistics, team};
 
 /// The cookie name of the run's token, for clients that drive the router in-process.
 pub const TOKEN_COOKIE: &str = security::TOKEN_COOKIE;
@@ -45,11 +45,30 @@ pub fn router(state: DeskState) -> Router {
     Router::new()
         .route("/", get(review::home))
         .route("/review", get(review::queue))
+        .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(review::contact))
         .route("/contacts/{id}/ask", post(review::ask))
         .route("/contacts/{id}/comment", post(review::comment))
         .route("/contacts/{id}/approve", post(review::approve))
         .route("/contacts/{id}/erase", post(review::erase))
+        .route("/clients", get(clients::list))
+        .route("/clients/{id}", get(clients::show))
+        .route("/partners", get(partners::list).post(partners::add))
+        .route("/partners/{id}", get(partners::edit).post(partners::save))
+        .route("/referrals", get(referrals::list))
+        .route(
+            "/referrals/{contact_id}/{referral_id}/consent",
+            post(referrals::consent),
+        )
+        .route(
+            "/referrals/{contact_id}/{referral_id}/withdraw",
+            post(referrals::withdraw),
+        )
+        .route("/statistics", get(statistics::show))
+        .route("/statistics.csv", get(statistics::csv))
+        .route("/team", get(team::show))
+        .route("/team/invite", post(team::invite))
+        .route("/team/devices/{id}/revoke", post(team::revoke))
         .route("/events", get(live::events))
         .route("/lock", post(lock::lock))
         .route("/unlock", get(lock::unlock_form).post(lock::unlock))

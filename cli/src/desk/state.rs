@@ -290,11 +290,6 @@ impl DeskState {
             .and_then(|s| s.last_invite.clone())
     }
 
-    /// Announces a change made through the desk when the store does not (for example a sync).
-    pub(crate) fn announce(&self, event: LiveEvent) {
-        let _ = self.0.events.send(event);
-    }
-
     /// A sync right now (after a review action, so the phone sees it soon). Errors are shown by
     /// the status bar, not here.
     pub(crate) fn nudge_sync(&self) {

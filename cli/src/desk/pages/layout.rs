@@ -14,7 +14,22 @@ use crate::desk::security::CSRF_FIELD;
 use crate::desk::state::{DeskState, SyncView};
 
 /// The result of a handler: a page, or the page of what went wrong.
-pub(crate) type Reply = Result<Response, Response>;
+pub(crate) type Reply = Result<Response, Refusal>;
+
+/// The page of what went wrong (boxed: a `Response` is large, and most replies are pages).
+pub(crate) struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Self {
+        Refusal(Box::new(r))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
 
 /// The sections in the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +258,10 @@ pub(crate) fn core_fail(lang: Lang, e: &Error) -> Response {
 }
 
 /// The open store, or a redirect to the unlock page.
-pub(crate) fn workspace(state: &DeskState) -> Result<Arc<Workspace>, Response> {
+pub(crate) fn workspace(state: &DeskState) -> Result<Arc<Workspace>, Refusal> {
     state
         .workspace()
-        .ok_or_else(|| Redirect::to("/unlock").into_response())
+        .ok_or_else(|| Redirect::to("/unlock").into_response().into())
 }
 
 /// After a form: back to `to` (303, so a reload does not repeat the POST).

@@ -8,8 +8,7 @@ use axum::http::{StatusCode, Uri};
 use maud::{Markup, html};
 use serde::Deserialize;
 use streetsync_core::{
-    Catalog, CommentKind, Contact, ContactFilter, ContactSummary, MAX_PAGE, RecordId, ReviewState,
-    Team,
+    Catalog, Contact, ContactFilter, ContactSummary, MAX_PAGE, RecordId, ReviewState, Team,
 };
 
 use super::layout::{
@@ -145,9 +144,9 @@ pub(crate) fn page_of(uri: &Uri) -> usize {
 }
 
 /// A record id from the path, or a 404 page.
-pub(crate) fn record_id(lang: Lang, text: &str) -> Result<RecordId, axum::response::Response> {
+pub(crate) fn record_id(lang: Lang, text: &str) -> Result<RecordId, super::layout::Refusal> {
     text.parse::<RecordId>()
-        .map_err(|_| fail(lang, StatusCode::NOT_FOUND, "error-no-record"))
+        .map_err(|_| fail(lang, StatusCode::NOT_FOUND, "error-no-record").into())
 }
 
 fn yes_no(lang: Lang, b: bool) -> String {
@@ -416,16 +415,6 @@ pub(crate) async fn erase(
         }
         Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
     }
-}
-
-/// The last answer on a contact (for lists).
-#[allow(dead_code)]
-pub(crate) fn last_answer(c: &Contact) -> Option<&str> {
-    c.comments
-        .iter()
-        .rev()
-        .find(|m| m.kind == CommentKind::Answer)
-        .map(|m| m.text.as_str())
 }
 
 /// `GET /`: the review queue is the desk's start page.
