@@ -129,11 +129,12 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
 
     // POSTs: a foreign Origin, no Origin, no CSRF token, a wrong one: all refused, nothing written.
     const id = team.contacts.erase;
-    const post = (headers, text) => h.request(desk.port, {
+    // `csrfField` goes into the form body; every other key is a header.
+    const post = ({ csrfField, ...headers }, text) => h.request(desk.port, {
       method: 'POST',
       path: `/contacts/${id}/comment`,
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookie, ...headers },
-      body: new URLSearchParams({ ...(headers.csrfField ? { csrf: headers.csrfField } : {}), text }).toString(),
+      body: new URLSearchParams({ ...(csrfField ? { csrf: csrfField } : {}), text }).toString(),
     });
     const refused = [
       [{ Origin: 'http://evil.example', csrfField: csrf }, 'refused-foreign-origin'],
@@ -143,8 +144,7 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
       [{ Origin: `http://${host}`, csrfField: 'x'.repeat(csrf.length) }, 'refused-wrong-csrf'],
     ];
     for (const [headers, text] of refused) {
-      const { csrfField, ...sent } = headers;
-      const res = await post({ ...sent, csrfField }, text);
+      const res = await post(headers, text);
       assert.equal(res.status, 403, `${text}: status ${res.status}`);
     }
     // The same POST with the desk's Origin and the CSRF token goes through (the refusals above
@@ -212,6 +212,10 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     await team.sam.ok(['answer', id, answer]);
     await team.sam.ok(['sync']);
     await byTestId('thread-message').filter({ hasText: answer }).waitFor({ timeout: LIVE_WAIT });
+    // An edit of the note on the phone shows up the same way.
+    await team.sam.ok(['contact', 'edit', id, '--append-note', 'Nachtrag: Jugendamt kommt morgen.']);
+    await team.sam.ok(['sync']);
+    await byTestId('contact-note').filter({ hasText: 'Nachtrag: Jugendamt kommt morgen.' }).waitFor({ timeout: LIVE_WAIT });
     page.off('framenavigated', onNav);
     assert.equal(navigations, 0, 'the page was not reloaded');
     assert.equal(await page.evaluate(() => window.__deskMarker), 'still-the-same-page');
@@ -242,6 +246,21 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     await workerSees(team.sam, id, 'approved');
   });
 
+  test('a contact logged on a phone appears in the open review queue without a reload', async () => {
+    await page.goto(`${desk.origin}/review`);
+    await byTestId('review-row').first().waitFor({ timeout: WAIT });
+    await page.evaluate(() => {
+      window.__deskMarker = 'queue';
+    });
+    // October, so September's statistics below stay as they are.
+    await team.sam.add(['--area', 'stadtpark', '--date', '2026-10-02', '--place', 'Marktplatz', '--persons', '2',
+      '--note', 'Neu vom Handy.', '--submit']);
+    await team.sam.ok(['sync']);
+    await byTestId('review-row').filter({ hasText: 'Marktplatz' }).waitFor({ timeout: LIVE_WAIT });
+    assert.equal(await page.evaluate(() => window.__deskMarker), 'queue', 'the page was not reloaded');
+    await check('review-live');
+  });
+
   test('statistics: suppressed cells show <3, with a chart, and the CSV downloads with them', async () => {
     await visit('statistics', '/statistics?from=2026-09-01&to=2026-09-30');
     const cells = byTestId('stat-cell');
@@ -263,12 +282,8 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
 
   test('team: an invite shows its code as text and as a QR code, and the code lets a new device join', async () => {
     await visit('team', '/team');
-    const role = byTestId('invite-role');
-    if ((await role.evaluate((e) => e.tagName)) === 'SELECT') {
-      await role.selectOption({ value: 'worker' }).catch(() => role.selectOption({ index: 0 }));
-    } else {
-      await page.locator('[data-testid="invite-role"][value="worker"]').check();
-    }
+    await byTestId('invite-name').fill('Alex');
+    await byTestId('invite-role').selectOption('worker');
     await byTestId('invite-submit').click();
     const code = (await byTestId('invite-code').innerText({ timeout: WAIT })).trim();
     assert.match(code, /^[A-Z0-9]{4}(-[A-Z0-9]{4})+$/, `an invite code as text: ${code}`);
@@ -285,27 +300,24 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     await page.goto(`${desk.origin}/team`);
     const row = page.locator(`[data-testid="device-row"][data-device-id="${kimId}"]`);
     await row.waitFor({ timeout: WAIT });
-    const rowBefore = await row.innerText();
-    // Pressing revoke alone does not revoke.
-    const inRowConfirm = row.locator('[data-testid="revoke-confirm"]');
-    if ((await inRowConfirm.count()) > 0) {
-      const submit = row.locator('[data-testid="revoke-submit"]');
-      await submit.click();
-      await page.goto(`${desk.origin}/team`);
-      assert.equal(await row.innerText(), rowBefore, 'not revoked without the confirmation');
-      await inRowConfirm.check();
-      await submit.click();
-    } else {
-      await row.locator('[data-testid="revoke-submit"], a, button').first().click();
-      await byTestId('revoke-confirm').waitFor({ timeout: WAIT });
-      await check('team-revoke-confirm');
-      if ((await byTestId('revoke-confirm').evaluate((e) => e.type)) === 'checkbox') {
-        await byTestId('revoke-confirm').check();
-      }
-      await byTestId('revoke-submit').click();
-    }
+    assert.equal(await row.getAttribute('data-revoked'), 'false');
+    // The wrong confirmation word revokes nothing.
+    await row.locator('[data-testid="revoke-confirm"]').fill('falsch');
+    await row.locator('[data-testid="revoke-submit"]').click();
+    await page.waitForLoadState();
     await page.goto(`${desk.origin}/team`);
-    await h.eventually('the device row to show the revocation', async () => (await row.innerText()) !== rowBefore, WAIT);
+    assert.equal(await row.getAttribute('data-revoked'), 'false', 'not revoked without the confirmation');
+    assert.equal((await team.kim.run(['sync'])).code, 0, 'Kim still syncs');
+    // The word the row shows revokes the device.
+    const word = (await row.locator('[data-testid="revoke-word"]').innerText()).trim();
+    await row.locator('[data-testid="revoke-confirm"]').fill(word);
+    await check('team-revoke-confirm');
+    await row.locator('[data-testid="revoke-submit"]').click();
+    await page.waitForLoadState();
+    await h.eventually('the device row to show the revocation', async () => {
+      await page.goto(`${desk.origin}/team`);
+      return (await row.getAttribute('data-revoked')) === 'true';
+    }, WAIT, 500);
     await check('team-revoked');
     // The relay refuses Kim's device from now on (not allowed: exit 3).
     await h.eventually('the relay to refuse the revoked device', async () => (await team.kim.run(['sync'])).code === 3, LIVE_WAIT, 500);
@@ -314,9 +326,16 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
   test('erasing a contact needs a confirmation', async () => {
     const id = team.contacts.erase;
     await visit('contact-erase', `/contacts/${id}`);
-    await byTestId('erase-confirm').check();
+    // The wrong confirmation word erases nothing.
+    await byTestId('erase-confirm').fill('falsch');
     await byTestId('erase-submit').click();
     await page.waitForLoadState();
+    const still = await page.goto(`${desk.origin}/contacts/${id}`);
+    assert.equal(still.status(), 200, 'not erased without the confirmation');
+    const word = (await byTestId('erase-word').innerText()).trim();
+    await byTestId('erase-confirm').fill(word);
+    await byTestId('erase-submit').click();
+    await page.waitForURL(/\/contacts(\?|$)/, { timeout: WAIT });
     const gone = await page.goto(`${desk.origin}/contacts/${id}`);
     assert.equal(gone.status(), 404, 'the erased contact is gone');
     await check('contact-erased');
@@ -354,8 +373,8 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
 
   test('lock: the store closes, and only the passphrase opens it again', async () => {
     await page.goto(`${desk.origin}/review`);
-    await page.locator('form[action="/lock"] button, form[action="/lock"] [type="submit"]').first().click();
-    const pass = page.locator('input[type="password"]');
+    await page.locator('form[action="/lock"] button[type="submit"]').click();
+    const pass = byTestId('unlock-passphrase');
     await pass.waitFor({ timeout: WAIT });
     await check('locked');
     // Locked: the data pages show nothing from the store (Bahnhofsmission is still in the queue).
@@ -363,25 +382,39 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     assert.doesNotMatch(await page.locator('body').innerText(), /Bahnhofsmission/, `locked page (${r.status()}) shows no data`);
     await pass.waitFor({ timeout: WAIT });
     await pass.fill('not the passphrase');
-    await pass.press('Enter');
-    await page.waitForLoadState();
-    await pass.waitFor({ timeout: WAIT });
+    await byTestId('unlock-submit').click();
+    await byTestId('unlock-error').waitFor({ timeout: WAIT });
     assert.doesNotMatch(await page.locator('body').innerText(), /Bahnhofsmission/, 'a wrong passphrase does not unlock');
     await pass.fill(h.PASSPHRASE);
-    await pass.press('Enter');
-    await page.waitForLoadState();
+    await byTestId('unlock-submit').click();
+    await page.waitForURL((u) => !u.pathname.startsWith('/unlock'), { timeout: WAIT });
     await page.goto(`${desk.origin}/review`);
     await byTestId('review-row').filter({ hasText: 'Bahnhofsmission' }).waitFor({ timeout: WAIT });
   });
 
+  test('the accessibility check finds violations where there are some (a page with known faults)', async () => {
+    const probe = await browser.context.newPage();
+    try {
+      await probe.setContent('<html><body><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="><button></button>'
+        + '<p style="color:#eee;background:#fff">faint</p></body></html>');
+      const found = await h.seriousViolations(probe);
+      for (const id of ['image-alt', 'button-name', 'html-has-lang']) {
+        assert.ok(found.some((l) => l.includes(` ${id} `)), `axe reports ${id}: ${found.join('\n')}`);
+      }
+    } finally {
+      await probe.close();
+    }
+  });
+
   test('axe-core: no serious or critical violation on any page', () => {
-    const expected = ['review', 'contact', 'contact-answered', 'statistics', 'team', 'team-invite', 'contacts', 'contacts-search', 'clients', 'partners', 'referrals', 'review-en', 'locked'];
+    const expected = ['review', 'review-live', 'contact', 'contact-answered', 'statistics', 'team', 'team-invite', 'contacts', 'contacts-search', 'clients', 'partners', 'referrals', 'review-en', 'locked'];
     for (const name of expected) assert.ok(a11y.has(name), `axe did not run on ${name} (its test failed earlier)`);
     const found = [...a11y].flatMap(([name, v]) => v.map((line) => `${name}: ${line}`));
     assert.deepEqual(found, [], `serious or critical violations:\n${found.join('\n')}`);
   });
 
   test('no request to another host, no CSP violation, no script error on any page', () => {
+    assert.ok(watcher.requests() > 30, `the watcher saw the desk's requests (${watcher.requests()})`);
     assert.deepEqual(watcher.problems(), []);
   });
 });

@@ -262,7 +262,9 @@ export async function launchBrowser() {
  */
 export function watch(page, origin) {
   const found = [];
+  let requests = 0;
   page.on('request', (r) => {
+    requests++;
     const u = r.url();
     if (!(u.startsWith(`${origin}/`) || u.startsWith('data:') || u === 'about:blank')) {
       found.push(`request to another origin: ${u}`);
@@ -273,7 +275,7 @@ export function watch(page, origin) {
     if (/Content Security Policy|Refused to/i.test(t)) found.push(`CSP: ${t}`);
   });
   page.on('pageerror', (e) => found.push(`script error: ${e.message}`));
-  return { problems: () => found.slice() };
+  return { problems: () => found.slice(), requests: () => requests };
 }
 
 /**
