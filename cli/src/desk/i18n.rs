@@ -177,6 +177,201 @@ mod tests {
         );
     }
 
+    fn ftl_keys() -> std::collections::BTreeSet<String> {
+        include_str!("../../locales/de/desk.ftl")
+            .lines()
+            .filter(|l| !l.starts_with([' ', '#', '\t']) && l.contains(" ="))
+            .filter_map(|l| l.split(" =").next().map(str::to_owned))
+            .collect()
+    }
+
+    /// Every key a page asks for exists: the keys in `t("…")`, `ta("…"` and the page's other
+    /// literal keys, and one key per value of every vocabulary the pages translate.
+    #[test]
+    fn every_key_the_pages_use_is_in_the_files() {
+        let sources = [
+            include_str!("pages/layout.rs"),
+            include_str!("pages/review.rs"),
+            include_str!("pages/contacts.rs"),
+            include_str!("pages/clients.rs"),
+            include_str!("pages/partners.rs"),
+            include_str!("pages/referrals.rs"),
+            include_str!("pages/statistics.rs"),
+            include_str!("pages/team.rs"),
+            include_str!("pages/lock.rs"),
+            include_str!("security.rs"),
+            include_str!("mod.rs"),
+        ];
+        let keys = ftl_keys();
+        let mut used = Vec::new();
+        for src in sources {
+            for part in src.split('"').skip(1).step_by(2) {
+                // Element ids (`thread-h`, `revoke-…`) are not keys either.
+                let is_key = part.len() > 3
+                    && part.contains('-')
+                    && !part.ends_with("-h")
+                    && !part.ends_with('-')
+                    && part.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
+                    && [
+                        "nav-",
+                        "error-",
+                        "core-",
+                        "sync-",
+                        "status-",
+                        "review-",
+                        "field-",
+                        "col-",
+                        "done-",
+                        "consent-",
+                        "erase-",
+                        "invite-",
+                        "revoke-",
+                        "role-",
+                        "device-",
+                        "stats-",
+                        "partner-",
+                        "partners-",
+                        "clients-",
+                        "client-",
+                        "contacts-",
+                        "filter-",
+                        "unlock-",
+                        "pager-",
+                        "thread-",
+                        "ask-",
+                        "comment-",
+                        "history-",
+                        "lock-",
+                        "lang-",
+                        "app-",
+                        "skip-",
+                        "footer-",
+                        "back-",
+                        "referral-",
+                        "referrals-",
+                        "safeguarding-",
+                        "contact-",
+                        "bad-",
+                        "team-",
+                        "approve-",
+                    ]
+                    .iter()
+                    .any(|p| part.starts_with(p));
+                if is_key {
+                    used.push(part.to_owned());
+                }
+            }
+        }
+        // Test hooks and live-region names look like keys but are not texts.
+        let hooks = [
+            "review-row",
+            "review-state",
+            "contact-note",
+            "thread-message",
+            "ask-text",
+            "ask-submit",
+            "approve-submit",
+            "comment-submit",
+            "erase-word",
+            "erase-confirm",
+            "erase-submit",
+            "invite-role",
+            "invite-submit",
+            "invite-code",
+            "invite-qr",
+            "invite-name",
+            "invite-hours",
+            "device-row",
+            "revoke-word",
+            "revoke-confirm",
+            "revoke-submit",
+            "lang-switch",
+            "history-row",
+            "contact-row",
+            "contact-head",
+            "client-row",
+            "client-contacts",
+            "partner-row",
+            "partner-name",
+            "partner-submit",
+            "referral-row",
+            "consent-state",
+            "consent-submit",
+            "stats-chart",
+            "filter-q",
+            "filter-submit",
+            "contacts-total",
+            "unlock-error",
+            "unlock-passphrase",
+            "unlock-submit",
+            "error-message",
+            "sync-state",
+            "last-sync",
+            "stat-cell",
+            "csv-download",
+            "stats-dim",
+            "team-title",
+        ];
+        let missing: Vec<_> = used
+            .iter()
+            .filter(|k| !keys.contains(*k) && !hooks.contains(&k.as_str()))
+            .collect();
+        assert!(used.len() > 100, "found only {} keys", used.len());
+        assert!(missing.is_empty(), "missing in the .ftl files: {missing:?}");
+
+        use streetsync_core::*;
+        let mut vocab: Vec<String> = Vec::new();
+        vocab.extend(
+            ReviewState::ALL
+                .iter()
+                .map(|v| format!("review-{}", v.as_str())),
+        );
+        vocab.extend(
+            Setting::ALL
+                .iter()
+                .map(|v| format!("setting-{}", v.as_str())),
+        );
+        vocab.extend(AgeBand::ALL.iter().map(|v| format!("age-{}", v.as_str())));
+        vocab.extend(Gender::ALL.iter().map(|v| format!("gender-{}", v.as_str())));
+        vocab.extend(
+            Housing::ALL
+                .iter()
+                .map(|v| format!("housing-{}", v.as_str())),
+        );
+        vocab.extend(
+            Intervention::ALL
+                .iter()
+                .map(|v| format!("intervention-{}", v.as_str())),
+        );
+        vocab.extend(
+            RetentionClass::ALL
+                .iter()
+                .map(|v| format!("retention-{}", v.as_str())),
+        );
+        vocab.extend(
+            CommentKind::ALL
+                .iter()
+                .map(|v| format!("comment-{}", v.as_str())),
+        );
+        vocab.extend(
+            ReferralOutcome::ALL
+                .iter()
+                .map(|v| format!("outcome-{}", v.as_str())),
+        );
+        vocab.extend(
+            Dimension::ALL
+                .iter()
+                .map(|v| format!("stats-dim-{}", v.as_str())),
+        );
+        let missing: Vec<_> = vocab.iter().filter(|k| !keys.contains(*k)).collect();
+        assert!(
+            missing.is_empty(),
+            "vocabulary missing in the .ftl files: {missing:?}"
+        );
+    }
+
     #[test]
     fn dates_are_german() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 9).expect("valid date");
