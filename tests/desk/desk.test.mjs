@@ -346,19 +346,54 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     }, LIVE_WAIT, 500);
   });
 
-  test('contacts, clients, partners and referrals show the team\'s data', async () => {
-    await visit('contacts', '/contacts');
+  test('contacts, clients, partners and referrals show the team\'s data; partners are added and edited, consent withdrawn', async () => {
     const body = () => page.locator('body').innerText();
-    for (const place of ['Spielplatz Lindenallee', 'Nordausgang', 'Bahnhofsmission']) assert.match(await body(), new RegExp(place));
+    await visit('contacts', '/contacts');
+    for (const place of ['Spielplatz Lindenallee', 'Nordausgang', 'Bahnhofsmission', 'Marktplatz']) {
+      await byTestId('contact-row').filter({ hasText: place }).waitFor({ timeout: WAIT });
+    }
+    assert.equal(await byTestId('contact-row').count(), 4, 'the erased contact is not listed');
     await visit('contacts-search', '/contacts?q=Schlafplatz');
-    assert.match(await body(), /Nordausgang/);
-    assert.doesNotMatch(await body(), /Bahnhofsmission/, 'the search finds only the matching contact');
+    assert.equal(await byTestId('contact-row').count(), 1, 'the search finds only the matching contact');
+    assert.match(await byTestId('contact-row').innerText(), /Nordausgang/);
+    await visit('contacts-filtered', '/contacts?area=stadtpark&from=2026-09-01&to=2026-09-30');
+    assert.equal(await byTestId('contact-row').count(), 1, 'area and date range');
+    assert.match(await byTestId('contact-row').innerText(), /Spielplatz Lindenallee/);
+
+    // Clients and their contacts.
     await visit('clients', '/clients');
-    assert.match(await body(), /AB-1990/);
+    await page.locator('[data-testid="client-row"] a').filter({ hasText: 'AB-1990' }).first().click();
+    await page.waitForURL(/\/clients\/./, { timeout: WAIT });
+    assert.match(await body(), /Nordausgang/, 'the client\'s contact is listed');
+    await check('client');
+
+    // The partner directory: add, then edit.
     await visit('partners', '/partners');
     assert.match(await body(), /Suchthilfe Mitte/);
+    await byTestId('partner-name').fill('Jugendamt Mitte');
+    await byTestId('partner-submit').click();
+    const added = byTestId('partner-row').filter({ hasText: 'Jugendamt Mitte' });
+    await added.waitFor({ timeout: WAIT });
+    await added.locator('a').first().click();
+    await page.waitForURL(/\/partners\/./, { timeout: WAIT });
+    await check('partner-edit');
+    await byTestId('partner-name').fill('Jugendamt Mitte (ASD)');
+    await byTestId('partner-submit').click();
+    await page.goto(`${desk.origin}/partners`);
+    await byTestId('partner-row').filter({ hasText: 'Jugendamt Mitte (ASD)' }).waitFor({ timeout: WAIT });
+
+    // Referrals with consent: withdraw it; it stays on record as withdrawn.
     await visit('referrals', '/referrals');
-    assert.match(await body(), /Suchthilfe Mitte/);
+    const row = page.locator(`[data-testid="referral-row"][data-contact-id="${team.contacts.keyboard}"]`);
+    await row.waitFor({ timeout: WAIT });
+    const consentBefore = await row.locator('[data-testid="consent-state"]').innerText();
+    await row.locator('[data-testid="withdraw-submit"]').click();
+    await page.waitForLoadState();
+    await page.goto(`${desk.origin}/referrals`);
+    await h.eventually('the consent shown as withdrawn', async () => (await row.locator('[data-testid="consent-state"]').innerText()) !== consentBefore, WAIT);
+    assert.equal(await row.locator('[data-testid="withdraw-submit"]').count(), 0, 'a withdrawn consent cannot be withdrawn again');
+    assert.match(await row.locator('[data-testid="consent-state"]').innerText(), /Ersttermin/, 'still on record');
+    await check('referrals-withdrawn');
   });
 
   test('language: German by default, English on the switch', async () => {
@@ -407,7 +442,7 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
   });
 
   test('axe-core: no serious or critical violation on any page', () => {
-    const expected = ['review', 'review-live', 'contact', 'contact-answered', 'statistics', 'team', 'team-invite', 'contacts', 'contacts-search', 'clients', 'partners', 'referrals', 'review-en', 'locked'];
+    const expected = ['review', 'review-live', 'contact', 'contact-answered', 'statistics', 'team', 'team-invite', 'contacts', 'contacts-search', 'contacts-filtered', 'clients', 'client', 'partners', 'partner-edit', 'referrals', 'referrals-withdrawn', 'review-en', 'locked'];
     for (const name of expected) assert.ok(a11y.has(name), `axe did not run on ${name} (its test failed earlier)`);
     const found = [...a11y].flatMap(([name, v]) => v.map((line) => `${name}: ${line}`));
     assert.deepEqual(found, [], `serious or critical violations:\n${found.join('\n')}`);
