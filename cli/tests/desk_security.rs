@@ -54,6 +54,7 @@ fn desk_with(idle: Duration) -> Desk {
     d.place = "Nordausgang".into();
     d.note = "Jugendlicher, seit zwei Nächten draußen".into();
     d.safeguarding = true;
+    d.client_code = Some("AB-12".into());
     d.materials = vec![MaterialCount {
         material_id: team.materials[0].id.clone(),
         count: 2,
@@ -504,4 +505,118 @@ async fn a_change_in_the_store_reaches_open_pages_as_a_server_sent_event() {
     .await
     .expect("an event arrives");
     assert!(frame.contains(&format!("contact:{}", d.contact)), "{frame}");
+}
+
+#[tokio::test]
+async fn partners_are_added_and_edited_and_referrals_get_and_lose_consent() {
+    let d = desk();
+    let res = d
+        .post(
+            "/partners",
+            "name=Jobcenter+Mitte&offers=U25%2C+Beratung&contact_person=Frau+K.&phone=030+123&address=&notes=",
+        )
+        .await;
+    assert_eq!(location(&res), "/partners");
+    let ws = d.state.workspace().expect("open");
+    let p = ws.partners().expect("partners");
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].offers, vec!["U25".to_owned(), "Beratung".to_owned()]);
+    let res = d
+        .post(
+            &format!("/partners/{}", p[0].id),
+            "name=Jobcenter+Mitte+Nord&offers=U25&contact_person=&phone=&address=&notes=",
+        )
+        .await;
+    assert_eq!(location(&res), "/partners");
+    assert_eq!(
+        ws.partners().expect("partners")[0].name,
+        "Jobcenter Mitte Nord"
+    );
+    assert!(
+        text(d.get("/partners").await)
+            .await
+            .contains("Jobcenter Mitte Nord")
+    );
+
+    // The contact has a client code: an anonymous referral is refused, nothing is written.
+    let uri = format!("/contacts/{}/referrals", d.contact);
+    let pid = &p[0].id;
+    let res = d.post(&uri, &format!("partner={pid}&reason=U25")).await;
+    assert_eq!(location(&res), format!("/contacts/{}", d.contact));
+    assert!(
+        ws.get_contact(d.contact)
+            .expect("contact")
+            .fields
+            .referrals
+            .is_empty()
+    );
+    let page = text(d.get(&format!("/contacts/{}", d.contact)).await).await;
+    assert!(page.contains("abgelehnt"), "the refusal is shown");
+
+    let res = d
+        .post(
+            &uri,
+            &format!("partner={pid}&reason=U25&scope=Name&recipient=Jobcenter&purpose=Termin&given_on=2026-03-09"),
+        )
+        .await;
+    assert_eq!(location(&res), format!("/contacts/{}", d.contact));
+    let r = ws.get_contact(d.contact).expect("contact").fields.referrals;
+    assert_eq!(r.len(), 1);
+    let consent = r[0].consent.clone().expect("consent");
+    assert_eq!(
+        consent.given_on,
+        NaiveDate::from_ymd_opt(2026, 3, 9).expect("date")
+    );
+    assert!(
+        text(d.get("/referrals").await)
+            .await
+            .contains("erteilt am 09.03.2026")
+    );
+
+    let res = d
+        .post(
+            &format!("/referrals/{}/{}/withdraw", d.contact, r[0].id),
+            "on=2026-04-01",
+        )
+        .await;
+    assert_eq!(location(&res), "/referrals");
+    let after = ws.get_contact(d.contact).expect("contact").fields.referrals;
+    assert_eq!(
+        after[0].consent.as_ref().and_then(|c| c.revoked_on),
+        NaiveDate::from_ymd_opt(2026, 4, 1)
+    );
+    assert!(
+        text(d.get("/referrals").await)
+            .await
+            .contains("widerrufen am 01.04.2026")
+    );
+    // Twice is refused and changes nothing.
+    d.post(
+        &format!("/referrals/{}/{}/withdraw", d.contact, r[0].id),
+        "on=2026-05-01",
+    )
+    .await;
+    assert_eq!(
+        ws.get_contact(d.contact).expect("contact").fields.referrals[0]
+            .consent
+            .as_ref()
+            .and_then(|c| c.revoked_on),
+        NaiveDate::from_ymd_opt(2026, 4, 1)
+    );
+}
+
+#[tokio::test]
+async fn approving_from_the_contact_page_and_the_queue_follows() {
+    let d = desk();
+    let res = d
+        .post(&format!("/contacts/{}/approve", d.contact), "")
+        .await;
+    assert_eq!(location(&res), format!("/contacts/{}", d.contact));
+    assert_eq!(d.review(), ReviewState::Approved);
+    let page = text(d.get(&format!("/contacts/{}", d.contact)).await).await;
+    assert!(page.contains(r#"data-testid="review-state" data-state="approved""#));
+    let queue = text(d.get("/review").await).await;
+    assert!(!queue.contains("Nordausgang"), "approved leaves the queue");
+    let clients = text(d.get("/contacts?client=ab-12").await).await;
+    assert!(clients.contains("Nordausgang"));
 }

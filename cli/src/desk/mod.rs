@@ -51,6 +51,7 @@ pub fn router(state: DeskState) -> Router {
         .route("/contacts/{id}/comment", post(review::comment))
         .route("/contacts/{id}/approve", post(review::approve))
         .route("/contacts/{id}/erase", post(review::erase))
+        .route("/contacts/{id}/referrals", post(referrals::add))
         .route("/clients", get(clients::list))
         .route("/clients/{id}", get(clients::show))
         .route("/partners", get(partners::list).post(partners::add))

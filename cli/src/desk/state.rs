@@ -289,24 +289,4 @@ impl DeskState {
             .as_ref()
             .and_then(|s| s.last_invite.clone())
     }
-
-    /// A sync right now (after a review action, so the phone sees it soon). Errors are shown by
-    /// the status bar, not here.
-    pub(crate) fn nudge_sync(&self) {
-        if let Some(client) = self.sync_client() {
-            let bridge = Bridge(Arc::downgrade(&self.0));
-            tokio::spawn(async move {
-                match client.sync_once(None).await {
-                    Ok(_) => bridge.on_status(SyncStatus::Idle {
-                        cursor: 0,
-                        last_sync_ms: chrono::Utc::now().timestamp_millis(),
-                    }),
-                    Err(e) => bridge.on_status(SyncStatus::Offline {
-                        reason: e.to_string(),
-                        retry_in_ms: 0,
-                    }),
-                }
-            });
-        }
-    }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use streetsync_core::{ClientFilter, ContactFilter, MAX_PAGE};
 
 use super::layout::{Frame, Reply, Section, core_fail, page, workspace};
-use super::review::{contact_head, contact_rows, record_id};
+use super::review::{PAGE_SIZE, contact_head, contact_rows, page_of, record_id};
 use crate::desk::i18n::{Lang, datetime};
 use crate::desk::state::DeskState;
 
@@ -33,6 +33,18 @@ pub(crate) async fn list(
             text: (!text.is_empty()).then(|| text.to_owned()),
         })
         .map_err(|e| core_fail(lang, &e))?;
+    let page_no = page_of(&uri);
+    let total = list.len();
+    let shown: Vec<_> = list
+        .iter()
+        .skip((page_no - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let pairs: Vec<(String, String)> = if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![("q".to_owned(), text.to_owned())]
+    };
     let content = html! {
         h1 { (lang.t("clients-title")) }
         p { (lang.t("clients-explain")) }
@@ -43,7 +55,7 @@ pub(crate) async fn list(
             button type="submit" { (lang.t("clients-search-submit")) }
         }
         div data-live-region="clients" {
-            @if list.is_empty() {
+            @if shown.is_empty() {
                 p { (lang.t("clients-none")) }
             } @else {
                 table {
@@ -56,7 +68,7 @@ pub(crate) async fn list(
                         th scope="col" { (lang.t("col-consents")) }
                     } }
                     tbody {
-                        @for c in &list {
+                        @for c in &shown {
                             tr data-testid="client-row" {
                                 th scope="row" { a href={"/clients/" (c.id)} { (c.code) } }
                                 td { (c.alias.clone().unwrap_or_default()) }
@@ -67,6 +79,7 @@ pub(crate) async fn list(
                         }
                     }
                 }
+                (super::layout::pager(lang, "/clients", &pairs, page_no, total, PAGE_SIZE))
             }
         }
     };

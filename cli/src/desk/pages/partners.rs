@@ -159,15 +159,12 @@ pub(crate) async fn add(
 ) -> Reply {
     let ws = workspace(&state)?;
     match ws.add_partner(f.draft()) {
-        Ok(_) => {
-            state.nudge_sync();
-            Ok(back_with(
-                &state,
-                "/partners",
-                false,
-                lang.t("done-partner-add"),
-            ))
-        }
+        Ok(_) => Ok(back_with(
+            &state,
+            "/partners",
+            false,
+            lang.t("done-partner-add"),
+        )),
         Err(e) => Ok(back_with_error(&state, lang, "/partners", &e)),
     }
 }
@@ -181,15 +178,12 @@ pub(crate) async fn save(
 ) -> Reply {
     let ws = workspace(&state)?;
     match ws.update_partner(&id, f.draft()) {
-        Ok(_) => {
-            state.nudge_sync();
-            Ok(back_with(
-                &state,
-                "/partners",
-                false,
-                lang.t("done-partner-edit"),
-            ))
-        }
+        Ok(_) => Ok(back_with(
+            &state,
+            "/partners",
+            false,
+            lang.t("done-partner-edit"),
+        )),
         Err(e) => Ok(back_with_error(
             &state,
             lang,

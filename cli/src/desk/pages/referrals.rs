@@ -6,9 +6,10 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use chrono::NaiveDate;
+use maud::Markup;
 use maud::html;
 use serde::Deserialize;
-use streetsync_core::{Consent, Team};
+use streetsync_core::{Consent, Contact, Intervention, RecordId, Referral, ReferralOutcome, Team};
 
 use super::layout::{
     Frame, Reply, Section, back_with, back_with_error, core_fail, csrf_field, page, pager, short,
@@ -191,10 +192,7 @@ fn change_consent(
         return Ok(back_with(state, "/referrals", true, lang.t(key)));
     }
     match ws.update_contact(id, draft) {
-        Ok(_) => {
-            state.nudge_sync();
-            Ok(back_with(state, "/referrals", false, lang.t(ok_key)))
-        }
+        Ok(_) => Ok(back_with(state, "/referrals", false, lang.t(ok_key))),
         Err(e) => Ok(back_with_error(state, lang, "/referrals", &e)),
     }
 }
@@ -249,4 +247,112 @@ pub(crate) async fn withdraw(
             }
         },
     )
+}
+
+/// The form for a new referral on a contact's page: partner, reason, and the client's consent
+/// (which data, to whom, for what; required when the contact has a client code).
+pub(crate) fn add_form(lang: Lang, state: &DeskState, team: &Team, c: &Contact) -> Markup {
+    let today = today().format("%Y-%m-%d").to_string();
+    let partners: Vec<_> = team.partners.iter().filter(|p| !p.retired).collect();
+    html! {
+        section aria-labelledby="referral-add-h" {
+            h2 id="referral-add-h" { (lang.t("referral-add")) }
+            @if partners.is_empty() {
+                p { (lang.t("referral-no-partners")) " " a href="/partners" { (lang.t("nav-partners")) } }
+            } @else {
+                form method="post" action={"/contacts/" (c.id) "/referrals"} {
+                    (csrf_field(state))
+                    label for="ref-partner" { (lang.t("col-partner")) }
+                    select id="ref-partner" name="partner" required data-testid="referral-partner" {
+                        @for p in &partners { option value=(p.id) { (p.name) } }
+                    }
+                    label for="ref-reason" { (lang.t("col-reason")) }
+                    input id="ref-reason" type="text" name="reason" data-testid="referral-reason";
+                    fieldset {
+                        legend { (lang.t("col-consent")) }
+                        p { (lang.t(if c.fields.client_code.is_some() { "referral-consent-needed" } else { "referral-consent-optional" })) }
+                        div {
+                            label for="ref-scope" { (lang.t("consent-scope")) }
+                            input id="ref-scope" type="text" name="scope";
+                        }
+                        div {
+                            label for="ref-recipient" { (lang.t("consent-recipient")) }
+                            input id="ref-recipient" type="text" name="recipient";
+                        }
+                        div {
+                            label for="ref-purpose" { (lang.t("consent-purpose")) }
+                            input id="ref-purpose" type="text" name="purpose";
+                        }
+                        div {
+                            label for="ref-given" { (lang.t("consent-given-on")) }
+                            input id="ref-given" type="date" name="given_on" value=(today);
+                        }
+                    }
+                    div.buttons {
+                        button type="submit" data-testid="referral-submit" { (lang.t("referral-add")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The new-referral form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReferralForm {
+    #[serde(default)]
+    partner: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    recipient: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    given_on: String,
+}
+
+/// `POST /contacts/{id}/referrals`: a new referral; with consent when any consent field is given
+/// (the core then requires all three), anonymous otherwise (the core refuses that for a contact
+/// with a client code).
+pub(crate) async fn add(
+    State(state): State<DeskState>,
+    lang: Lang,
+    Path(id): Path<String>,
+    Form(f): Form<ReferralForm>,
+) -> Reply {
+    let ws = workspace(&state)?;
+    let id = record_id(lang, &id)?;
+    let back = format!("/contacts/{id}");
+    let c = ws.get_contact(id).map_err(|e| core_fail(lang, &e))?;
+    let Some(given_on) = parse_day(&f.given_on) else {
+        return Ok(back_with(&state, &back, true, lang.t("bad-date")));
+    };
+    let any = [&f.scope, &f.recipient, &f.purpose]
+        .iter()
+        .any(|s| !s.trim().is_empty());
+    let consent = any.then(|| Consent {
+        scope: f.scope.trim().to_owned(),
+        recipient: f.recipient.trim().to_owned(),
+        purpose: f.purpose.trim().to_owned(),
+        given_on,
+        revoked_on: None,
+    });
+    let mut draft = c.fields.clone();
+    draft.referrals.push(Referral {
+        id: format!("r-{}", &RecordId::random().to_string()[..6]),
+        partner_id: f.partner.trim().to_owned(),
+        reason: f.reason.trim().to_owned(),
+        consent,
+        outcome: ReferralOutcome::Open,
+    });
+    if !draft.interventions.contains(&Intervention::Referral) {
+        draft.interventions.push(Intervention::Referral);
+    }
+    match ws.update_contact(id, draft) {
+        Ok(_) => Ok(back_with(&state, &back, false, lang.t("done-referral"))),
+        Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
+    }
 }

@@ -278,6 +278,7 @@ pub(crate) async fn contact(
                 }
             }
         }
+        (super::referrals::add_form(lang, &state, &team, &c))
         section aria-labelledby="history-h" data-live-region="history" {
             h2 id="history-h" { (lang.t("history-title")) }
             table {
@@ -347,10 +348,7 @@ fn step(
     let rid = record_id(lang, id)?;
     let to = format!("/contacts/{rid}");
     match f(&ws, rid) {
-        Ok(_) => {
-            state.nudge_sync();
-            Ok(back_with(state, &to, false, lang.t(ok_key)))
-        }
+        Ok(_) => Ok(back_with(state, &to, false, lang.t(ok_key))),
         Err(e) => Ok(back_with_error(state, lang, &to, &e)),
     }
 }
@@ -404,15 +402,12 @@ pub(crate) async fn erase(
         return Ok(back_with(&state, &back, true, lang.t("erase-mismatch")));
     }
     match ws.erase_record(rid) {
-        Ok(()) => {
-            state.nudge_sync();
-            Ok(back_with(
-                &state,
-                "/contacts",
-                false,
-                lang.ta("done-erase", &[("id", Arg::S(short(&rid)))]),
-            ))
-        }
+        Ok(()) => Ok(back_with(
+            &state,
+            "/contacts",
+            false,
+            lang.ta("done-erase", &[("id", Arg::S(short(&rid)))]),
+        )),
         Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
     }
 }
