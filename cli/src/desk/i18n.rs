@@ -313,6 +313,9 @@ mod tests {
             "csv-download",
             "stats-dim",
             "team-title",
+            "referral-partner",
+            "referral-reason",
+            "referral-submit",
         ];
         let missing: Vec<_> = used
             .iter()
