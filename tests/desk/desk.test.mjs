@@ -179,6 +179,8 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     assert.match(await rows.first().innerText(), /Spielplatz Lindenallee/, 'the concern comes first');
     await byTestId('sync-state').waitFor({ timeout: WAIT });
     assert.ok((await byTestId('sync-state').innerText()).trim().length > 0, 'the sync state says something');
+    // Live sync with the relay runs: the state settles on idle (synced, listening).
+    await h.eventually('the sync state idle', async () => (await byTestId('sync-state').getAttribute('data-state')) === 'idle', LIVE_WAIT);
     await h.eventually('a last sync time', async () => (await byTestId('last-sync').innerText()).match(/\d/), WAIT);
     await check('review');
   });
@@ -451,5 +453,16 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
   test('no request to another host, no CSP violation, no script error on any page', () => {
     assert.ok(watcher.requests() > 30, `the watcher saw the desk's requests (${watcher.requests()})`);
     assert.deepEqual(watcher.problems(), []);
+  });
+
+  test('nothing decrypted lands in the browser profile on disk (pages are no-store)', async () => {
+    // The profile is written when the browser closes; the desk's pages must not be in its cache,
+    // history titles or session files. (The statistics CSV, a download on purpose, went elsewhere.)
+    await browser.closeBrowser();
+    const secrets = ['Eltern nicht erreichbar', 'Ja, heute um 11 Uhr telefonisch', 'Nachtrag: Jugendamt kommt morgen',
+      'Fragt nach einem Schlafplatz', 'Spielplatz Lindenallee', 'Bahnhofsmission'];
+    // The scan must be able to see a page at all: the profile has the files a browser writes.
+    assert.ok(h.filesHolding(browser.profile, ['127.0.0.1']).length > 0, 'the profile records visiting the desk');
+    assert.deepEqual(h.filesHolding(browser.profile, secrets), []);
   });
 });

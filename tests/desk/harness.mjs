@@ -5,7 +5,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
@@ -247,10 +247,19 @@ export async function launchBrowser() {
   });
   context.setDefaultTimeout(15_000);
   context.setDefaultNavigationTimeout(20_000);
+  let closed = false;
   return {
     context,
+    profile,
+    /** Closes the browser (it flushes its profile to disk); the profile stays for inspection. */
+    async closeBrowser() {
+      if (!closed) {
+        closed = true;
+        await context.close().catch(() => {});
+      }
+    },
     async close() {
-      await context.close().catch(() => {});
+      await this.closeBrowser();
       rmSync(profile, { recursive: true, force: true });
     },
   };
@@ -303,4 +312,25 @@ export async function seriousViolations(page) {
 /** The temp dir of a run. */
 export function scratch() {
   return mkdtempSync(path.join(tmpdir(), 'desk-e2e-'));
+}
+
+/**
+ * Every file under `root` that holds one of `needles` (as UTF-8 or UTF-16LE, the two encodings
+ * Chromium writes strings in), as `file: needle` lines.
+ */
+export function filesHolding(root, needles) {
+  const hits = [];
+  const patterns = needles.flatMap((n) => [[n, Buffer.from(n, 'utf8')], [n, Buffer.from(n, 'utf16le')]]);
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && statSync(p).size < 256 * 1024 * 1024) {
+        const bytes = readFileSync(p);
+        for (const [n, b] of patterns) if (bytes.includes(b)) hits.push(`${path.relative(root, p)}: ${n}`);
+      }
+    }
+  };
+  walk(root);
+  return [...new Set(hits)];
 }
