@@ -73,6 +73,12 @@ impl Lang {
         LOCALES.lookup(self.id(), key)
     }
 
+    /// The text of `key`, or `None` when the files have no such key (for names that come from
+    /// records, such as the fields a change touched).
+    pub fn try_t(self, key: &str) -> Option<String> {
+        LOCALES.try_lookup(self.id(), key)
+    }
+
     /// The text of `key` with arguments.
     pub fn ta(self, key: &str, args: &[(&'static str, Arg)]) -> String {
         let map: HashMap<Cow<'static, str>, FluentValue> = args

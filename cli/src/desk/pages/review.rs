@@ -149,6 +149,31 @@ pub(crate) fn record_id(lang: Lang, text: &str) -> Result<RecordId, super::layou
         .map_err(|_| fail(lang, StatusCode::NOT_FOUND, "error-no-record").into())
 }
 
+/// What a change was, in the lead's language (`create`, `approve`, ... from the core).
+fn history_what(lang: Lang, message: &str) -> String {
+    lang.try_t(&format!("hist-{}", message.replace(' ', "-")))
+        .unwrap_or_else(|| message.to_owned())
+}
+
+/// The fields a change touched, by their names on the page.
+fn history_fields(lang: Lang, fields: &[String]) -> String {
+    let mut names: Vec<String> = fields
+        .iter()
+        .filter(|f| {
+            !matches!(
+                f.as_str(),
+                "author" | "created_at" | "updated_at" | "schema"
+            )
+        })
+        .map(|f| {
+            lang.try_t(&format!("hfield-{f}"))
+                .unwrap_or_else(|| f.clone())
+        })
+        .collect();
+    names.dedup();
+    names.join(", ")
+}
+
 fn yes_no(lang: Lang, b: bool) -> String {
     lang.t(if b { "yes" } else { "no" })
 }
@@ -270,10 +295,12 @@ pub(crate) async fn contact(
                         button type="submit" formaction={(base) "/comment"} data-testid="comment-submit" { (lang.t("comment-submit")) }
                     }
                 }
-                @if can_approve {
-                    form method="post" action={(base) "/approve"} {
-                        (csrf_field(&state))
-                        button.primary type="submit" data-testid="approve-submit" { (lang.t("approve-submit")) }
+                div data-live-region="approve" {
+                    @if can_approve {
+                        form method="post" action={(base) "/approve"} {
+                            (csrf_field(&state))
+                            button.primary type="submit" data-testid="approve-submit" { (lang.t("approve-submit")) }
+                        }
                     }
                 }
             }
@@ -286,6 +313,7 @@ pub(crate) async fn contact(
                 thead { tr {
                     th scope="col" { (lang.t("col-when")) }
                     th scope="col" { (lang.t("col-who")) }
+                    th scope="col" { (lang.t("col-what")) }
                     th scope="col" { (lang.t("col-fields")) }
                 } }
                 tbody {
@@ -293,7 +321,8 @@ pub(crate) async fn contact(
                         tr data-testid="history-row" {
                             td { (datetime(h.at_ms)) }
                             td { (h.member.clone().unwrap_or_else(|| h.device.map(|d| short(&d)).unwrap_or_default())) }
-                            td { (h.fields.join(", ")) }
+                            td { (history_what(lang, &h.message)) }
+                            td { @if h.message != "create" { (history_fields(lang, &h.fields)) } }
                         }
                     }
                 }
