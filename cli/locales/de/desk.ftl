@@ -335,3 +335,4 @@ hfield-note = Notiz
 hfield-retention = Aufbewahrung
 hfield-review = Prüfstand
 hfield-comments = Rückfragen und Kommentare
+stats-empty = Keine Einträge im Zeitraum.

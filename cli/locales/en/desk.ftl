@@ -335,3 +335,4 @@ hfield-note = note
 hfield-retention = retention
 hfield-review = review state
 hfield-comments = questions and comments
+stats-empty = Nothing in this range.

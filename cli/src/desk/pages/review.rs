@@ -180,12 +180,16 @@ fn yes_no(lang: Lang, b: bool) -> String {
 
 fn fields(lang: Lang, team: &Team, c: &Contact) -> Markup {
     let d = &c.fields;
-    let names = |cat: Catalog, ids: &[String]| {
-        ids.iter()
-            .map(|i| team.name_of(cat, i))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let none = lang.t("none");
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            none.clone()
+        } else {
+            items.join(", ")
+        }
     };
+    let names =
+        |cat: Catalog, ids: &[String]| list(ids.iter().map(|i| team.name_of(cat, i)).collect());
     html! {
         dl.fields {
             dt { (lang.t("field-date")) } dd { (date(d.date)) }
@@ -212,10 +216,10 @@ fn fields(lang: Lang, team: &Team, c: &Contact) -> Markup {
             dt { (lang.t("field-housing")) } dd { (lang.vocab("housing", d.housing.as_str())) }
             dt { (lang.t("field-topics")) } dd { (names(Catalog::Topic, &d.topics)) }
             dt { (lang.t("field-interventions")) } dd {
-                (d.interventions.iter().map(|i| lang.vocab("intervention", i.as_str())).collect::<Vec<_>>().join(", "))
+                (list(d.interventions.iter().map(|i| lang.vocab("intervention", i.as_str())).collect()))
             }
             dt { (lang.t("field-materials")) } dd {
-                (d.materials.iter().map(|m| format!("{} × {}", m.count, team.name_of(Catalog::Material, &m.material_id))).collect::<Vec<_>>().join(", "))
+                (list(d.materials.iter().map(|m| format!("{} × {}", m.count, team.name_of(Catalog::Material, &m.material_id))).collect()))
             }
             dt { (lang.t("field-referrals")) } dd {
                 @if d.referrals.is_empty() { (lang.t("none")) } @else {

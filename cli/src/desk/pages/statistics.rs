@@ -88,7 +88,7 @@ fn chart(lang: Lang, s: &Statistics) -> Markup {
     let (w, h, pad) = (640.0_f64, 220.0_f64, 30.0_f64);
     let n = t.rows.len().max(1) as f64;
     let slot = (w - 2.0 * pad) / n;
-    let bar_w = (slot * 0.7).max(2.0);
+    let bar_w = (slot * 0.7).clamp(2.0, 48.0);
     let title = lang.t("stats-chart-title");
     html! {
         figure {
@@ -156,14 +156,14 @@ pub(crate) async fn show(
                 }
                 div.buttons {
                     button.primary type="submit" { (lang.t("stats-show")) }
-                    a href=(csv_href) download data-testid="csv-download" { (lang.t("stats-csv")) }
+                    a.button href=(csv_href) download data-testid="csv-download" { (lang.t("stats-csv")) }
                 }
             }
         }
         @if let Some(s) = &stats {
             div data-live-region="statistics" {
                 p { (date(s.from)) " – " (date(s.to)) }
-                table {
+                table.stats {
                     caption { (lang.t("stats-total")) }
                     thead { tr {
                         th scope="col" { (lang.t("stats-col-label")) }
@@ -179,7 +179,7 @@ pub(crate) async fn show(
                 (chart(lang, s))
                 @for t in &s.tables {
                     @let has_amount = t.rows.iter().any(|r| r.amount.is_some());
-                    table data-dimension=(t.dimension.as_str()) {
+                    table.stats data-dimension=(t.dimension.as_str()) {
                         caption { (lang.vocab("stats-dim", t.dimension.as_str())) }
                         thead { tr {
                             th scope="col" { (lang.t("stats-col-label")) }
@@ -188,6 +188,9 @@ pub(crate) async fn show(
                             @if has_amount { th scope="col" class="num" { (lang.t("stats-col-amount")) } }
                         } }
                         tbody {
+                            @if t.rows.is_empty() {
+                                tr { td colspan=(if has_amount { 4 } else { 3 }) { (lang.t("stats-empty")) } }
+                            }
                             @for r in &t.rows {
                                 tr {
                                     th scope="row" { (label(lang, t.dimension, r)) }
