@@ -180,7 +180,14 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     await byTestId('sync-state').waitFor({ timeout: WAIT });
     assert.ok((await byTestId('sync-state').innerText()).trim().length > 0, 'the sync state says something');
     // Live sync with the relay runs: the state settles on idle (synced, listening).
-    await h.eventually('the sync state idle', async () => (await byTestId('sync-state').getAttribute('data-state')) === 'idle', LIVE_WAIT);
+    let seen = [];
+    await h.eventually('the sync state idle', async () => {
+      const st = await byTestId('sync-state').getAttribute('data-state');
+      if (seen.at(-1) !== st) seen.push(st);
+      return st === 'idle';
+    }, LIVE_WAIT).catch((e) => {
+      throw new Error(`${e.message} (states seen on the open page: ${seen.join(' → ')})`);
+    });
     await h.eventually('a last sync time', async () => (await byTestId('last-sync').innerText()).match(/\d/), WAIT);
     await check('review');
   });

@@ -239,6 +239,8 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      // A German lead's browser: date inputs read dd.mm.yyyy, as the desk's own dates do.
+      '--lang=de-DE',
     ],
     acceptDownloads: true,
     viewport: { width: 1280, height: 900 },
