@@ -620,3 +620,92 @@ async fn approving_from_the_contact_page_and_the_queue_follows() {
     let clients = text(d.get("/contacts?client=ab-12").await).await;
     assert!(clients.contains("Nordausgang"));
 }
+
+/// One raw HTTP/1.1 request to the running desk; the status line and headers come back.
+async fn raw_get(port: u16, path: &str, host: &str, cookie: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the desk listens");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test]
+async fn streetsync_desk_prints_one_line_and_serves_the_guarded_desk_on_127_0_0_1() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("lead.db");
+    let bin = env!("CARGO_BIN_EXE_streetsync");
+    let init = std::process::Command::new(bin)
+        .args(["--store"])
+        .arg(&store)
+        .args(["init", "--team", "T", "--name", "Lea", "--area", "Mitte"])
+        .env("STREETSYNC_PASSPHRASE", PASS)
+        .env("STREETSYNC_TEST_KDF_ITERATIONS", "1000")
+        .env_remove("STREETSYNC_RELAY")
+        .output()
+        .expect("init runs");
+    assert!(init.status.success(), "{init:?}");
+
+    let refused = std::process::Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["desk", "--no-browser", "--idle-lock-minutes", "0"])
+        .env("STREETSYNC_PASSPHRASE", PASS)
+        .output()
+        .expect("desk runs");
+    assert_eq!(refused.status.code(), Some(2));
+
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["desk", "--no-browser"])
+        .env("STREETSYNC_PASSPHRASE", PASS)
+        .env_remove("STREETSYNC_RELAY")
+        .env_remove("DISPLAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("desk starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("read")
+        .expect("one line");
+    let url = line.strip_prefix("Desk: ").expect("the Desk: line");
+    let rest = url.strip_prefix("http://127.0.0.1:").expect("on 127.0.0.1");
+    let (port, token) = rest.split_once("/?token=").expect("a token");
+    let port: u16 = port.parse().expect("a port");
+    assert_eq!(token.len(), 43, "32 bytes, base64url without padding");
+    let host = format!("127.0.0.1:{port}");
+
+    let first = raw_get(port, &format!("/?token={token}"), &host, None).await;
+    assert!(first.starts_with("HTTP/1.1 303"), "{first}");
+    assert!(first.contains("HttpOnly") && first.contains("SameSite=Strict"));
+    let none = raw_get(port, "/review", &host, None).await;
+    assert!(none.starts_with("HTTP/1.1 403"), "{none}");
+    let cookie = format!("{TOKEN_COOKIE}={token}");
+    let rebound = raw_get(port, "/review", "attacker.example", Some(&cookie)).await;
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    let ok = raw_get(port, "/review", &host, Some(&cookie)).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains(r#"data-state="no_relay""#));
+    // Nothing else on stdout: the browser tests read that one line.
+    child.kill().await.expect("stop");
+    let more = lines.next_line().await.ok().flatten();
+    assert_eq!(more, None);
+}
