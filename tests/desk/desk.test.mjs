@@ -7,7 +7,7 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import * as h from './harness.mjs';
@@ -89,6 +89,7 @@ describe('the desk in a real browser', { timeout: 240_000 }, () => {
     await browser?.close();
     await h.stop(desk?.child);
     await h.stop(relay?.child);
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('refused: no token, a wrong token, a foreign Host, a POST from a foreign Origin or without CSRF', async () => {

@@ -26,6 +26,23 @@ export const axe = requireFromCache('axe-core');
 
 export const PASSPHRASE = 'correct horse battery';
 
+/** Every process the harness started, so none outlives the run (also when run.sh's timeout hits). */
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 /** Runs `fn` until it returns a truthy value or `ms` pass; returns that value or throws `what`. */
 export async function eventually(what, fn, ms = 20_000, every = 200) {
   const deadline = Date.now() + ms;
@@ -84,11 +101,11 @@ export async function stop(child, graceMs = 5_000) {
 /** The real relay binary on a free port of 127.0.0.1. */
 export async function startRelay(dataDir) {
   mkdirSync(dataDir, { recursive: true });
-  const child = spawn(
+  const child = track(spawn(
     RELAY_BIN,
     ['--bind', '127.0.0.1:0', '--data-dir', dataDir, '--rate-limit-per-sec', '100000', '--rate-limit-burst', '100000'],
     { env: { ...process.env, STREETSYNC_RELAY_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  ));
   const addr = await firstLine(child, (l) => l.startsWith('listening on ') && l.slice('listening on '.length), 'the relay');
   return { child, url: `http://${addr}` };
 }
@@ -186,10 +203,10 @@ export async function makeTeam(dir, relayUrl) {
 
 /** `streetsync desk` on the lead's store; resolves once it printed its one line. */
 export async function startDesk(store, extraArgs = []) {
-  const child = spawn(CLI_BIN, ['--store', store.path, 'desk', '--no-browser', '--port', '0', ...extraArgs], {
+  const child = track(spawn(CLI_BIN, ['--store', store.path, 'desk', '--no-browser', '--port', '0', ...extraArgs], {
     env: store.env(),
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
   let stderr = '';
   child.stderr.on('data', (c) => {
     stderr += c.toString();
