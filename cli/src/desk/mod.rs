@@ -140,12 +140,22 @@ pub async fn serve(ws: Arc<Workspace>, opener: Opener, options: ServeOptions) ->
     }
     tokio::spawn(state.clone().idle_lock_loop());
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| CliError::other(format!("the desk stopped: {e}")))?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let signal = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        signal.notify_waiters();
+    });
+    // Open pages hold a server-sent-event stream each, which a graceful shutdown would wait for
+    // forever: after Ctrl-C they get two seconds, then the desk stops anyway.
+    let grace = async {
+        stop.notified().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| CliError::other(format!("the desk stopped: {e}")))?,
+        () = grace => {}
+    }
     state.lock().await;
     Ok(())
 }
