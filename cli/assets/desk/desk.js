@@ -29,6 +29,9 @@
   }
   function schedule() { if (timer === null) { timer = window.setTimeout(refresh, 150); } }
   var source = new EventSource('/events');
+  // Whatever happened between rendering this page and connecting (a sync that finished, say) was
+  // sent to nobody: refresh once on every (re)connect.
+  source.addEventListener('open', schedule);
   source.addEventListener('change', schedule);
   source.addEventListener('sync', schedule);
   source.addEventListener('lock', function () { window.location.href = '/unlock'; });
