@@ -709,3 +709,32 @@ async fn streetsync_desk_prints_one_line_and_serves_the_guarded_desk_on_127_0_0_
     let more = lines.next_line().await.ok().flatten();
     assert_eq!(more, None);
 }
+
+#[tokio::test]
+async fn a_client_is_shown_with_its_contacts_and_erased_only_with_the_shown_word() {
+    let d = desk();
+    let ws = d.state.workspace().expect("open");
+    let mut draft = streetsync_core::ClientDraft::new("AB-12");
+    draft.alias = Some("Falke".into());
+    let client = ws.create_client(draft).expect("client");
+    let list = text(d.get("/clients?q=falke").await).await;
+    assert!(list.contains(r#"data-testid="client-row""#) && list.contains("AB-12"));
+    let page = text(d.get(&format!("/clients/{}", client.id)).await).await;
+    assert!(
+        page.contains("Nordausgang"),
+        "the client's contact is listed"
+    );
+    assert!(!page.contains("Stadtpark Süd"));
+
+    let uri = format!("/clients/{}/erase", client.id);
+    d.post(&uri, "confirm=AB-12").await;
+    assert!(
+        ws.get_client(client.id).is_ok(),
+        "a wrong word erases nothing"
+    );
+    let word: String = client.id.to_string().chars().take(8).collect();
+    let res = d.post(&uri, &format!("confirm={word}")).await;
+    assert_eq!(location(&res), "/clients");
+    assert!(ws.get_client(client.id).is_err());
+    assert!(ws.get_contact(d.contact).is_ok(), "its contacts stay");
+}

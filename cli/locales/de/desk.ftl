@@ -336,3 +336,6 @@ hfield-retention = Aufbewahrung
 hfield-review = Prüfstand
 hfield-comments = Rückfragen und Kommentare
 stats-empty = Keine Einträge im Zeitraum.
+erase-client-title = Klient*in löschen
+erase-client-explain = Der Eintrag der Klient*in wird überall gelöscht, auf allen Geräten und beim Relay. Die Kontakte bleiben mit dem Kürzel erhalten. Das kann nicht rückgängig gemacht werden.
+done-erase-client = Klient*in { $id } gelöscht.

@@ -336,3 +336,6 @@ hfield-retention = retention
 hfield-review = review state
 hfield-comments = questions and comments
 stats-empty = Nothing in this range.
+erase-client-title = Erase this client
+erase-client-explain = The client record is erased everywhere, on every device and at the relay. The contacts stay, with the code as logged. This cannot be undone.
+done-erase-client = Client { $id } erased.

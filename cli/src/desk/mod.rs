@@ -54,6 +54,7 @@ pub fn router(state: DeskState) -> Router {
         .route("/contacts/{id}/referrals", post(referrals::add))
         .route("/clients", get(clients::list))
         .route("/clients/{id}", get(clients::show))
+        .route("/clients/{id}/erase", post(clients::erase))
         .route("/partners", get(partners::list).post(partners::add))
         .route("/partners/{id}", get(partners::edit).post(partners::save))
         .route("/referrals", get(referrals::list))

@@ -7,9 +7,15 @@ use maud::html;
 use serde::Deserialize;
 use streetsync_core::{ClientFilter, ContactFilter, MAX_PAGE};
 
-use super::layout::{Frame, Reply, Section, core_fail, page, workspace};
+use axum::Form;
+
+use super::layout::{
+    Frame, Reply, Section, back_with, back_with_error, core_fail, csrf_field, page, short,
+    workspace,
+};
+use super::review::ConfirmForm;
 use super::review::{PAGE_SIZE, contact_head, contact_rows, page_of, record_id};
-use crate::desk::i18n::{Lang, datetime};
+use crate::desk::i18n::{Arg, Lang, datetime};
 use crate::desk::state::DeskState;
 
 /// The search of `/clients`.
@@ -132,6 +138,18 @@ pub(crate) async fn show(
                 tbody { (contact_rows(lang, &team, &contacts.items, "contact-row")) }
             }
         }
+        section.danger aria-labelledby="erase-h" {
+            h2 id="erase-h" { (lang.t("erase-client-title")) }
+            p { (lang.t("erase-client-explain")) }
+            form method="post" action={"/clients/" (client.id) "/erase"} {
+                (csrf_field(&state))
+                label for="erase-confirm" {
+                    (lang.t("erase-type")) " " code data-testid="erase-word" { (short(&client.id)) }
+                }
+                input id="erase-confirm" name="confirm" type="text" autocomplete="off" required data-testid="erase-confirm";
+                button.danger type="submit" data-testid="erase-submit" { (lang.t("erase-submit")) }
+            }
+        }
     };
     let f = Frame {
         lang,
@@ -141,4 +159,29 @@ pub(crate) async fn show(
         title: lang.t("client-title"),
     };
     Ok(page(&f, content))
+}
+
+/// `POST /clients/{id}/erase` with `confirm` = the first eight characters of the id: the client
+/// record is erased everywhere (its contacts stay, with the code as logged).
+pub(crate) async fn erase(
+    State(state): State<DeskState>,
+    lang: Lang,
+    Path(id): Path<String>,
+    Form(f): Form<ConfirmForm>,
+) -> Reply {
+    let ws = workspace(&state)?;
+    let rid = record_id(lang, &id)?;
+    let back = format!("/clients/{rid}");
+    if f.confirm.trim() != short(&rid) {
+        return Ok(back_with(&state, &back, true, lang.t("erase-mismatch")));
+    }
+    match ws.erase_record(rid) {
+        Ok(()) => Ok(back_with(
+            &state,
+            "/clients",
+            false,
+            lang.ta("done-erase-client", &[("id", Arg::S(short(&rid)))]),
+        )),
+        Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
+    }
 }

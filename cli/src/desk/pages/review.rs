@@ -366,7 +366,7 @@ pub(crate) struct TextForm {
 #[derive(Deserialize)]
 pub(crate) struct ConfirmForm {
     #[serde(default)]
-    confirm: String,
+    pub(crate) confirm: String,
 }
 
 /// Runs one review step and goes back to the contact.

@@ -74,10 +74,13 @@ fn month(key: &str) -> String {
 
 /// The bar chart of contacts per month; suppressed months are drawn as an outlined bar marked
 /// with the suppression mark, never with a height that would tell the number.
-fn chart(lang: Lang, s: &Statistics) -> Markup {
-    let Some(t) = s.table(Dimension::Month) else {
+fn chart(lang: Lang, s: &Statistics, d: Dimension) -> Markup {
+    let Some(t) = s.table(d) else {
         return html! {};
     };
+    if t.rows.is_empty() {
+        return html! {};
+    }
     let max = t
         .rows
         .iter()
@@ -89,11 +92,12 @@ fn chart(lang: Lang, s: &Statistics) -> Markup {
     let n = t.rows.len().max(1) as f64;
     let slot = (w - 2.0 * pad) / n;
     let bar_w = (slot * 0.7).clamp(2.0, 48.0);
-    let title = lang.t("stats-chart-title");
+    let title = lang.vocab("stats-dim", d.as_str());
+    let title_id = format!("chart-{}", d.as_str());
     html! {
         figure {
-            svg.chart xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (w) " " (h + 40.0)} role="img" aria-labelledby="chart-title" data-testid="stats-chart" {
-                title id="chart-title" { (title) }
+            svg.chart xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (w) " " (h + 40.0)} role="img" aria-labelledby=(title_id) data-testid="stats-chart" {
+                title id=(title_id) { (title) }
                 line.axis x1=(pad) y1=(h) x2=(w - pad) y2=(h) {}
                 @for (i, r) in t.rows.iter().enumerate() {
                     @let x = pad + i as f64 * slot + (slot - bar_w) / 2.0;
@@ -101,18 +105,18 @@ fn chart(lang: Lang, s: &Statistics) -> Markup {
                         Some(v) => {
                             @let bh = (v as f64 / max as f64) * (h - 20.0);
                             rect.bar x=(format!("{x:.1}")) y=(format!("{:.1}", h - bh)) width=(format!("{bar_w:.1}")) height=(format!("{bh:.1}")) {
-                                title { (month(&r.key)) ": " (v) }
+                                title { (label(lang, d, r)) ": " (v) }
                             }
                             text x=(format!("{:.1}", x + bar_w / 2.0)) y=(format!("{:.1}", h - bh - 4.0)) text-anchor="middle" { (v) }
                         },
                         None => {
                             rect.bar.suppressed data-suppressed="true" x=(format!("{x:.1}")) y=(format!("{:.1}", h - 20.0)) width=(format!("{bar_w:.1}")) height="20" {
-                                title { (month(&r.key)) ": " (lang.t("stats-chart-suppressed")) }
+                                title { (label(lang, d, r)) ": " (lang.t("stats-chart-suppressed")) }
                             }
                             text x=(format!("{:.1}", x + bar_w / 2.0)) y=(format!("{:.1}", h - 24.0)) text-anchor="middle" { (r.contacts.to_string()) }
                         },
                     }
-                    text x=(format!("{:.1}", x + bar_w / 2.0)) y=(format!("{:.1}", h + 16.0)) text-anchor="middle" { (month(&r.key)) }
+                    text x=(format!("{:.1}", x + bar_w / 2.0)) y=(format!("{:.1}", h + 16.0)) text-anchor="middle" { (label(lang, d, r)) }
                 }
             }
             figcaption { (title) }
@@ -176,7 +180,10 @@ pub(crate) async fn show(
                         (cell(lang, s.total.persons))
                     } }
                 }
-                (chart(lang, s))
+                div.charts {
+                    (chart(lang, s, Dimension::Month))
+                    (chart(lang, s, Dimension::Area))
+                }
                 @for t in &s.tables {
                     @let has_amount = t.rows.iter().any(|r| r.amount.is_some());
                     table.stats data-dimension=(t.dimension.as_str()) {
