@@ -25,6 +25,12 @@ export STREETSYNC_CLI_BIN="$TARGET_DIR/debug/streetsync"
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 
+# The desk in a real browser: Debian's Chromium (installed with apt-get when missing) driven by
+# playwright-core (npm, cached under ~/.cache/streetsync/desk-node; no browser download) against
+# the real desk, a real relay and workers logging through the CLI; axe-core on every page;
+# screenshots in target/desk-screenshots/ (docs/testing.md).
+bash tests/desk/run.sh
+
 # The bindings from the languages app developers write: Kotlin on the JVM and Python against the
 # real library and a real relay, and the Swift generation (installs a JDK, JNA, pytest, maturin and
 # the Kotlin compiler itself, cached under ~/.cache/streetsync).

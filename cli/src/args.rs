@@ -187,11 +187,48 @@ in every output, so no person can be singled out.")]
     History(IdArg),
 
     /// Show the whole product in one go: a relay, a team, two phones, review and statistics.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   streetsync demo
+  streetsync demo --keep ~/streetsync-demo
 
-Runs everything in a temporary folder on this computer and deletes it afterwards.")]
-    Demo,
+Runs everything in a temporary folder on this computer and deletes it afterwards. With --keep the
+stores and the relay's data stay in the folder, and the demo prints the command that opens the
+lead's store in `streetsync desk`.")]
+    Demo(DemoArgs),
+
+    /// Open the team lead's desk in the browser: review, contacts, statistics, team (this computer only).
+    #[command(after_help = "Examples:
+  streetsync desk
+  streetsync --store office.db --relay http://relay.example:7878 desk
+  streetsync desk --no-browser --idle-lock-minutes 5
+
+Serves the desk on 127.0.0.1 only and prints its address with a one-time access token; the browser
+opens by itself where there is one. The store is closed after the idle time, and the passphrase is
+needed again. Stop it with Ctrl-C.")]
+    Desk(DeskArgs),
+}
+
+/// `desk`.
+#[derive(Debug, Args)]
+pub struct DeskArgs {
+    /// The port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Do not open a browser; just print the address.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Close the store after this many minutes without use (1 to 1440).
+    #[arg(long, default_value_t = 15, value_name = "MINUTES")]
+    pub idle_lock_minutes: u32,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the stores and the relay's data in this new or empty folder instead of deleting them;
+    /// the stores use STREETSYNC_PASSPHRASE, or the passphrase the demo prints.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 /// `init`.

@@ -19,7 +19,8 @@ const TEST_ITERATIONS_ENV: &str = "STREETSYNC_TEST_KDF_ITERATIONS";
 /// The floor of [`TEST_ITERATIONS_ENV`].
 const MIN_TEST_ITERATIONS: u32 = 1_000;
 
-fn iterations() -> u32 {
+/// The PBKDF2 iterations for a new store (the demo's kept stores use them too).
+pub(crate) fn iterations() -> u32 {
     if !cfg!(debug_assertions) {
         return ITERATIONS;
     }
@@ -140,6 +141,28 @@ impl Context {
         Ok(Arc::new(Workspace::open(path, key)?))
     }
 
+    /// Opens an existing store for the desk: like [`Context::open`], but when neither
+    /// `--passphrase-file` nor `STREETSYNC_PASSPHRASE` gives the passphrase and a person sits at
+    /// the terminal, it asks for it (without echo).
+    pub fn open_or_prompt(&self) -> CliResult<Arc<Workspace>> {
+        let given = self.global.passphrase_file.is_some()
+            || std::env::var_os("STREETSYNC_PASSPHRASE").is_some();
+        if given || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return self.open(false);
+        }
+        let path = &self.global.store;
+        if !path.exists() {
+            return self.open(false);
+        }
+        let p = Zeroizing::new(
+            dialoguer::Password::new()
+                .with_prompt(format!("Passphrase for {}", path.display()))
+                .interact()
+                .map_err(|e| CliError::invalid(format!("no passphrase given ({e})")))?,
+        );
+        Ok(Arc::new(open_store(path, &p)?))
+    }
+
     /// The relay address: `--relay` (then remembered) or the remembered one.
     pub fn relay(&self) -> CliResult<String> {
         if let Some(url) = &self.global.relay {
@@ -177,6 +200,17 @@ impl Context {
         let url = self.relay()?;
         Ok((SyncClient::new(ws.clone(), &url)?, url))
     }
+}
+
+/// Opens the existing store at `path` with `passphrase` (the desk's unlock page uses this too).
+pub fn open_store(path: &Path, passphrase: &str) -> streetsync_core::Result<Workspace> {
+    Workspace::open(
+        path,
+        KeySource::Passphrase {
+            passphrase: Zeroizing::new(passphrase.to_owned()),
+            iterations: iterations(),
+        },
+    )
 }
 
 /// A tokio runtime for the network commands.

@@ -3,7 +3,11 @@
 //! A relay starts in this process on 127.0.0.1; a team lead founds a team and invites two
 //! workers; each worker logs contacts offline; everyone syncs; the lead and a worker edit one
 //! note at the same time and both edits survive; the lead sends a question to a worker's phone and
-//! the answer comes back; then the statistics. Everything lives in a temporary folder.
+//! the answer comes back; then the statistics. Everything lives in a temporary folder, or with
+//! `--keep DIR` in DIR: then the stores are opened with a passphrase (`STREETSYNC_PASSPHRASE`, or
+//! [`DEMO_PASSPHRASE`]) instead of random keys, the relay address is remembered next to each
+//! store, and the demo ends with the commands that start the relay again and open the lead's store
+//! in `streetsync desk` on this realistic data.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +21,13 @@ use streetsync_core::{
     SyncClient, TeamSetup, Workspace,
 };
 
-use crate::context::runtime;
+use crate::args::DemoArgs;
+use crate::context::{Settings, runtime, settings_path};
 use crate::error::{CliError, CliResult};
+
+/// The passphrase of a kept demo's stores when `STREETSYNC_PASSPHRASE` is not set: the data is
+/// made up, and the demo prints it next to the command that opens the store.
+pub const DEMO_PASSPHRASE: &str = "streetsync demo";
 
 const PLACES: &[(&str, &str)] = &[
     ("hauptbahnhof", "Hauptbahnhof Nordausgang"),
@@ -39,8 +48,69 @@ fn step(n: u32, title: &str) {
     println!("\n── {n}. {title}");
 }
 
-fn key() -> CliResult<KeySource> {
-    Ok(KeySource::Key(StorageKey::generate()?))
+/// Where the demo's files live: a temp dir deleted at the end, or the folder of `--keep`.
+enum Folder {
+    Temp(tempfile::TempDir),
+    Kept {
+        dir: std::path::PathBuf,
+        passphrase: zeroize::Zeroizing<String>,
+        /// Whether the passphrase came from `STREETSYNC_PASSPHRASE` (then it is not printed).
+        from_env: bool,
+    },
+}
+
+impl Folder {
+    fn new(args: &DemoArgs) -> CliResult<Self> {
+        let Some(dir) = &args.keep else {
+            return Ok(Folder::Temp(tempfile::tempdir()?));
+        };
+        if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+            return Err(CliError::invalid(format!(
+                "{} is not empty: give a new or empty folder to --keep",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir)?;
+        let (passphrase, from_env) = match std::env::var("STREETSYNC_PASSPHRASE") {
+            Ok(p) if !p.trim().is_empty() => (zeroize::Zeroizing::new(p), true),
+            _ => (zeroize::Zeroizing::new(DEMO_PASSPHRASE.to_owned()), false),
+        };
+        Ok(Folder::Kept {
+            dir: std::path::absolute(dir)?,
+            passphrase,
+            from_env,
+        })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Folder::Temp(t) => t.path(),
+            Folder::Kept { dir, .. } => dir,
+        }
+    }
+
+    /// A random key for a store that is deleted at the end; the passphrase for a kept one, so the
+    /// CLI and the desk can open it again.
+    fn key(&self) -> CliResult<KeySource> {
+        Ok(match self {
+            Folder::Temp(_) => KeySource::Key(StorageKey::generate()?),
+            Folder::Kept { passphrase, .. } => KeySource::Passphrase {
+                passphrase: passphrase.clone(),
+                iterations: crate::context::iterations(),
+            },
+        })
+    }
+
+    /// Remembers the relay next to a kept store, as `--relay` does.
+    fn remember_relay(&self, store: &std::path::Path, url: &str) -> CliResult<()> {
+        if let Folder::Kept { .. } = self {
+            let settings = Settings {
+                relay: Some(url.to_owned()),
+            };
+            std::fs::write(settings_path(store), serde_json::to_vec_pretty(&settings)?)?;
+        }
+        Ok(())
+    }
 }
 
 fn free_port() -> CliResult<u16> {
@@ -56,8 +126,10 @@ struct Phone {
 }
 
 impl Phone {
-    fn open(dir: &std::path::Path, name: &'static str, url: &str) -> CliResult<Self> {
-        let ws = Arc::new(Workspace::open(dir.join(format!("{name}.db")), key()?)?);
+    fn open(folder: &Folder, name: &'static str, url: &str) -> CliResult<Self> {
+        let path = folder.path().join(format!("{name}.db"));
+        let ws = Arc::new(Workspace::open(&path, folder.key()?)?);
+        folder.remember_relay(&path, url)?;
         Ok(Self {
             name,
             sync: SyncClient::new(ws.clone(), url)?,
@@ -68,13 +140,13 @@ impl Phone {
 
 /// Runs the demo. Its output is for people (the in-process relay announces itself on stdout, so
 /// there is no JSON form).
-pub fn run() -> CliResult<()> {
+pub fn run(args: DemoArgs) -> CliResult<()> {
     let started = Instant::now();
-    let dir = tempfile::tempdir()?;
+    let folder = Folder::new(&args)?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let rt = runtime()?;
-    let relay_dir = dir.path().join("relay");
+    let relay_dir = folder.path().join("relay");
     let config = streetsync_relay::config::Config::parse_from([
         "streetsync-relay",
         "--bind",
@@ -99,7 +171,7 @@ pub fn run() -> CliResult<()> {
     ));
 
     step(2, "The team lead founds a team and invites two workers");
-    let lead = Phone::open(dir.path(), "lea-office", &url)?;
+    let lead = Phone::open(&folder, "lea-office", &url)?;
     let team = lead.ws.create_team(TeamSetup {
         team_name: "Streetwork Mitte".into(),
         member_name: "Lea (Leitung)".into(),
@@ -126,8 +198,8 @@ pub fn run() -> CliResult<()> {
         team.name,
         team.areas.len()
     ));
-    let sam = Phone::open(dir.path(), "sam-phone", &url)?;
-    let kim = Phone::open(dir.path(), "kim-phone", &url)?;
+    let sam = Phone::open(&folder, "sam-phone", &url)?;
+    let kim = Phone::open(&folder, "kim-phone", &url)?;
     for w in [&sam, &kim] {
         let invite = rt.block_on(lead.sync.create_invite(w.name, Role::Worker, 3600))?;
         say(format!("invite for {}: {}", w.name, invite.code));
@@ -353,13 +425,59 @@ pub fn run() -> CliResult<()> {
     };
     let s = lead.ws.statistics(&q)?;
     crate::output::print_stats(&s);
-    println!(
-        "\nDone in {:.1} s. Everything was in {} and is deleted now.\nNext: `streetsync --help`, or `streetsync init --help` to start a real team.",
-        started.elapsed().as_secs_f64(),
-        dir.path().display()
-    );
+    // The relay stops with the runtime; its data stays on disk when kept.
     drop(rt);
+    match &folder {
+        Folder::Temp(dir) => println!(
+            "\nDone in {:.1} s. Everything was in {} and is deleted now.\nNext: `streetsync --help`, or `streetsync init --help` to start a real team.",
+            started.elapsed().as_secs_f64(),
+            dir.path().display()
+        ),
+        Folder::Kept {
+            dir,
+            passphrase,
+            from_env,
+        } => {
+            let lead_store = dir.join(format!("{}.db", lead.name));
+            println!(
+                "\nDone in {:.1} s. Kept in {}: Lea's office store {}.db, the phones {}.db and {}.db, and the relay's data in relay/.",
+                started.elapsed().as_secs_f64(),
+                dir.display(),
+                lead.name,
+                sam.name,
+                kim.name,
+            );
+            println!(
+                "Start the relay again on the same address (the stores remember it), then open Lea's desk:"
+            );
+            println!(
+                "  streetsync-relay --bind 127.0.0.1:{port} --data-dir {} &",
+                shell_quote(&relay_dir.to_string_lossy())
+            );
+            let env = if *from_env {
+                "STREETSYNC_PASSPHRASE=\"$STREETSYNC_PASSPHRASE\"".to_owned()
+            } else {
+                format!("STREETSYNC_PASSPHRASE={}", shell_quote(passphrase))
+            };
+            println!(
+                "  {env} streetsync desk --store {}",
+                shell_quote(&lead_store.to_string_lossy())
+            );
+        }
+    }
     Ok(())
+}
+
+/// Quotes a word for a POSIX shell when it needs it, so the printed command can be pasted.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn wait_for_port(port: u16) -> CliResult<()> {

@@ -10,7 +10,8 @@
 //! - `output`: tables, JSON, progress bars, and the printers the commands and the demo share;
 //! - `sync_progress`: one sync with a progress bar;
 //! - `chart`: the SVG chart of contacts per month by area (plotters);
-//! - `demo`: the whole product in one run against an in-process relay.
+//! - `demo`: the whole product in one run against an in-process relay;
+//! - [`desk`]: the team lead's desk, a local web app on 127.0.0.1 (`streetsync desk`).
 //!
 //! Imports point one way: `commands` sits on top (it calls the demo, the printers, the sync bar,
 //! the chart and the context), and no other module imports it.
@@ -20,6 +21,7 @@ mod chart;
 mod commands;
 mod context;
 mod demo;
+pub mod desk;
 pub mod error;
 mod output;
 mod sync_progress;

@@ -1050,3 +1050,69 @@ fn the_demo_runs_the_whole_product() {
     }
     assert!(!s.path.exists());
 }
+
+#[test]
+fn the_demo_keeps_its_stores_for_the_desk() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept");
+    let s = Store::new(dir.path(), "unused");
+    let out = s.ok(&["demo", "--keep", kept.to_str().unwrap()]);
+    let lead_store = kept.join("lea-office.db");
+    // The last lines are the commands that bring the relay back and open Lea's desk.
+    let desk_line = format!("streetsync desk --store {}", lead_store.display());
+    assert!(out.contains(&desk_line), "missing {desk_line:?} in:\n{out}");
+    assert!(out.contains("streetsync-relay --bind 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains(&format!("--data-dir {}", kept.join("relay").display())),
+        "{out}"
+    );
+    for name in ["lea-office", "sam-phone", "kim-phone"] {
+        assert!(kept.join(format!("{name}.db")).exists(), "{name} not kept");
+    }
+
+    // The kept stores open with the passphrase (Store::cmd sets STREETSYNC_PASSPHRASE) and hold
+    // the demo's data: Lea sees all 48 contacts and the team of three.
+    let lea = Store { path: lead_store };
+    assert_eq!(lea.contacts().len(), 48);
+    assert_eq!(
+        lea.json(&["members"])["members"].as_array().unwrap().len(),
+        3
+    );
+    let sam = Store {
+        path: kept.join("sam-phone.db"),
+    };
+    let approved = sam
+        .contacts()
+        .into_iter()
+        .filter(|c| c["review"] == "approved")
+        .count();
+    assert_eq!(approved, 1, "Sam's approved contact is kept");
+
+    // The relay's data is kept too: a relay started on it at the remembered address serves the
+    // lead's sync, and a worker's new contact reaches the lead through it.
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(kept.join("lea-office.db.config.json")).unwrap())
+            .unwrap();
+    let url = config["relay"].as_str().unwrap();
+    let relay = Relay::start_on(&kept.join("relay"), url.strip_prefix("http://").unwrap());
+    assert_eq!(relay.url(), url);
+    sam.add(&[
+        "--area",
+        "stadtpark",
+        "--date",
+        "2026-11-02",
+        "--persons",
+        "1",
+        "--note",
+        "After the demo",
+        "--submit",
+    ]);
+    sam.ok(&["sync"]);
+    lea.ok(&["sync"]);
+    assert_eq!(lea.contacts().len(), 49);
+
+    // A folder with files in it is refused, and nothing in it is touched.
+    let err = s.fails(&["demo", "--keep", kept.to_str().unwrap()], 2);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(lea.contacts().len(), 49);
+}

@@ -8,6 +8,7 @@
 
 mod clients;
 mod contact;
+mod desk;
 mod directory;
 mod erase;
 mod parse;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Sync => sync::run(&ctx),
         Command::Erase(a) => erase::run(&ctx, a),
         Command::History(a) => contact::history(&ctx, &a.id),
-        Command::Demo => crate::demo::run(),
+        Command::Demo(a) => crate::demo::run(a),
+        Command::Desk(a) => desk::run(&ctx, a),
     }
 }
