@@ -90,8 +90,9 @@ pub use model::vocab::{
 };
 pub use query::export::{CONTACT_COLUMNS, ContactExport, write_contacts, write_statistics};
 pub use query::stats::{
-    Cell, Dimension, MAX_RANGE_DAYS, MonthArea, Row, SUPPRESS_BELOW, SUPPRESSED, Statistics,
-    StatsError, StatsQuery, Table, compute_from,
+    Cell, Dimension, Disclosure, MAX_RANGE_DAYS, MonthArea, Row, SECONDARY_SUPPRESSED,
+    SUPPRESS_BELOW, SUPPRESSED, Statistics, StatsError, StatsQuery, Suppression, Table,
+    compute_from,
 };
 pub use query::{
     ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary, DEFAULT_PAGE, MAX_PAGE,

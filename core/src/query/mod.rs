@@ -4,6 +4,7 @@
 //! record. The store keeps them decrypted in memory, so filters and full-text search scan small
 //! structs and never open 10,000 Automerge documents.
 
+pub(crate) mod disclosure;
 pub(crate) mod export;
 pub(crate) mod stats;
 
