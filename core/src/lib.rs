@@ -79,6 +79,10 @@ pub use model::contact::{
     MAX_CLIENT_CODE_CHARS, MAX_COMMENT_CHARS, MAX_MATERIAL_COUNT, MAX_NOTE_CHARS, MAX_PERSONS,
     MAX_PLACE_CHARS, MaterialCount, Referral, validate_client_code,
 };
+pub use model::retention::{
+    DueRecord, MAX_RETENTION_DAYS, ReportedPeriod, RetentionAudit, RetentionMode, RetentionPolicy,
+    RetentionTrigger,
+};
 pub use model::team::{
     Catalog, CatalogEntry, DEFAULT_MATERIALS, DEFAULT_TOPICS, EpochCommitment,
     MAX_PARTNER_NOTE_CHARS, Partner, PartnerDraft, Revocation, RosterDevice, TEAM_SCHEMA_VERSION,

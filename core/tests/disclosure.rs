@@ -218,6 +218,8 @@ fn team() -> Team {
         partners: vec![],
         epochs: vec![],
         revocations: vec![],
+        retention: Default::default(),
+        reported: Vec::new(),
     }
 }
 
@@ -274,6 +276,7 @@ fn contacts(spec: &[Gen]) -> Vec<ContactSummary> {
                     author: "a".into(),
                     updated_at: 0,
                     note: String::new(),
+                    retention: streetsync_core::RetentionClass::Standard,
                 }
             },
         )

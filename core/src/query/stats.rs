@@ -673,6 +673,8 @@ mod tests {
             }],
             epochs: vec![],
             revocations: vec![],
+            retention: Default::default(),
+            reported: Vec::new(),
         }
     }
 
@@ -702,6 +704,7 @@ mod tests {
             author: "a".into(),
             updated_at: 0,
             note: "secret".into(),
+            retention: crate::model::vocab::RetentionClass::Standard,
         }
     }
 

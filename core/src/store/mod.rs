@@ -290,5 +290,6 @@ mod cache;
 mod outbox;
 mod records;
 mod rekey;
+mod retention_log;
 mod secrets;
 mod sync_state;
