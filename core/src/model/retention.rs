@@ -80,6 +80,11 @@ impl Default for RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// Whether these are the defaults (the team never set its own).
+    pub fn is_default(&self) -> bool {
+        *self == RetentionPolicy::default()
+    }
+
     /// Refuses periods of zero or over [`MAX_RETENTION_DAYS`] days, and a safeguarding period
     /// shorter than another: a child-protection record is never removed by a shorter period.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -112,7 +112,8 @@ pub struct Team {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocations: Vec<Revocation>,
     /// How long each retention class is kept, and whether erasure is automatic; set by leads.
-    #[serde(default)]
+    /// (Left out of JSON while it is the default, as in documents written before it existed.)
+    #[serde(default, skip_serializing_if = "RetentionPolicy::is_default")]
     pub retention: RetentionPolicy,
     /// Statistics periods a lead marked as produced and sent: `short` contacts of these periods
     /// are due for deletion.
