@@ -224,7 +224,8 @@ fn main() {
         took
     });
     figures.add("statistics_year_ms", stats_year, "ms", Some(50.0));
-    let withheld = s.tables.iter().filter(|t| t.withheld).count() + usize::from(s.month_area_withheld);
+    let withheld =
+        s.tables.iter().filter(|t| t.withheld).count() + usize::from(s.month_area_withheld);
     println!(
         "  statistics 2025: {} contacts, {} numbers hidden as <3, {} more hidden by secondary suppression, {withheld} table(s) withheld",
         s.total.contacts, s.disclosure.primary, s.disclosure.secondary

@@ -8,6 +8,8 @@
 //! of month, area, age band and gender each add up to the total (contacts and persons), and the
 //! chart's cells add up to the month and area rows (contacts).
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use chrono::{NaiveDate, NaiveTime};
 use proptest::prelude::*;
 use streetsync_core::{
