@@ -91,6 +91,7 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
     let mut cache = Cache::default();
     let mut stmt = conn.prepare_cached("SELECT id, kind, body FROM projections")?;
     let mut rows = stmt.query([])?;
+    let mut rebuilt: Vec<(Vec<u8>, ContactSummary)> = Vec::new();
     while let Some(row) = rows.next()? {
         let id_bytes: Vec<u8> = row.get(0)?;
         let kind: u8 = row.get(1)?;
@@ -105,7 +106,7 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
                 // rebuilt from the document, and written back so this happens once.
                 let summary = postcard::from_bytes::<ContactSummary>(&p).ok().or_else(|| {
                     let s = contact_from_document(conn, sealer, &id_bytes)?;
-                    let _ = rewrite_projection(conn, sealer, &id_bytes, &s);
+                    rebuilt.push((id_bytes.clone(), s.clone()));
                     Some(s)
                 });
                 summary
@@ -123,6 +124,20 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         };
         if !ok {
             cache.damaged.push(id);
+        }
+    }
+    drop(rows);
+    drop(stmt);
+    // Written back once the table is read, in one transaction; if that fails (another process
+    // holds the write lock), the next load tries again.
+    if !rebuilt.is_empty()
+        && let Ok(tx) = conn.unchecked_transaction()
+    {
+        let all = rebuilt
+            .iter()
+            .all(|(id_bytes, s)| rewrite_projection(&tx, sealer, id_bytes, s).is_ok());
+        if all {
+            let _ = tx.commit();
         }
     }
     // The team document is the one named in meta, never just any document of kind team.
