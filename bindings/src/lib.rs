@@ -40,6 +40,7 @@ mod error;
 mod ids;
 mod mirror;
 mod records;
+mod retention;
 mod runtime;
 mod stats;
 mod sync;
@@ -57,6 +58,7 @@ pub use contact::{
 };
 pub use error::StreetsyncError;
 pub use records::HistoryEntry;
+pub use retention::{DueRecord, RetentionAudit, RetentionMode, RetentionPolicy};
 pub use stats::{StatCell, StatRow, StatTable, Statistics};
 pub use sync::{
     Invite, LiveSync, Quarantined, SyncClient, SyncListener, SyncPhase, SyncProgress, SyncReport,

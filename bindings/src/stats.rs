@@ -1,8 +1,9 @@
 //! Anonymous statistics for the city and funders: the FFI copies of the core's statistics tables,
 //! and the `Workspace` methods that compute them for a date range, as records or as CSV.
 //!
-//! Suppression (cells under three persons) happens in the core, so the raw value of a suppressed
-//! cell never reaches this crate; a [`StatCell`] carries only what may be shown.
+//! Suppression happens in the core (cells under three persons, and the further cells secondary
+//! suppression hides so that no small one can be worked out by subtraction), so the raw value of
+//! a hidden cell never reaches this crate; a [`StatCell`] carries only what may be shown.
 
 use streetsync_core as sc;
 
@@ -12,13 +13,16 @@ use crate::error::{StreetsyncError, guard};
 use crate::workspace::Workspace;
 
 /// One number of a statistic. Rows with fewer than three persons are suppressed in every output,
-/// so no person can be singled out: then `value` is `None` and `text` is `"<3"`.
+/// so no person can be singled out: then `value` is `None` and `text` is `"<3"`. A cell hidden so
+/// that a small one cannot be worked out by subtraction has `text` `"x"` and `secondary` set.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StatCell {
     /// The number, or `None` when suppressed.
     pub value: Option<u64>,
-    /// What to show: the number, or `"<3"`.
+    /// What to show: the number, `"<3"` or `"x"`.
     pub text: String,
+    /// Hidden by secondary suppression (the number itself is not small).
+    pub secondary: bool,
 }
 
 impl From<sc::Cell> for StatCell {
@@ -26,6 +30,7 @@ impl From<sc::Cell> for StatCell {
         StatCell {
             value: c.value(),
             text: c.to_string(),
+            secondary: c.suppression() == Some(sc::Suppression::Secondary),
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct StatTable {
     pub title: String,
     /// The rows.
     pub rows: Vec<StatRow>,
+    /// The table could not be protected against subtraction and has no rows.
+    pub withheld: bool,
 }
 
 /// Anonymous statistics of a date range, ready for the city and funders.
@@ -81,6 +88,10 @@ pub struct Statistics {
     pub total: StatRow,
     /// One table per dimension.
     pub tables: Vec<StatTable>,
+    /// Numbers hidden because their row has fewer than three persons.
+    pub primary_suppressed: u64,
+    /// Numbers hidden so that the small ones cannot be worked out by subtraction.
+    pub secondary_suppressed: u64,
 }
 
 impl From<&sc::Statistics> for Statistics {
@@ -97,8 +108,11 @@ impl From<&sc::Statistics> for Statistics {
                     dimension: t.dimension.as_str().to_owned(),
                     title: t.dimension.title().to_owned(),
                     rows: t.rows.iter().map(Into::into).collect(),
+                    withheld: t.withheld,
                 })
                 .collect(),
+            primary_suppressed: s.disclosure.primary,
+            secondary_suppressed: s.disclosure.secondary,
         }
     }
 }

@@ -181,6 +181,10 @@ in every output, so no person can be singled out.")]
   streetsync erase 3f9c --yes")]
     Erase(EraseArgs),
 
+    /// Retention periods: what is due for deletion and when, erasing it, the periods, reports.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+
     /// Who changed a contact, when and from which device.
     #[command(after_help = "Example:
   streetsync history 3f9c")]
@@ -623,6 +627,84 @@ pub struct StatsArgs {
     /// Draw contacts per month by area as an SVG chart into this file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+/// `retention ...`.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// List contacts due for deletion, with the day each is due.
+    #[command(after_help = "Examples:
+  streetsync retention due
+  streetsync retention due --within-days 90")]
+    Due(DueArgs),
+
+    /// Erase every contact whose period has ended, everywhere (team leads). Cannot be undone.
+    #[command(after_help = "Example:
+  streetsync retention due && streetsync retention erase --yes && streetsync sync")]
+    Erase(ConfirmArgs),
+
+    /// Show the team's retention periods, or change them (team leads).
+    #[command(after_help = "Examples:
+  streetsync retention policy
+  streetsync retention policy --standard-days 1095 --safeguarding-days 3650 --mode automatic
+
+The defaults are a starting point, not legal advice: set the periods your organisation, your
+funders and the law require. Child-protection records are kept at least as long as any other.")]
+    Policy(PolicyArgs),
+
+    /// Mark the statistics of a finished period as produced and sent (team leads): contacts of
+    /// class `short` from those days become due for deletion.
+    #[command(after_help = "Example:
+  streetsync stats --from 2026-01-01 --to 2026-03-31 --csv q1.csv
+  streetsync retention reported --from 2026-01-01 --to 2026-03-31")]
+    Reported(PeriodArgs),
+
+    /// This computer's record of retention erasures: when, why, how many, which ids.
+    Log,
+}
+
+/// `retention due`.
+#[derive(Debug, Args)]
+pub struct DueArgs {
+    /// Also list contacts that become due within this many days.
+    #[arg(long, default_value_t = 0)]
+    pub within_days: u32,
+}
+
+/// A confirmation.
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Confirm; nothing is erased without it.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `retention policy`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Days routine contacts are kept.
+    #[arg(long)]
+    pub standard_days: Option<u32>,
+    /// Days child-protection contacts are kept.
+    #[arg(long)]
+    pub safeguarding_days: Option<u32>,
+    /// The longest a `short` contact is kept if its period is never marked as reported.
+    #[arg(long)]
+    pub short_days: Option<u32>,
+    /// `automatic` (on a lead's first sync of each day) or `after-confirmation`.
+    #[arg(long, value_parser = ["automatic", "after-confirmation"])]
+    pub mode: Option<String>,
+}
+
+/// A finished period.
+#[derive(Debug, Args)]
+pub struct PeriodArgs {
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: NaiveDate,
 }
 
 /// `export`.

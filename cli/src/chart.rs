@@ -2,7 +2,8 @@
 //!
 //! Text is laid out with plotters' built-in size estimate (no font feature is compiled in), so
 //! no system fonts are needed; the viewer draws the `<text>` elements with its own fonts.
-//! Suppressed cells (fewer than 3 persons) are drawn as 0 and the chart says so.
+//! Hidden cells (fewer than 3 persons, or hidden by secondary suppression to protect one) are
+//! drawn as 0 and the chart says so; a withheld chart draws no cells.
 
 use std::path::Path;
 
@@ -107,7 +108,11 @@ fn draw_inner(s: &Statistics, path: &Path) -> Result<(), Box<dyn std::error::Err
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
     foot.draw_text(
-        "Cells with fewer than 3 persons are suppressed and drawn as 0. Persons counted once per day per client code.",
+        if s.month_area_withheld {
+            "Withheld: the small cells of this chart could not be protected against subtraction."
+        } else {
+            "Hidden cells (fewer than 3 persons, or hidden to protect one) are drawn as 0. Persons counted once per day per client code."
+        },
         &("sans-serif", 13).into_font().color(&BLACK),
         (15, 8),
     )?;

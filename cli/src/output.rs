@@ -249,7 +249,21 @@ pub fn print_stats(s: &Statistics) {
         "All contacts: {} contacts, {} persons",
         s.total.contacts, s.total.persons
     );
+    if s.disclosure.secondary > 0 {
+        println!(
+            "{} further number(s) shown as {} so that no <3 can be worked out by subtraction (docs/statistics.md).",
+            s.disclosure.secondary,
+            streetsync_core::SECONDARY_SUPPRESSED
+        );
+    }
     for table in &s.tables {
+        if table.withheld && !s.total.persons.is_suppressed() {
+            println!(
+                "\n{}: withheld (its small numbers could not be protected otherwise)",
+                table.dimension.title()
+            );
+            continue;
+        }
         if table.rows.is_empty() {
             continue;
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
-use streetsync_core::{ContactFilter, Workspace};
+use streetsync_core::{ContactFilter, StatsQuery, Workspace};
 
 const CONTACTS: usize = 10_000;
 /// Days the contacts spread over (two years from 2025-01-01).
@@ -207,6 +207,41 @@ fn main() {
     });
     println!("  full text 'Notunterkunft': {hits} hits");
     figures.add("fulltext_ms", fulltext, "ms", Some(50.0));
+
+    // Statistics of a year with primary and secondary suppression (issue 14), as a desk asks
+    // for them: projections read, tallied, protected.
+    let year = StatsQuery {
+        from: day(2025, 1, 1),
+        to: day(2025, 12, 31),
+    };
+    let s = ws.statistics(&year).unwrap();
+    assert!(s.total.contacts.value().unwrap() > 1_000);
+    let stats_year = median_of(20, || {
+        let t = Instant::now();
+        let s = ws.statistics(&year).unwrap();
+        let took = t.elapsed();
+        assert!(s.total.contacts.value().is_some());
+        took
+    });
+    figures.add("statistics_year_ms", stats_year, "ms", Some(50.0));
+    let withheld =
+        s.tables.iter().filter(|t| t.withheld).count() + usize::from(s.month_area_withheld);
+    println!(
+        "  statistics 2025: {} contacts, {} numbers hidden as <3, {} more hidden by secondary suppression, {withheld} table(s) withheld",
+        s.total.contacts, s.disclosure.primary, s.disclosure.secondary
+    );
+    figures.add(
+        "statistics_secondary_cells",
+        s.disclosure.secondary as f64,
+        "cells",
+        None,
+    );
+    figures.add(
+        "statistics_primary_cells",
+        s.disclosure.primary as f64,
+        "cells",
+        None,
+    );
     drop(ws);
 
     let main_file = file_size(&db);

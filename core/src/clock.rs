@@ -8,3 +8,11 @@ pub(crate) fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Today's date in UTC: the day retention periods are counted against (every device of a team
+/// agrees on it, whatever its time zone).
+pub(crate) fn today() -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(now_ms())
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
+}

@@ -79,6 +79,10 @@ pub use model::contact::{
     MAX_CLIENT_CODE_CHARS, MAX_COMMENT_CHARS, MAX_MATERIAL_COUNT, MAX_NOTE_CHARS, MAX_PERSONS,
     MAX_PLACE_CHARS, MaterialCount, Referral, validate_client_code,
 };
+pub use model::retention::{
+    DueRecord, MAX_RETENTION_DAYS, ReportedPeriod, RetentionAudit, RetentionMode, RetentionPolicy,
+    RetentionTrigger,
+};
 pub use model::team::{
     Catalog, CatalogEntry, DEFAULT_MATERIALS, DEFAULT_TOPICS, EpochCommitment,
     MAX_PARTNER_NOTE_CHARS, Partner, PartnerDraft, Revocation, RosterDevice, TEAM_SCHEMA_VERSION,
@@ -90,8 +94,9 @@ pub use model::vocab::{
 };
 pub use query::export::{CONTACT_COLUMNS, ContactExport, write_contacts, write_statistics};
 pub use query::stats::{
-    Cell, Dimension, MAX_RANGE_DAYS, MonthArea, Row, SUPPRESS_BELOW, SUPPRESSED, Statistics,
-    StatsError, StatsQuery, Table, compute_from,
+    Cell, Dimension, Disclosure, MAX_RANGE_DAYS, MonthArea, Row, SECONDARY_SUPPRESSED,
+    SUPPRESS_BELOW, SUPPRESSED, Statistics, StatsError, StatsQuery, Suppression, Table,
+    compute_from,
 };
 pub use query::{
     ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary, DEFAULT_PAGE, MAX_PAGE,

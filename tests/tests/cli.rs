@@ -621,7 +621,8 @@ fn referrals_need_consent_unless_anonymous_and_consent_can_be_revoked() {
 fn statistics_suppress_small_cells_in_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let lead = lead(dir.path(), None);
-    // Hauptbahnhof: a group of 3 and one client met twice on one day (counted once): 4 persons.
+    // Hauptbahnhof in September: a group of 3 and one client met twice on one day (counted
+    // once): 4 persons.
     lead.add(&[
         "--area",
         "hauptbahnhof",
@@ -659,6 +660,22 @@ fn statistics_suppress_small_cells_in_every_output() {
         "--material",
         "spritzen=13",
     ]);
+    // Hauptbahnhof in October: two pairs. Total minus Hauptbahnhof would give Stadtpark's one
+    // person away, so secondary suppression hides Hauptbahnhof too (as `x`, not as `<3`).
+    for t in ["09:00", "11:00"] {
+        lead.add(&[
+            "--area",
+            "hauptbahnhof",
+            "--date",
+            "2026-10-06",
+            "--time",
+            t,
+            "--persons",
+            "2",
+            "--gender",
+            "female",
+        ]);
+    }
     // Outside the range.
     lead.add(&[
         "--area",
@@ -670,8 +687,8 @@ fn statistics_suppress_small_cells_in_every_output() {
     ]);
 
     let s = lead.json(&["stats", "--from", "2026-09-01", "--to", "2026-12-31"]);
-    assert_eq!(s["total"]["contacts"], 4);
-    assert_eq!(s["total"]["persons"], 5);
+    assert_eq!(s["total"]["contacts"], 6);
+    assert_eq!(s["total"]["persons"], 9);
     let area = |key: &str| {
         s["tables"][1]["rows"]
             .as_array()
@@ -682,8 +699,17 @@ fn statistics_suppress_small_cells_in_every_output() {
             .clone()
     };
     assert_eq!(s["tables"][1]["dimension"], "area");
-    assert_eq!(area("hauptbahnhof")["persons"], 4);
-    assert_eq!(area("hauptbahnhof")["contacts"], 3);
+    assert_eq!(area("hauptbahnhof")["persons"], "x");
+    assert_eq!(area("hauptbahnhof")["contacts"], "x");
+    assert!(s["disclosure"]["secondary"].as_u64().unwrap() > 0);
+    // The chart keeps a published cell (September at Hauptbahnhof).
+    assert!(
+        s["month_area"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["contacts"] == 3)
+    );
     assert_eq!(area("stadtpark")["persons"], "<3");
     assert_eq!(area("stadtpark")["contacts"], "<3");
     let json_text = serde_json::to_string(&s).unwrap();
@@ -713,7 +739,8 @@ fn statistics_suppress_small_cells_in_every_output() {
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.starts_with("dimension,key,label,contacts,persons,amount\n"));
     assert!(csv.contains("area,stadtpark,Stadtpark,<3,<3,"), "{csv}");
-    assert!(csv.contains("area,hauptbahnhof,Hauptbahnhof,3,4,"), "{csv}");
+    assert!(csv.contains("area,hauptbahnhof,Hauptbahnhof,x,x,"), "{csv}");
+    assert!(csv.contains("month,2026-09,2026-09,3,4,"), "{csv}");
     assert!(
         csv.contains("material,naloxon,Naloxon (naloxone doses),<3,<3,<3"),
         "{csv}"

@@ -388,8 +388,13 @@ def test_statistics_suppress_small_counts_and_export_csv(team):
     assert stats.total.contacts.value == 6
     areas = {t.dimension: t for t in stats.tables}["area"]
     rows = {r.key: r for r in areas.rows}
-    assert rows["hauptbahnhof"].persons.value == 5
     assert rows["stadtpark"].persons.value is None and rows["stadtpark"].persons.text == "<3"
+    # 6 - 5 would give the Stadtpark's one person away: secondary suppression hides the
+    # Hauptbahnhof too, marked "x" (not small) rather than "<3".
+    hbf = rows["hauptbahnhof"].persons
+    assert hbf.value is None and hbf.text == "x" and hbf.secondary
+    assert stats.secondary_suppressed > 0
+    assert stats.total.persons.value == 6
     csv_text = lead.statistics_csv("2026-03-01", "2026-03-31")
     assert "<3" in csv_text
     with pytest.raises(StreetsyncError.InvalidInput) as e:

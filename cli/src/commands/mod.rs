@@ -13,6 +13,7 @@ mod directory;
 mod erase;
 mod parse;
 mod referral;
+mod retention;
 mod review;
 mod stats;
 mod sync;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Export(a) => stats::export(&ctx, a),
         Command::Sync => sync::run(&ctx),
         Command::Erase(a) => erase::run(&ctx, a),
+        Command::Retention(c) => retention::run(&ctx, c),
         Command::History(a) => contact::history(&ctx, &a.id),
         Command::Demo(a) => crate::demo::run(a),
         Command::Desk(a) => desk::run(&ctx, a),

@@ -5,6 +5,7 @@
 use autosurgeon::{Hydrate, Reconcile, Text};
 use streetsync_wire::{DeviceId, Role};
 
+use crate::model::retention::{ReportedPeriod, RetentionMode, RetentionPolicy};
 use crate::model::team::{
     CatalogEntry, EpochCommitment, Partner, Revocation, RosterDevice, TEAM_SCHEMA_VERSION, Team,
 };
@@ -59,6 +60,26 @@ pub(crate) struct RevocationDoc {
     by: String,
 }
 
+/// The retention periods (absent in documents written before they existed: the defaults apply).
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct RetentionDoc {
+    standard_days: u64,
+    safeguarding_days: u64,
+    short_days: u64,
+    mode: String,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+pub(crate) struct ReportedDoc {
+    /// `from/to/by`: two leads marking the same period stay one entry each.
+    #[key]
+    key: String,
+    from: String,
+    to: String,
+    on: String,
+    by: String,
+}
+
 /// The Team document as stored in Automerge.
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 pub(crate) struct TeamDoc {
@@ -76,6 +97,10 @@ pub(crate) struct TeamDoc {
     epochs: Vec<EpochDoc>,
     #[autosurgeon(missing = "Vec::new")]
     revocations: Vec<RevocationDoc>,
+    #[autosurgeon(missing = "Option::default")]
+    retention: Option<RetentionDoc>,
+    #[autosurgeon(missing = "Vec::new")]
+    reported: Vec<ReportedDoc>,
 }
 
 fn entry_doc(e: &CatalogEntry) -> CatalogEntryDoc {
@@ -113,6 +138,8 @@ impl TeamDoc {
             partners: Vec::new(),
             epochs: Vec::new(),
             revocations: Vec::new(),
+            retention: None,
+            reported: Vec::new(),
         };
         doc.apply(team);
         doc
@@ -148,6 +175,28 @@ impl TeamDoc {
             .map(|r| RevocationDoc {
                 device: r.device.to_string(),
                 after_seq: r.after_seq,
+                by: r.by.to_string(),
+            })
+            .collect();
+        // A team that never set periods keeps none in its document (the defaults apply), so an
+        // older device and a newer one agree on the document's contents.
+        if self.retention.is_some() || team.retention != RetentionPolicy::default() {
+            let p = &team.retention;
+            self.retention = Some(RetentionDoc {
+                standard_days: u64::from(p.standard_days),
+                safeguarding_days: u64::from(p.safeguarding_days),
+                short_days: u64::from(p.short_days),
+                mode: p.mode.as_str().into(),
+            });
+        }
+        self.reported = team
+            .reported
+            .iter()
+            .map(|r| ReportedDoc {
+                key: format!("{}/{}/{}", r.from, r.to, r.by),
+                from: r.from.to_string(),
+                to: r.to.to_string(),
+                on: r.on.to_string(),
                 by: r.by.to_string(),
             })
             .collect();
@@ -253,6 +302,37 @@ impl TeamDoc {
                         device: r.device.parse().map_err(|_| corrupt("revoked device"))?,
                         after_seq: r.after_seq,
                         by: r.by.parse().map_err(|_| corrupt("revocation author"))?,
+                    })
+                })
+                .collect::<crate::error::Result<_>>()?,
+            retention: match &self.retention {
+                None => RetentionPolicy::default(),
+                Some(r) => {
+                    let days = |v: u64| u32::try_from(v).map_err(|_| corrupt("retention period"));
+                    RetentionPolicy {
+                        standard_days: days(r.standard_days)?,
+                        safeguarding_days: days(r.safeguarding_days)?,
+                        short_days: days(r.short_days)?,
+                        mode: RetentionMode::parse(&r.mode),
+                    }
+                }
+            },
+            reported: self
+                .reported
+                .iter()
+                .map(|r| {
+                    let date = |s: &str| {
+                        s.parse::<chrono::NaiveDate>()
+                            .map_err(|_| corrupt("reported period date"))
+                    };
+                    Ok(ReportedPeriod {
+                        from: date(&r.from)?,
+                        to: date(&r.to)?,
+                        on: date(&r.on)?,
+                        by: r
+                            .by
+                            .parse()
+                            .map_err(|_| corrupt("reported period author"))?,
                     })
                 })
                 .collect::<crate::error::Result<_>>()?,

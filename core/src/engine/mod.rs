@@ -23,6 +23,7 @@ pub(crate) mod keys;
 pub(crate) mod local;
 pub(crate) mod page;
 pub(crate) mod remote;
+pub(crate) mod retention;
 pub(crate) mod team;
 
 use events::{ChangeOrigin, Events, RecordChange};

@@ -348,6 +348,25 @@ fn team_change_allowed(before: &Team, after: &Team, author: Option<&RemoteAuthor
             return refuse("a revocation is not recorded by its author, an active lead");
         }
     }
+    // Retention: every device erases by these periods, so a policy that breaks the rules (a
+    // child-protection period shorter than another) is refused here too, not only where it was
+    // set; a reported period, once marked, stays (short contacts may already be gone).
+    if after.retention != before.retention && after.retention.validate().is_err() {
+        return refuse("its retention periods are invalid");
+    }
+    for r in &before.reported {
+        if !after.reported.contains(r) {
+            return refuse("it removes a reported statistics period");
+        }
+    }
+    for r in &after.reported {
+        if !before.reported.contains(r)
+            && (!before.is_active_lead(&r.by)
+                || author.is_some_and(|a| !a.snapshot && a.device != r.by))
+        {
+            return refuse("a reported period is not marked by its author, an active lead");
+        }
+    }
     Ok(())
 }
 
@@ -506,6 +525,8 @@ mod tests {
             materials: vec![],
             partners: vec![],
             revocations: vec![],
+            retention: Default::default(),
+            reported: Vec::new(),
         }
     }
 
@@ -600,6 +621,44 @@ mod tests {
         after.roster[1].kx_pk = [7; 32];
         let e = team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap_err();
         assert!(e.to_string().contains("keys"), "{e}");
+    }
+
+    #[test]
+    fn retention_rules_hold_for_every_device() {
+        use crate::model::retention::{ReportedPeriod, RetentionPolicy};
+        let before = team();
+        let lead = before.roster[0].device_id;
+        let worker = before.roster[1].device_id;
+        let mut after = before.clone();
+        after.retention.standard_days = 30;
+        team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap();
+        assert!(
+            team_change_allowed(&before, &after, Some(&by(&before, 1))).is_err(),
+            "a worker sets no periods"
+        );
+        let mut after = before.clone();
+        after.retention = RetentionPolicy {
+            safeguarding_days: 10,
+            ..RetentionPolicy::default()
+        };
+        let e = team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap_err();
+        assert!(e.to_string().contains("retention"), "{e}");
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let mark = |by| ReportedPeriod {
+            from: day(1),
+            to: day(31),
+            on: day(31),
+            by,
+        };
+        let mut after = before.clone();
+        after.reported.push(mark(lead));
+        team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap();
+        let mut taken_back = after.clone();
+        taken_back.reported.clear();
+        assert!(team_change_allowed(&after, &taken_back, Some(&by(&after, 0))).is_err());
+        let mut forged = before.clone();
+        forged.reported.push(mark(worker));
+        assert!(team_change_allowed(&before, &forged, Some(&by(&before, 0))).is_err());
     }
 
     #[test]

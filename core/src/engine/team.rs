@@ -78,6 +78,8 @@ impl Engine {
                 by: self.device_id(),
             }],
             revocations: Vec::new(),
+            retention: Default::default(),
+            reported: Vec::new(),
         };
         self.store
             .write(|w| {

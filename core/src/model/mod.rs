@@ -5,5 +5,6 @@
 
 pub(crate) mod client;
 pub(crate) mod contact;
+pub(crate) mod retention;
 pub(crate) mod team;
 pub(crate) mod vocab;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use streetsync_wire::{DeviceId, Role, TeamId};
 
 use crate::error::ValidationError;
+use crate::model::retention::{ReportedPeriod, RetentionPolicy};
 
 /// Schema version written into every Team document.
 pub const TEAM_SCHEMA_VERSION: u64 = 1;
@@ -110,6 +111,14 @@ pub struct Team {
     /// refused by every device.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocations: Vec<Revocation>,
+    /// How long each retention class is kept, and whether erasure is automatic; set by leads.
+    /// (Left out of JSON while it is the default, as in documents written before it existed.)
+    #[serde(default, skip_serializing_if = "RetentionPolicy::is_default")]
+    pub retention: RetentionPolicy,
+    /// Statistics periods a lead marked as produced and sent: `short` contacts of these periods
+    /// are due for deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported: Vec<ReportedPeriod>,
 }
 
 /// A lead's record that a team-key epoch exists, and which key it is (a SHA-256 commitment, not

@@ -179,6 +179,8 @@ mod tests {
             partners: vec![],
             epochs: vec![],
             revocations: vec![],
+            retention: Default::default(),
+            reported: Vec::new(),
         }
     }
 
@@ -204,6 +206,7 @@ mod tests {
             author: "dev".into(),
             updated_at: 5,
             note: note.into(),
+            retention: crate::model::vocab::RetentionClass::Standard,
         }
     }
 

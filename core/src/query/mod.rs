@@ -4,6 +4,7 @@
 //! record. The store keeps them decrypted in memory, so filters and full-text search scan small
 //! structs and never open 10,000 Automerge documents.
 
+pub(crate) mod disclosure;
 pub(crate) mod export;
 pub(crate) mod stats;
 
@@ -13,7 +14,7 @@ use streetsync_wire::RecordId;
 
 use crate::model::client::Client;
 use crate::model::contact::{Contact, MaterialCount};
-use crate::model::vocab::{AgeBand, Gender, ReviewState, Setting};
+use crate::model::vocab::{AgeBand, Gender, RetentionClass, ReviewState, Setting};
 
 /// What a list shows of a contact (and what statistics count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +59,10 @@ pub struct ContactSummary {
     pub updated_at: i64,
     /// The note (kept here, sealed, so full-text search needs no document).
     pub note: String,
+    /// How long the record is kept (its class as recorded; see `model::retention` for the flag).
+    /// Last, so a projection written before it existed is recognised by its length (the store
+    /// then rebuilds it from the document).
+    pub retention: RetentionClass,
 }
 
 impl ContactSummary {
@@ -89,6 +94,7 @@ impl ContactSummary {
             author: c.author.clone(),
             updated_at: c.updated_at,
             note: c.fields.note.clone(),
+            retention: c.fields.retention,
         }
     }
 }

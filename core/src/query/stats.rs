@@ -1,18 +1,24 @@
 //! Anonymous statistics for the city and funders, computed from contact projections.
 //!
 //! Only aggregates leave the team, and small counts are suppressed so no person can be singled
-//! out. The rules, in one place:
+//! out. The rules, in one place (docs/statistics.md explains them for people):
 //!
 //! - **Contacts** are counted per cell (a contact with two topics counts once in each topic row).
 //! - **Persons are deduplicated per day by client code**: contacts with the same client code
 //!   (case-insensitive) on the same day count as one group, whose size is the largest `persons`
 //!   among them (usually 1). Contacts without a code count their `persons`. Across days a client
 //!   is counted again (a month row sums its days).
-//! - **Any cell of a row with fewer than [`SUPPRESS_BELOW`] persons is suppressed**: contacts,
-//!   persons and amounts alike render as `<3`. A [`Cell`] never shows the raw small value, not in
+//! - **Primary suppression**: any row (or chart cell) with fewer than [`SUPPRESS_BELOW`] persons
+//!   is hidden: contacts, persons and amounts alike render as `<3`.
+//! - **Secondary suppression** ([`crate::query::disclosure`]): further rows and chart cells are
+//!   hidden (rendered as [`SECONDARY_SUPPRESSED`]) so that no hidden number can be worked out from
+//!   the published ones by subtraction, in the tables whose rows add up to the total and in the
+//!   chart with its month and area margins. A table (or the chart) that cannot be protected that
+//!   way is withheld whole. A statistic of fewer than three persons publishes only its total.
+//! - A [`Cell`] never holds the raw value of a hidden number, so it cannot leak through
 //!   `Display`, `Debug` or `Serialize`, and the public API has no way to read it.
 //!
-//! The entry point is [`compute`], a free function over a [`Workspace`].
+//! The entry point is [`compute_from`] (`Workspace::statistics` reads the projections).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,45 +28,75 @@ use serde::{Serialize, Serializer};
 use crate::error::{Error, ValidationError};
 use crate::model::team::{Catalog, Team};
 use crate::query::ContactSummary;
+use crate::query::disclosure::{self, ChartUnit, Layout, Unit};
 
 /// Rows with fewer persons than this are suppressed.
 pub const SUPPRESS_BELOW: u64 = 3;
 /// The longest range one statistic may cover, in days (about ten years).
 pub const MAX_RANGE_DAYS: i64 = 3_660;
-/// How a suppressed cell is written in every output.
+/// How a cell hidden by primary suppression (fewer than three persons) is written in every output.
 pub const SUPPRESSED: &str = "<3";
+/// How a cell hidden by secondary suppression is written: it is not small, so writing `<3` would
+/// be false; it is hidden so that a `<3` cell cannot be worked out by subtraction.
+pub const SECONDARY_SUPPRESSED: &str = "x";
 
-/// One number of a statistic, or the mark of a suppressed one. The raw value of a suppressed cell
-/// is not kept, so it cannot leak through any output.
+/// Why a number is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppression {
+    /// Its row has fewer than three persons.
+    Primary,
+    /// Its row is not small, but publishing it would let a small one be worked out.
+    Secondary,
+}
+
+/// One number of a statistic, or the mark of a hidden one. The raw value of a hidden cell is not
+/// kept, so it cannot leak through any output.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cell(Option<u64>);
+pub struct Cell(Shown);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Shown {
+    Value(u64),
+    Hidden(Suppression),
+}
 
 impl Cell {
-    /// A cell of a row with `persons` persons: suppressed when the row is too small.
-    fn of(value: u64, persons: u64) -> Self {
-        if persons < SUPPRESS_BELOW {
-            Cell(None)
-        } else {
-            Cell(Some(value))
+    fn shown(value: u64, hidden: Option<Suppression>) -> Self {
+        match hidden {
+            Some(s) => Cell(Shown::Hidden(s)),
+            None => Cell(Shown::Value(value)),
         }
     }
 
     /// The number, or `None` when suppressed.
     pub fn value(self) -> Option<u64> {
-        self.0
+        match self.0 {
+            Shown::Value(v) => Some(v),
+            Shown::Hidden(_) => None,
+        }
     }
 
-    /// Whether the cell is suppressed.
+    /// Whether the cell is suppressed (primary or secondary).
     pub fn is_suppressed(self) -> bool {
-        self.0.is_none()
+        self.value().is_none()
+    }
+
+    /// Why the cell is hidden, if it is.
+    pub fn suppression(self) -> Option<Suppression> {
+        match self.0 {
+            Shown::Value(_) => None,
+            Shown::Hidden(s) => Some(s),
+        }
     }
 }
 
 impl std::fmt::Display for Cell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(v) => write!(f, "{v}"),
-            None => f.write_str(SUPPRESSED),
+            Shown::Value(v) => write!(f, "{v}"),
+            Shown::Hidden(Suppression::Primary) => f.write_str(SUPPRESSED),
+            Shown::Hidden(Suppression::Secondary) => f.write_str(SECONDARY_SUPPRESSED),
         }
     }
 }
@@ -72,11 +108,11 @@ impl std::fmt::Debug for Cell {
 }
 
 impl Serialize for Cell {
-    /// A number, or the string `"<3"`.
+    /// A number, or the string `"<3"` (primary) or `"x"` (secondary).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Some(v) => s.serialize_u64(v),
-            None => s.serialize_str(SUPPRESSED),
+            Shown::Value(v) => s.serialize_u64(v),
+            Shown::Hidden(_) => s.serialize_str(&self.to_string()),
         }
     }
 }
@@ -233,6 +269,8 @@ pub struct Table {
     pub dimension: Dimension,
     /// Rows in a stable order (months ascending, catalog order, vocabulary order).
     pub rows: Vec<Row>,
+    /// The table could not be protected against subtraction and is published without rows.
+    pub withheld: bool,
 }
 
 /// Contacts of one area in one month, for the chart.
@@ -242,8 +280,18 @@ pub struct MonthArea {
     pub month: String,
     /// Area id.
     pub area_id: String,
-    /// Contacts (suppressed if the cell has fewer than three persons).
+    /// Contacts (suppressed if the cell has fewer than three persons, or to protect one that has).
     pub contacts: Cell,
+}
+
+/// How many numbers of one statistic are hidden, and why: what a reader needs to judge it, and
+/// what the bench reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Disclosure {
+    /// Numbers (contacts, persons, amounts, chart cells) hidden because their row is small.
+    pub primary: u64,
+    /// Numbers hidden so that the small ones cannot be worked out by subtraction.
+    pub secondary: u64,
 }
 
 /// The statistics of one range.
@@ -261,8 +309,12 @@ pub struct Statistics {
     pub tables: Vec<Table>,
     /// Contacts per month and area (areas in catalog order), for a chart.
     pub month_area: Vec<MonthArea>,
+    /// The chart could not be protected against subtraction and is published without cells.
+    pub month_area_withheld: bool,
     /// Area ids and names in catalog order, for a chart's legend.
     pub areas: Vec<(String, String)>,
+    /// How many numbers are hidden.
+    pub disclosure: Disclosure,
 }
 
 impl Statistics {
@@ -284,19 +336,16 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, s: &ContactSummary, amount: u64) {
+    fn add(&mut self, s: &ContactSummary, code: Option<&str>, amount: u64) {
         self.contacts += 1;
         self.amount += amount;
         let persons = u64::try_from(s.persons).unwrap_or(0);
-        match &s.client_code {
-            Some(code) if !code.trim().is_empty() => {
-                let e = self
-                    .coded
-                    .entry((s.date, code.trim().to_uppercase()))
-                    .or_insert(0);
+        match code {
+            Some(code) => {
+                let e = self.coded.entry((s.date, code.to_owned())).or_insert(0);
                 *e = (*e).max(persons);
             }
-            _ => self.anonymous += persons,
+            None => self.anonymous += persons,
         }
     }
 
@@ -304,14 +353,34 @@ impl Acc {
         self.anonymous + self.coded.values().sum::<u64>()
     }
 
-    fn row(&self, key: String, label: String, with_amount: bool) -> Row {
-        let persons = self.persons();
+    fn unit(&self) -> Unit {
+        Unit::new(self.contacts, self.persons())
+    }
+}
+
+/// A row with its true numbers, before the hidden ones are replaced by marks.
+struct RawRow {
+    key: String,
+    label: String,
+    unit: Unit,
+    amount: Option<u64>,
+}
+
+impl RawRow {
+    fn publish(&self, counts: &mut Disclosure) -> Row {
+        let h = self.unit.hidden;
+        let n = 2 + u64::from(self.amount.is_some());
+        match h {
+            Some(Suppression::Primary) => counts.primary += n,
+            Some(Suppression::Secondary) => counts.secondary += n,
+            None => {}
+        }
         Row {
-            key,
-            label,
-            contacts: Cell::of(self.contacts, persons),
-            persons: Cell::of(persons, persons),
-            amount: with_amount.then(|| Cell::of(self.amount, persons)),
+            key: self.key.clone(),
+            label: self.label.clone(),
+            contacts: Cell::shown(self.unit.contacts, h),
+            persons: Cell::shown(self.unit.persons, h),
+            amount: self.amount.map(|a| Cell::shown(a, h)),
         }
     }
 }
@@ -319,6 +388,15 @@ impl Acc {
 fn month_key(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
+
+/// The dimensions in which every contact has exactly one value, so their rows add up to the
+/// total; the first two are the chart's margins.
+const PARTITIONS: [Dimension; 4] = [
+    Dimension::Month,
+    Dimension::Area,
+    Dimension::AgeBand,
+    Dimension::Gender,
+];
 
 /// Computes the statistics of `query` over given projections (`Workspace::statistics` reads
 /// them from the store).
@@ -337,13 +415,20 @@ pub fn compute_from(
     let mut by: BTreeMap<Dimension, HashMap<String, Acc>> = BTreeMap::new();
     let mut month_area: BTreeMap<(String, String), Acc> = BTreeMap::new();
     for s in &in_range {
-        total.add(s, 0);
+        let code: Option<String> = s
+            .client_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_uppercase);
+        let code = code.as_deref();
+        total.add(s, code, 0);
         let mut put = |d: Dimension, key: String, amount: u64| {
             by.entry(d)
                 .or_default()
                 .entry(key)
                 .or_default()
-                .add(s, amount);
+                .add(s, code, amount);
         };
         put(Dimension::Month, month_key(s.date), 0);
         put(Dimension::Area, s.area_id.clone(), 0);
@@ -369,7 +454,7 @@ pub fn compute_from(
         month_area
             .entry((month_key(s.date), s.area_id.clone()))
             .or_default()
-            .add(s, 0);
+            .add(s, code, 0);
     }
 
     let catalog_pos = |c: Catalog, key: &str| {
@@ -378,10 +463,10 @@ pub fn compute_from(
             .position(|e| e.id == key)
             .unwrap_or(usize::MAX)
     };
-    let mut tables = Vec::new();
+    let mut raw: Vec<(Dimension, Vec<RawRow>)> = Vec::new();
     for &d in Dimension::ALL {
         let accs = by.remove(&d).unwrap_or_default();
-        let mut rows: Vec<(usize, String, Row)> = accs
+        let mut rows: Vec<(usize, String, RawRow)> = accs
             .iter()
             .map(|(key, acc)| {
                 let (pos, label) = match d {
@@ -420,58 +505,141 @@ pub fn compute_from(
                             .map_or_else(|| key.clone(), |p| p.name.clone()),
                     ),
                 };
-                let row = acc.row(key.clone(), label.clone(), d.amount_label().is_some());
-                (
-                    pos,
-                    if d == Dimension::Month {
-                        key.clone()
-                    } else {
-                        label
-                    },
-                    row,
-                )
+                let row = RawRow {
+                    key: key.clone(),
+                    label: label.clone(),
+                    unit: acc.unit(),
+                    amount: d.amount_label().map(|_| acc.amount),
+                };
+                let sort = if d == Dimension::Month {
+                    key.clone()
+                } else {
+                    label
+                };
+                (pos, sort, row)
             })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        tables.push(Table {
-            dimension: d,
-            rows: rows.into_iter().map(|(_, _, r)| r).collect(),
-        });
+        raw.push((d, rows.into_iter().map(|(_, _, r)| r).collect()));
     }
 
-    let mut cells: Vec<MonthArea> = month_area
+    let mut cells: Vec<(String, String, Unit)> = month_area
         .iter()
-        .map(|((month, area), acc)| MonthArea {
-            month: month.clone(),
-            area_id: area.clone(),
-            contacts: Cell::of(acc.contacts, acc.persons()),
-        })
+        .map(|((month, area), acc)| (month.clone(), area.clone(), acc.unit()))
         .collect();
     cells.sort_by(|a, b| {
-        a.month.cmp(&b.month).then_with(|| {
-            catalog_pos(Catalog::Area, &a.area_id).cmp(&catalog_pos(Catalog::Area, &b.area_id))
-        })
+        a.0.cmp(&b.0)
+            .then_with(|| catalog_pos(Catalog::Area, &a.1).cmp(&catalog_pos(Catalog::Area, &b.1)))
     });
     let mut areas: Vec<(String, String)> = team
         .areas
         .iter()
-        .filter(|e| cells.iter().any(|c| c.area_id == e.id) || !e.retired)
+        .filter(|e| cells.iter().any(|c| c.1 == e.id) || !e.retired)
         .map(|e| (e.id.clone(), e.name.clone()))
         .collect();
     for c in &cells {
-        if !areas.iter().any(|(id, _)| id == &c.area_id) {
-            areas.push((c.area_id.clone(), c.area_id.clone()));
+        if !areas.iter().any(|(id, _)| id == &c.1) {
+            areas.push((c.1.clone(), c.1.clone()));
         }
     }
+
+    // Secondary suppression over the partition tables and the chart.
+    let total_unit = total.unit();
+    let mut withheld = vec![false; raw.len()];
+    let chart_withheld = if total_unit.hidden.is_some() {
+        // Fewer than three persons in all: any listed row would pin them down.
+        withheld.iter_mut().for_each(|w| *w = true);
+        true
+    } else {
+        // `raw` is in `Dimension::ALL` order.
+        let index = |d: Dimension| Dimension::ALL.iter().position(|x| *x == d);
+        let mut layout = Layout::default();
+        for d in PARTITIONS {
+            let units = index(d).map_or_else(Vec::new, |i| {
+                raw[i].1.iter().map(|r| r.unit.clone()).collect()
+            });
+            layout.tables.push(units);
+        }
+        let month_pos = |m: &str| {
+            index(Dimension::Month).and_then(|i| raw[i].1.iter().position(|r| r.key == m))
+        };
+        let area_pos =
+            |a: &str| index(Dimension::Area).and_then(|i| raw[i].1.iter().position(|r| r.key == a));
+        for (m, a, u) in &cells {
+            if let (Some(month), Some(area)) = (month_pos(m), area_pos(a)) {
+                layout.chart.push(ChartUnit {
+                    month,
+                    area,
+                    unit: u.clone(),
+                });
+            }
+        }
+        disclosure::protect(&mut layout);
+        for (k, d) in PARTITIONS.iter().enumerate() {
+            if let Some(i) = index(*d) {
+                for (r, u) in raw[i].1.iter_mut().zip(&layout.tables[k]) {
+                    r.unit.hidden = u.hidden;
+                }
+                withheld[i] = layout.withheld[k];
+            }
+        }
+        for (c, u) in cells.iter_mut().zip(&layout.chart) {
+            c.2.hidden = u.unit.hidden;
+        }
+        layout.chart_withheld
+    };
+
+    let mut counts = Disclosure::default();
+    let tables = raw
+        .iter()
+        .zip(&withheld)
+        .map(|((d, rows), &withheld)| Table {
+            dimension: *d,
+            rows: if withheld {
+                Vec::new()
+            } else {
+                rows.iter().map(|r| r.publish(&mut counts)).collect()
+            },
+            withheld,
+        })
+        .collect();
+    let month_area = if chart_withheld {
+        Vec::new()
+    } else {
+        cells
+            .iter()
+            .map(|(month, area, u)| {
+                match u.hidden {
+                    Some(Suppression::Primary) => counts.primary += 1,
+                    Some(Suppression::Secondary) => counts.secondary += 1,
+                    None => {}
+                }
+                MonthArea {
+                    month: month.clone(),
+                    area_id: area.clone(),
+                    contacts: Cell::shown(u.contacts, u.hidden),
+                }
+            })
+            .collect()
+    };
+    let total = RawRow {
+        key: "total".into(),
+        label: "All contacts".into(),
+        unit: total_unit,
+        amount: None,
+    }
+    .publish(&mut counts);
 
     Ok(Statistics {
         team: team.name.clone(),
         from: query.from,
         to: query.to,
-        total: total.row("total".into(), "All contacts".into(), false),
+        total,
         tables,
-        month_area: cells,
+        month_area,
+        month_area_withheld: chart_withheld,
         areas,
+        disclosure: counts,
     })
 }
 
@@ -505,6 +673,8 @@ mod tests {
             }],
             epochs: vec![],
             revocations: vec![],
+            retention: Default::default(),
+            reported: Vec::new(),
         }
     }
 
@@ -534,6 +704,7 @@ mod tests {
             author: "a".into(),
             updated_at: 0,
             note: "secret".into(),
+            retention: crate::model::vocab::RetentionClass::Standard,
         }
     }
 
@@ -586,6 +757,7 @@ mod tests {
             contact(day(1), "nord", 3, None),
             contact(day(1), "sued", 1, Some("AB1")),
             contact(day(1), "sued", 1, Some("AB1")),
+            contact(day(1), "west", 4, None),
         ];
         cs[1].materials = vec![MaterialCount {
             material_id: "essen".into(),
@@ -607,6 +779,13 @@ mod tests {
         assert!(json.contains("\"<3\""));
         let nord = row(&s, Dimension::Area, "nord");
         assert_eq!(nord.persons.value(), Some(3));
+        // Total 8 - nord 3 would give sued away: west (4 persons, the smallest that can lend
+        // one) is hidden too, and marked as not small.
+        let west = row(&s, Dimension::Area, "west");
+        assert_eq!(west.persons.suppression(), Some(Suppression::Secondary));
+        assert_eq!(west.contacts.to_string(), "x");
+        // West's row (contacts, persons) and its chart cell.
+        assert_eq!(s.disclosure.secondary, 3);
         assert_eq!(row(&s, Dimension::Referral, "p1").label, "Jobcenter");
         // Dedup also decides suppression: two contacts of one client are one person.
         assert!(row(&s, Dimension::Referral, "p1").contacts.is_suppressed());

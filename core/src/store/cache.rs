@@ -38,10 +38,60 @@ pub(crate) enum Projection {
     Client(ClientSummary),
 }
 
+/// A contact's projection computed from its stored document, or `None` if it does not open.
+fn contact_from_document(
+    conn: &Connection,
+    sealer: &Sealer,
+    id_bytes: &[u8],
+) -> Option<ContactSummary> {
+    let body: Vec<u8> = conn
+        .query_row(
+            "SELECT body FROM documents WHERE id = ?1 AND kind = ?2",
+            params![id_bytes, RecordKind::Contact.code()],
+            |r| r.get(0),
+        )
+        .ok()?;
+    let plain = sealer
+        .open(
+            Purpose::Document,
+            RecordKind::Contact.code(),
+            id_bytes,
+            &body,
+            String::new,
+        )
+        .ok()?;
+    let doc = crate::doc::load(&plain).ok()?;
+    let d: crate::doc::contact::ContactDoc = autosurgeon::hydrate(&doc).ok()?;
+    Some(ContactSummary::of(&d.to_contact().ok()?))
+}
+
+/// Writes a rebuilt projection back in place (best effort: a failure only means it is rebuilt
+/// again at the next load).
+fn rewrite_projection(
+    conn: &Connection,
+    sealer: &Sealer,
+    id_bytes: &[u8],
+    s: &ContactSummary,
+) -> Result<()> {
+    let bytes = Zeroizing::new(postcard::to_stdvec(s).map_err(|_| Error::Internal("projection"))?);
+    let body = sealer.seal(
+        Purpose::Projection,
+        RecordKind::Contact.code(),
+        id_bytes,
+        &bytes,
+    )?;
+    conn.execute(
+        "UPDATE projections SET body = ?1 WHERE id = ?2",
+        params![body, id_bytes],
+    )?;
+    Ok(())
+}
+
 pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
     let mut cache = Cache::default();
     let mut stmt = conn.prepare_cached("SELECT id, kind, body FROM projections")?;
     let mut rows = stmt.query([])?;
+    let mut rebuilt: Vec<(Vec<u8>, ContactSummary)> = Vec::new();
     while let Some(row) = rows.next()? {
         let id_bytes: Vec<u8> = row.get(0)?;
         let kind: u8 = row.get(1)?;
@@ -51,11 +101,20 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         };
         let opened = sealer.open(Purpose::Projection, kind, &id_bytes, &body, String::new);
         let ok = match (RecordKind::from_code(kind), opened) {
-            (Some(RecordKind::Contact), Ok(p)) => postcard::from_bytes::<ContactSummary>(&p)
-                .map(|s| {
-                    cache.contacts.insert(id, ContactRow::new(s));
-                })
-                .is_ok(),
+            (Some(RecordKind::Contact), Ok(p)) => {
+                // A projection written before it held the retention class is one field short:
+                // rebuilt from the document, and written back so this happens once.
+                let summary = postcard::from_bytes::<ContactSummary>(&p).ok().or_else(|| {
+                    let s = contact_from_document(conn, sealer, &id_bytes)?;
+                    rebuilt.push((id_bytes.clone(), s.clone()));
+                    Some(s)
+                });
+                summary
+                    .map(|s| {
+                        cache.contacts.insert(id, ContactRow::new(s));
+                    })
+                    .is_some()
+            }
             (Some(RecordKind::Client), Ok(p)) => postcard::from_bytes::<ClientSummary>(&p)
                 .map(|s| {
                     cache.clients.insert(id, s);
@@ -65,6 +124,20 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         };
         if !ok {
             cache.damaged.push(id);
+        }
+    }
+    drop(rows);
+    drop(stmt);
+    // Written back once the table is read, in one transaction; if that fails (another process
+    // holds the write lock), the next load tries again.
+    if !rebuilt.is_empty()
+        && let Ok(tx) = conn.unchecked_transaction()
+    {
+        let all = rebuilt
+            .iter()
+            .all(|(id_bytes, s)| rewrite_projection(&tx, sealer, id_bytes, s).is_ok());
+        if all {
+            let _ = tx.commit();
         }
     }
     // The team document is the one named in meta, never just any document of kind team.

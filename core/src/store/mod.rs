@@ -397,5 +397,6 @@ mod cache;
 mod outbox;
 mod records;
 mod rekey;
+mod retention_log;
 mod secrets;
 mod sync_state;

@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_sync.sql"),
     include_str!("../../migrations/0003_membership.sql"),
     include_str!("../../migrations/0004_sent_awaiting_echo.sql"),
+    include_str!("../../migrations/0005_retention_log.sql"),
 ];
 
 /// The schema version this build writes.

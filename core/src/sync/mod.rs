@@ -38,6 +38,8 @@ use relay::RelayClient;
 const SYNC_REGISTERED: &str = "registered";
 /// Sync-state key: a lead owes the relay a snapshot of every record (its log was lost).
 const SYNC_REUPLOAD_ALL: &str = "reupload_all";
+/// The last day (days since 0001-01-01) a lead's device ran automatic retention.
+const SYNC_RETENTION_DAY: &str = "retention_day";
 /// Largest push batch by bytes, well under the relay's body limit.
 const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
@@ -87,6 +89,11 @@ pub struct SyncReport {
     pub devices_enrolled: u64,
     /// Records erased by a lead and deleted here.
     pub erased: u64,
+    /// Records this lead's device erased in this sync because their retention period ended (the
+    /// team chose automatic erasure; at most once a day). The audit entry is in
+    /// `Workspace::retention_log`.
+    #[serde(default)]
+    pub retention_erased: u64,
     /// The relay's log was behind this device's cursor (restored from a backup, or rolled back):
     /// the device pulled everything again, and re-sent what the log lost (a lead uploads
     /// snapshots of every record, a worker its own changes), so nothing is lost.
@@ -355,12 +362,43 @@ impl SyncClient {
             (true, false) => self.compact_due(team.id, listener).await?,
             (false, _) => 0,
         };
-        if lost > 0 || dropped || report.relay_restored {
+        if lead {
+            report.retention_erased = self.daily_retention()?;
+        }
+        if lost > 0 || dropped || report.relay_restored || report.retention_erased > 0 {
             report.pushed += self.push(team.id, listener).await?;
         }
         report.alerts.extend(alerts);
         report.cursor = self.engine.store.read(|r| r.sync_value(SYNC_CURSOR))? as u64;
         Ok(report)
+    }
+
+    /// A lead's daily retention run, when the team chose automatic erasure: the contacts past
+    /// their period are erased here and their tombstones queued (pushed in this sync). Once per
+    /// day; the day is remembered only after the erasure committed.
+    fn daily_retention(&self) -> Result<u64> {
+        let team = self.engine.team()?;
+        if team.retention.mode != crate::model::retention::RetentionMode::Automatic {
+            return Ok(0);
+        }
+        let today = crate::clock::today();
+        let day = i64::from(chrono::Datelike::num_days_from_ce(&today));
+        if self
+            .engine
+            .store
+            .read(|r| r.sync_value(SYNC_RETENTION_DAY))?
+            >= day
+        {
+            return Ok(0);
+        }
+        let erased = self
+            .engine
+            .erase_due(today, crate::model::retention::RetentionTrigger::DailySync)?
+            .map_or(0, |a| a.records.len() as u64);
+        self.engine
+            .store
+            .write(|w| w.set_sync_value(SYNC_RETENTION_DAY, day))?;
+        Ok(erased)
     }
 
     async fn push(&self, team: TeamId, listener: Option<&dyn SyncListener>) -> Result<u64> {

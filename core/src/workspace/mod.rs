@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
+
 use streetsync_wire::{DeviceId, DeviceKeys, RecordId, Role, TeamId};
 
 use crate::crypto::{DeviceIdentity, KeySource};
@@ -19,6 +21,9 @@ use crate::engine::team::TeamSetup;
 use crate::error::Result;
 use crate::model::client::{Client, ClientDraft};
 use crate::model::contact::{Contact, ContactDraft};
+use crate::model::retention::{
+    DueRecord, ReportedPeriod, RetentionAudit, RetentionPolicy, RetentionTrigger,
+};
 use crate::model::team::{Catalog, CatalogEntry, Partner, PartnerDraft, Team};
 use crate::query::export::ContactExport;
 use crate::query::stats::{Statistics, StatsQuery};
@@ -289,6 +294,49 @@ impl Workspace {
     /// this is for a host that wants to tell its user when an erasure is complete.
     pub fn wipe_erased(&self) -> Result<()> {
         self.engine.wipe_erased()
+    }
+
+    /// The contacts due for deletion by the team's retention periods on or before `until`,
+    /// earliest first, with the day each is due (for a "due for deletion" list).
+    pub fn retention_due(&self, until: NaiveDate) -> Result<Vec<DueRecord>> {
+        self.engine.retention_due(until)
+    }
+
+    /// Erases every contact past its retention period today, with the same erasure as
+    /// [`Workspace::erase_record`] (leads only): the lead's confirmation of the list. Leaves an
+    /// audit entry (counts and ids); `None` if nothing was due. Works offline.
+    ///
+    /// Like [`Workspace::erase_record`], answers
+    /// [`Error::ErasurePending`](crate::Error::ErasurePending) while another connection keeps the
+    /// old bytes in the files (the erasure and its audit entry are committed either way).
+    pub fn erase_due_records(&self) -> Result<Option<RetentionAudit>> {
+        let audit = self
+            .engine
+            .erase_due(crate::clock::today(), RetentionTrigger::Confirmed)?;
+        if audit.is_some() {
+            self.engine.wipe_erased()?;
+        }
+        Ok(audit)
+    }
+
+    /// Sets the team's retention periods and whether erasure is automatic (leads only).
+    pub fn set_retention_policy(&self, policy: RetentionPolicy) -> Result<()> {
+        self.engine.set_retention_policy(policy)
+    }
+
+    /// Marks the statistics of a finished period as produced and sent (leads only): `short`
+    /// contacts of those days become due for deletion.
+    pub fn mark_statistics_reported(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<ReportedPeriod> {
+        self.engine.mark_reported(from, to)
+    }
+
+    /// This device's retention audit trail, oldest first.
+    pub fn retention_log(&self) -> Result<Vec<RetentionAudit>> {
+        self.engine.retention_log()
     }
 
     /// Re-seals the whole store under a new storage key or passphrase. The old key stops working
