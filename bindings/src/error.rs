@@ -128,6 +128,11 @@ impl From<sc::Error> for StreetsyncError {
                 sc::ErrorCode::TeamExists
                 | sc::ErrorCode::DeviceExists
                 | sc::ErrorCode::InviteUsed => StreetsyncError::Conflict { detail: message },
+                sc::ErrorCode::StorageUnavailable => StreetsyncError::Offline {
+                    detail: format!(
+                        "the relay's database is unavailable, try again shortly ({message})"
+                    ),
+                },
                 sc::ErrorCode::RateLimited => StreetsyncError::Offline {
                     detail: format!("the relay is busy, try again shortly ({message})"),
                 },

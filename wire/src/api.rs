@@ -334,6 +334,9 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the relay failed; details are only in its log.
     Internal,
+    /// 503: the relay's database cannot be reached right now; nothing of the request was
+    /// written, so retrying later (with a fresh signature) is safe.
+    StorageUnavailable,
     /// A code this build does not know (a newer relay). The relay itself never sends one.
     #[serde(untagged)]
     Unknown(String),
@@ -341,7 +344,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and metrics.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::BadEnvelope,
         ErrorCode::UnsupportedVersion,
@@ -361,6 +364,7 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
+        ErrorCode::StorageUnavailable,
     ];
 
     /// The HTTP status that carries this code.
@@ -376,6 +380,7 @@ impl ErrorCode {
             TooLarge => 413,
             RateLimited => 429,
             Internal | Unknown(_) => 500,
+            StorageUnavailable => 503,
         }
     }
 
@@ -402,6 +407,7 @@ impl ErrorCode {
             TooLarge => "too_large",
             RateLimited => "rate_limited",
             Internal => "internal",
+            StorageUnavailable => "storage_unavailable",
             Unknown(code) => code,
         }
     }

@@ -105,6 +105,24 @@ impl Signed {
             .map_err(|retry_after_ms| ApiError::RateLimited { retry_after_ms })
     }
 
+    /// Refuses a nonce that any relay instance on the same database saw before, when the storage
+    /// shares nonces (PostgreSQL, ADR 0010); called right after [`Signed::verify`], which checks
+    /// this process's own cache. Issue 16: the one addition to the auth path.
+    pub async fn verify_shared_nonce(&self, state: &AppState) -> Result<(), ApiError> {
+        if !state.storage.shares_nonces() {
+            return Ok(());
+        }
+        let (device, nonce, ts_ms) = (self.header.device, self.header.nonce, self.header.ts_ms);
+        let fresh = state
+            .db(move |s| s.remember_nonce(device, nonce, ts_ms, now_ms()))
+            .await?;
+        if fresh {
+            Ok(())
+        } else {
+            Err(ApiError::Replayed)
+        }
+    }
+
     /// Parses the body as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         json_body(&self.body)
@@ -182,6 +200,7 @@ impl FromRequest<AppState> for Member {
             return Err(ApiError::UnknownDevice);
         };
         request.verify(state, &known.keys.sign_pk)?;
+        request.verify_shared_nonce(state).await?;
         let device = in_team.ok_or(ApiError::WrongTeam)?;
         if device.revoked {
             return Err(ApiError::Revoked);

@@ -41,6 +41,7 @@ pub async fn create_team(
         ));
     }
     request.verify(&state, &body.device.sign_pk)?;
+    request.verify_shared_nonce(&state).await?;
     let (team, device) = (body.team, body.device);
     let founder = device.id;
     state
