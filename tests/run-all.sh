@@ -21,6 +21,14 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export STREETSYNC_RELAY_BIN="$TARGET_DIR/debug/streetsync-relay"
 export STREETSYNC_CLI_BIN="$TARGET_DIR/debug/streetsync"
 
+# The relay's PostgreSQL backend is tested against a real, throwaway cluster (issue 16): initdb in
+# a temp dir as an unprivileged user on a loopback port (installs Debian's postgresql if missing),
+# stopped on exit. The tests fail, never skip, without STREETSYNC_TEST_DATABASE_URL.
+PG_DIR="$(mktemp -d /tmp/streetsync-pg.XXXXXX)"
+trap 'tests/postgres/cluster.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
+STREETSYNC_TEST_DATABASE_URL="$(tests/postgres/cluster.sh start "$PG_DIR")"
+export STREETSYNC_TEST_DATABASE_URL
+
 # Benches are not tests: they run with `cargo bench --workspace` (README).
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
