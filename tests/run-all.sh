@@ -33,6 +33,20 @@ export STREETSYNC_TEST_DATABASE_URL
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 
+# A representative subset of the end-to-end sync, membership and fault suites once more, on
+# PostgreSQL with two relay instances behind a round-robin proxy (tests/tests/common/postgres.rs):
+# the tests that do not read the relay's SQLite file or expect the only relay to be down.
+STREETSYNC_TEST_RELAY_BACKEND=postgres cargo test -p streetsync-tests \
+  --test sync --test membership --test faults -- --exact \
+  three_devices_write_offline_then_sync_in_every_order_and_converge \
+  other_teams_unsigned_and_replayed_requests_are_refused \
+  live_sync_delivers_changes_and_survives_a_relay_restart \
+  invites_enrol_devices_and_refuse_bad_codes \
+  only_leads_change_the_roster_approve_or_erase \
+  history_shows_who_changed_what_from_which_device \
+  five_devices_through_a_misbehaving_network_converge_on_every_saved_contact \
+  device_clocks_a_year_off_change_nothing
+
 # The bindings from the languages app developers write: Kotlin on the JVM and Python against the
 # real library and a real relay, and the Swift generation (installs a JDK, JNA, pytest, maturin and
 # the Kotlin compiler itself, cached under ~/.cache/streetsync).
