@@ -470,6 +470,67 @@ async fn database_lost_while_running_is_503_and_recovers() {
     assert_eq!(seqs(&page), [1, 2]);
 }
 
+/// `sslmode=require`: the relay talks TLS to the database and verifies its certificate, against
+/// `--database-ca` for a private CA; without it the unknown certificate stops the relay at start.
+#[tokio::test]
+async fn the_database_connection_uses_verified_tls_when_the_url_asks() {
+    let dir = PrivateCluster(tempfile::tempdir().unwrap());
+    let path = dir.0.path().to_str().unwrap().to_owned();
+    let out = Command::new(cluster_script())
+        .args(["start", &path])
+        .env("CLUSTER_TLS", "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "starting the TLS cluster failed");
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(url.ends_with("sslmode=require"), "{url}");
+    let ca = dir.0.path().join("ca.pem");
+
+    // Without the private CA: the certificate does not verify, the relay refuses to start.
+    let refused = Command::new(env!("CARGO_BIN_EXE_streetsync-relay"))
+        .args(["--bind", "127.0.0.1:0", "--database-url", &url])
+        .env("STREETSYNC_RELAY_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        !String::from_utf8_lossy(&refused.stdout).contains("listening on"),
+        "started with an unverified certificate"
+    );
+    let why = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(why.contains("certificate"), "{why}");
+
+    let relay = Relay::start_with(&[
+        "--database-url",
+        &url,
+        "--database-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let (team, lead) = new_team(&relay).await;
+    let env = lead.envelope(team, RecordId::random(), EnvelopeKind::Change, 0);
+    assert_eq!(
+        push(&relay, &lead, team, &[env]).await.status,
+        StatusCode::OK
+    );
+    // The server side agrees: the relay's connections are TLS.
+    let plain = url.replace("sslmode=require", "sslmode=disable");
+    let (client, conn) = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+             WHERE a.application_name = 'streetsync-relay'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r.get::<_, bool>(0)));
+}
+
 #[tokio::test]
 async fn an_unreachable_database_at_start_is_a_clear_error_and_a_failed_exit() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

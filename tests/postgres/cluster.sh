@@ -7,6 +7,9 @@
 #   tests/postgres/cluster.sh kill DIR          stop it at once (immediate shutdown)
 #   tests/postgres/cluster.sh restart DIR       start a stopped cluster again on its old port
 #
+# With CLUSTER_TLS=1, `start` also makes a CA (DIR/ca.pem) and a server certificate for
+# 127.0.0.1 and localhost, turns on ssl, and prints a URL with sslmode=require.
+#
 # Installs Debian's `postgresql` with apt-get when no initdb is found. The server refuses to run
 # as root, so as root the cluster runs as the system user `streetsync-pg` (created if missing).
 # Trust authentication on loopback only: the cluster lives for one test run.
@@ -60,6 +63,22 @@ start)
         || { cat "$dir/initdb.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
     if [ "$(id -u)" -eq 0 ]; then chown streetsync-pg "$dir/port"; fi
+    if [ "${CLUSTER_TLS:-0}" = 1 ]; then
+        (
+            cd "$dir"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=streetsync test CA" \
+                -keyout ca.key -out ca.pem >/dev/null 2>&1
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout data/server.key -out server.csr >/dev/null 2>&1
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out data/server.crt >/dev/null 2>&1
+            chmod 600 data/server.key
+            if [ "$(id -u)" -eq 0 ]; then chown streetsync-pg data/server.key data/server.crt; fi
+            echo "ssl = on" >>data/postgresql.conf
+        )
+        touch "$dir/tls"
+    fi
     "$0" restart "$dir"
     ;;
 restart)
@@ -69,7 +88,11 @@ restart)
     as_owner "$(find_bin pg_ctl)" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' -c max_connections=400 -c shared_buffers=64MB" \
         start >&2 || { cat "$dir/server.log" >&2; exit 1; }
-    echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+    if [ -e "$dir/tls" ]; then
+        echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=require"
+    else
+        echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+    fi
     ;;
 stop)
     as_owner "$(find_bin pg_ctl)" -D "$dir/data" -m fast -w stop >&2 || true

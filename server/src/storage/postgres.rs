@@ -208,10 +208,18 @@ fn pg_err(e: tokio_postgres::Error) -> StorageError {
         return StorageError::Postgres(detail);
     }
     let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    if e.is_closed() || io || e.to_string().contains("timeout") {
-        StorageError::Unavailable(e.to_string())
+    // The driver's message names only the step ("error performing tls handshake"); the cause
+    // (refused, unknown certificate) is in the source chain.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    if e.is_closed() || io || message.contains("timeout") || message.contains("tls") {
+        StorageError::Unavailable(message)
     } else {
-        StorageError::Postgres(e.to_string())
+        StorageError::Postgres(message)
     }
 }
 
