@@ -89,6 +89,14 @@ pub enum StreetsyncError {
         /// The failure.
         detail: String,
     },
+    /// The erasure is committed (the record is gone and its tombstone queued), but its old bytes
+    /// are not yet wiped from the store's files because another connection holds the database
+    /// open. The wipe is retried automatically; do not tell the user it is done yet.
+    #[error("erasure not yet wiped: {detail}")]
+    ErasurePending {
+        /// Why.
+        detail: String,
+    },
 }
 
 impl From<sc::Error> for StreetsyncError {
@@ -115,6 +123,7 @@ impl From<sc::Error> for StreetsyncError {
                 StreetsyncError::Internal { detail }
             }
             sc::Error::Offline(d) => StreetsyncError::Offline { detail: d },
+            sc::Error::ErasurePending => StreetsyncError::ErasurePending { detail },
             sc::Error::MissingDependencies { .. } => StreetsyncError::Conflict { detail },
             sc::Error::Protocol(_) => StreetsyncError::Protocol { detail },
             sc::Error::Relay { code, message } => match code {
@@ -122,9 +131,9 @@ impl From<sc::Error> for StreetsyncError {
                 sc::ErrorCode::UnknownDevice | sc::ErrorCode::WrongTeam => {
                     StreetsyncError::NotAMember { detail: message }
                 }
-                sc::ErrorCode::NotLead | sc::ErrorCode::InviteExpired => {
-                    StreetsyncError::NotAllowed { detail: message }
-                }
+                sc::ErrorCode::NotLead
+                | sc::ErrorCode::InviteExpired
+                | sc::ErrorCode::FoundingClosed => StreetsyncError::NotAllowed { detail: message },
                 sc::ErrorCode::TeamExists
                 | sc::ErrorCode::DeviceExists
                 | sc::ErrorCode::InviteUsed => StreetsyncError::Conflict { detail: message },
@@ -133,7 +142,9 @@ impl From<sc::Error> for StreetsyncError {
                         "the relay's database is unavailable, try again shortly ({message})"
                     ),
                 },
-                sc::ErrorCode::RateLimited => StreetsyncError::Offline {
+                sc::ErrorCode::RateLimited
+                | sc::ErrorCode::QuotaExceeded
+                | sc::ErrorCode::ErasurePending => StreetsyncError::Offline {
                     detail: format!("the relay is busy, try again shortly ({message})"),
                 },
                 sc::ErrorCode::ClockSkew => StreetsyncError::Protocol {

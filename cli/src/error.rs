@@ -82,7 +82,9 @@ impl From<Error> for CliError {
                 | ErrorCode::WrongTeam
                 | ErrorCode::Unauthenticated => EXIT_NOT_ALLOWED,
                 ErrorCode::NotFound => EXIT_NOT_FOUND,
+                ErrorCode::FoundingClosed => EXIT_NOT_ALLOWED,
                 ErrorCode::BadRequest
+                | ErrorCode::OutOfRange
                 | ErrorCode::InviteUsed
                 | ErrorCode::InviteExpired
                 | ErrorCode::TooLarge => EXIT_INVALID,

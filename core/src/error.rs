@@ -108,6 +108,15 @@ pub enum Error {
         /// The record.
         id: RecordId,
     },
+    /// An erasure is committed (the record is gone from every query, its tombstone queued), but
+    /// its old bytes may still be in the store's files: another connection to the database (a
+    /// second process, a backup) kept the checkpoint from running to the end. The wipe is retried
+    /// by every later write and at the next open; ask again to learn when it is done.
+    #[error(
+        "the record is erased, but its old bytes are not yet wiped from the store's files \
+         (another program holds the database open); the wipe is retried automatically"
+    )]
+    ErasurePending,
     /// The relay or a teammate sent something that does not follow the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),

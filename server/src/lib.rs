@@ -22,9 +22,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Config, TeamFounding};
 use crate::http::AppState;
-use crate::http::limits::{RateLimiter, ReplayCache};
+use crate::http::connections::ConnectionLimits;
+use crate::http::limits::{Founding, MailboxQuota, RateLimiter, ReplayCache};
 use crate::http::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
@@ -50,6 +51,40 @@ pub enum RunError {
     /// The storage opener thread failed.
     #[error("startup: {0}")]
     Startup(String),
+    /// A flag's value cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Reads `--founders-file`: one device id a line, `#` comments, blank lines ignored.
+fn founders(config: &Config) -> Result<Founding, RunError> {
+    match config.team_founding {
+        TeamFounding::Open => Ok(Founding::Open),
+        TeamFounding::Closed => Ok(Founding::Closed),
+        TeamFounding::Allowlist => {
+            let path = config.founders_file.as_ref().ok_or_else(|| {
+                RunError::Config("--team-founding allowlist needs --founders-file".into())
+            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| RunError::Config(format!("reading {}: {e}", path.display())))?;
+            let mut ids = std::collections::HashSet::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or_default().trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let id = line.parse().map_err(|_| {
+                    RunError::Config(format!(
+                        "{} line {}: not a device id (32 lowercase hex characters)",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
+                ids.insert(id);
+            }
+            Ok(Founding::Allowlist(ids))
+        }
+    }
 }
 
 /// The storage the settings ask for: PostgreSQL with `--database-url`, else the SQLite file.
@@ -106,18 +141,26 @@ async fn shutdown_signal() {
 /// SIGINT; then lets in-flight requests finish, closes live sockets and returns.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let started_ms = now_ms();
+    let founding = founders(&config)?;
     let (storage, postgres) = open_storage(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (live_tasks, mut live_drained) = mpsc::channel::<()>(1);
     let state = AppState {
         storage,
         metrics: Arc::new(Metrics::new()),
-        replay: Arc::new(ReplayCache::default()),
+        replay: Arc::new(ReplayCache::new(config.replay_capacity)),
         rate_limit: Arc::new(RateLimiter::new(
             config.rate_limit_per_sec,
             config.rate_limit_burst,
         )),
         live: Arc::new(LiveHub::default()),
+        mailbox: MailboxQuota {
+            recipient_bundles: config.mailbox_bundles,
+            recipient_bytes: config.mailbox_bytes,
+            sender_bundles: config.sender_bundles,
+            sender_bytes: config.sender_bytes,
+        },
+        founding: Arc::new(founding),
         started_ms,
         shutdown: shutdown_rx.clone(),
         live_tasks,
@@ -143,7 +186,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
         });
     }
-    let app = http::router(state);
+    let app = http::router(
+        state,
+        Duration::from_millis(config.request_timeout_ms),
+        Duration::from_millis(config.body_timeout_ms),
+    );
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(1)),
+    };
 
     let listener = TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
@@ -159,18 +211,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
 
     let mut stopping = shutdown_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = http::connections::serve(listener, app, limits, async move {
         while !*stopping.borrow_and_update() {
             if stopping.changed().await.is_err() {
                 break;
             }
         }
     });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(server);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     tokio::select! {
         result = &mut server => {
-            result.map_err(|e| RunError::Startup(e.to_string()))??;
+            result.map_err(|e| RunError::Startup(e.to_string()))?;
             return Ok(());
         }
         () = shutdown_signal() => {}
@@ -178,7 +230,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // Tells the server to stop accepting and the live sockets to close.
     let _ = shutdown_tx.send(true);
     match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => result.map_err(|e| RunError::Startup(e.to_string()))??,
+        Ok(result) => result.map_err(|e| RunError::Startup(e.to_string()))?,
         Err(_) => {
             tracing::warn!(
                 grace_secs = grace.as_secs(),

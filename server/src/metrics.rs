@@ -1,9 +1,12 @@
 //! Prometheus metrics of the relay, served as text at `/metrics`.
 //!
 //! Labels carry route templates (`/v1/teams/{team}/push`), methods, status codes and error codes
-//! only: never ids, so the metrics cannot be used to follow a team or a device.
+//! only: never ids, so the metrics cannot be used to follow a team or a device. Every label comes
+//! from a closed set (a route template, [`MethodLabel`], a status, an [`ErrorCode`]), so no
+//! request, authenticated or not, can add a series of its own.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use axum::http::Method;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,9 +19,71 @@ pub struct RequestLabels {
     /// The route template, or `unmatched`.
     pub route: String,
     /// The HTTP method.
-    pub method: String,
+    pub method: MethodLabel,
     /// The HTTP status code.
     pub status: u16,
+}
+
+/// The method label: the methods the relay serves, and `other` for any other string a client
+/// sends (HTTP lets a client invent methods; each would have been a new series).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum MethodLabel {
+    /// `GET`.
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+    /// `OPTIONS`.
+    Options,
+    /// `PATCH`.
+    Patch,
+    /// Anything else.
+    Other,
+}
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.as_str())
+    }
+}
+
+impl MethodLabel {
+    /// The label of `method`.
+    pub fn of(method: &Method) -> Self {
+        match *method {
+            Method::GET => MethodLabel::Get,
+            Method::HEAD => MethodLabel::Head,
+            Method::POST => MethodLabel::Post,
+            Method::PUT => MethodLabel::Put,
+            Method::DELETE => MethodLabel::Delete,
+            Method::OPTIONS => MethodLabel::Options,
+            Method::PATCH => MethodLabel::Patch,
+            _ => MethodLabel::Other,
+        }
+    }
+
+    /// The label's text, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodLabel::Get => "GET",
+            MethodLabel::Head => "HEAD",
+            MethodLabel::Post => "POST",
+            MethodLabel::Put => "PUT",
+            MethodLabel::Delete => "DELETE",
+            MethodLabel::Options => "OPTIONS",
+            MethodLabel::Patch => "PATCH",
+            MethodLabel::Other => "other",
+        }
+    }
 }
 
 /// Labels of the error counter.
@@ -48,6 +113,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Open live WebSocket connections (devices online).
     pub devices_online: Gauge,
+    /// Nonces held by the replay cache (set when the metrics are read).
+    pub replay_nonces: Gauge,
 }
 
 impl Metrics {
@@ -62,6 +129,7 @@ impl Metrics {
         let envelopes_dropped = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let devices_online = Gauge::default();
+        let replay_nonces = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -98,6 +166,11 @@ impl Metrics {
             "Open live WebSocket connections",
             devices_online.clone(),
         );
+        registry.register(
+            "replay_nonces",
+            "Nonces held by the replay cache",
+            replay_nonces.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -108,6 +181,7 @@ impl Metrics {
             envelopes_dropped,
             errors,
             devices_online,
+            replay_nonces,
         }
     }
 

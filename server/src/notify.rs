@@ -1,5 +1,5 @@
 //! Cross-instance signals on PostgreSQL: what one relay instance committed reaches the live
-//! sockets of every other instance on the same database (ADR 0010).
+//! sockets of every other instance on the same database (ADR 0011).
 //!
 //! Each instance keeps one dedicated listening connection (outside the pool). The writing
 //! transaction sends `NOTIFY` itself (`storage::postgres`), so a notification exists only for a

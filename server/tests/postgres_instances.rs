@@ -1,4 +1,4 @@
-//! Several real relay processes on one PostgreSQL database (issue 16, ADR 0010): gap-free
+//! Several real relay processes on one PostgreSQL database (issue 16, ADR 0011): gap-free
 //! numbering under concurrent pushes through three instances, live delivery across instances,
 //! nonces and revocations that count on every instance, SIGKILL of one instance, the database
 //! lost and back, an unreachable database at start, and the private metrics listener.
@@ -251,7 +251,7 @@ async fn a_nonce_replayed_to_another_instance_is_refused() {
 
 #[tokio::test]
 async fn a_revocation_on_one_instance_counts_on_the_others_at_once() {
-    let (_url, relays) = instances(3).await;
+    let (url, relays) = instances(3).await;
     let (team, lead) = new_team(&relays[0]).await;
     let worker = add_device(&relays[0], team, &lead, Role::Worker).await;
     // The worker is known to B and C (a request each) and live on both.
@@ -275,6 +275,25 @@ async fn a_revocation_on_one_instance_counts_on_the_others_at_once() {
     )
     .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.json);
+    // The shared nonce table is filled only once a request passed the revocation check
+    // (`Signed::admit`), so the revoked device's requests below add no row.
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let worker_id = worker.id.as_bytes().to_vec();
+    let nonces = || async {
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM nonces WHERE device = $1",
+                &[&worker_id.as_slice()],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let before = nonces().await;
+    assert!(before >= 2, "the worker's admitted pulls are recorded");
     // The very next request on any other instance is refused: no instance caches devices.
     for relay in &relays[1..] {
         let refused = pull(relay, &worker, team, 0, None).await;
@@ -287,6 +306,11 @@ async fn a_revocation_on_one_instance_counts_on_the_others_at_once() {
         let env = worker.envelope(team, RecordId::random(), EnvelopeKind::Change, 0);
         assert_eq!(push(relay, &worker, team, &[env]).await.code(), "revoked");
     }
+    assert_eq!(
+        nonces().await,
+        before,
+        "refused requests leave no nonce behind"
+    );
     // And its sockets there close with 1008, through the revocation's NOTIFY.
     assert_eq!(until_closed(&mut on_b).await, Some(1008));
     assert_eq!(until_closed(&mut on_c).await, Some(1008));

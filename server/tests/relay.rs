@@ -755,10 +755,10 @@ async fn bundles_reach_only_their_addressee() {
     let mine = send(&relay, &worker, Method::GET, &path, None).await;
     assert_eq!(
         mine.json,
-        json!({ "bundles": [{ "id": id, "from": lead.id, "blob": "c2VhbGVk" }] })
+        json!({ "bundles": [{ "id": id, "from": lead.id, "blob": "c2VhbGVk" }], "more": false })
     );
     let not_mine = send(&relay, &lead, Method::GET, &path, None).await;
-    assert_eq!(not_mine.json, json!({ "bundles": [] }));
+    assert_eq!(not_mine.json, json!({ "bundles": [], "more": false }));
 
     let refused = send(&relay, &lead, Method::DELETE, &format!("{path}/{id}"), None).await;
     assert_eq!(refused.code(), "not_found");
@@ -772,7 +772,7 @@ async fn bundles_reach_only_their_addressee() {
     .await;
     assert_eq!(deleted.status, StatusCode::OK);
     let mine = send(&relay, &worker, Method::GET, &path, None).await;
-    assert_eq!(mine.json, json!({ "bundles": [] }));
+    assert_eq!(mine.json, json!({ "bundles": [], "more": false }));
 
     let stranger = Device::new(Role::Worker);
     let answer = send(

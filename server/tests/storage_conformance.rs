@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use streetsync_relay::storage::postgres::{PgConnect, PgStorage};
 use streetsync_relay::storage::sqlite::SqliteStorage;
-use streetsync_relay::storage::{DeviceLookup, Storage, StorageError};
+use streetsync_relay::storage::{DeviceLookup, MailboxQuota, Storage, StorageError};
 use streetsync_wire::{
     CreateInvite, DeviceId, DeviceKeys, ENVELOPE_VERSION, Envelope, EnvelopeId, EnvelopeKind,
     InviteId, PushResult, RecordId, Role, TeamId,
@@ -156,6 +156,9 @@ conformance!(
     invites_end_with_cancel_or_their_creators_revocation,
     invites_redeem_once_before_expiry,
     bundles_reach_only_current_members,
+    mailbox_quotas_count_per_recipient_and_per_sender,
+    concurrent_posts_never_overshoot_a_quota,
+    mailboxes_are_read_in_pages,
     writes_survive_reopening,
     nonces_are_shared_when_the_backend_says_so,
 );
@@ -564,6 +567,24 @@ fn invites_redeem_once_before_expiry(b: &dyn Backend) {
     ));
 }
 
+/// A quota no test here reaches, for the tests that are not about quotas.
+const ROOMY: MailboxQuota = MailboxQuota {
+    recipient_bundles: 1000,
+    recipient_bytes: 1 << 20,
+    sender_bundles: 1000,
+    sender_bytes: 1 << 20,
+};
+
+/// Every bundle waiting for `to`, read with a page size no test here reaches.
+fn mailbox(s: &dyn Storage, team: TeamId, to: DeviceId) -> Vec<(u64, DeviceId, Vec<u8>)> {
+    let page = s.bundles_for(team, to, 0, 1000, 1 << 20).unwrap();
+    assert!(!page.more);
+    page.bundles
+        .into_iter()
+        .map(|b| (b.id, b.from, b.blob))
+        .collect()
+}
+
 fn bundles_reach_only_current_members(b: &dyn Backend) {
     let s = b.storage();
     let team = TeamId::random();
@@ -576,33 +597,244 @@ fn bundles_reach_only_current_members(b: &dyn Backend) {
     s.add_device(team, &w, 0).unwrap();
     s.add_device(team, &gone, 0).unwrap();
     s.revoke_device(team, gone.id).unwrap();
-    let first = s.post_bundle(team, lead.id, w.id, b"one", 1).unwrap();
-    let second = s.post_bundle(team, lead.id, w.id, b"two", 2).unwrap();
+    let first = s
+        .post_bundle(team, lead.id, w.id, b"one", 1, &ROOMY)
+        .unwrap();
+    let second = s
+        .post_bundle(team, lead.id, w.id, b"two", 2, &ROOMY)
+        .unwrap();
     assert!(second > first);
     assert!(matches!(
-        s.post_bundle(team, lead.id, gone.id, b"x", 3),
+        s.post_bundle(team, lead.id, gone.id, b"x", 3, &ROOMY),
         Err(StorageError::DeviceNotFound)
     ));
     assert!(matches!(
-        s.post_bundle(team, lead.id, DeviceId::from_bytes([9; 16]), b"x", 3),
+        s.post_bundle(
+            team,
+            lead.id,
+            DeviceId::from_bytes([9; 16]),
+            b"x",
+            3,
+            &ROOMY
+        ),
         Err(StorageError::DeviceNotFound)
     ));
-    let got = s.bundles_for(team, w.id).unwrap();
     assert_eq!(
-        got.iter()
-            .map(|b| (b.id, b.from, b.blob.clone()))
-            .collect::<Vec<_>>(),
+        mailbox(s.as_ref(), team, w.id),
         [
             (first, lead.id, b"one".to_vec()),
             (second, lead.id, b"two".to_vec())
         ]
     );
-    assert!(s.bundles_for(team, lead.id).unwrap().is_empty());
+    assert!(mailbox(s.as_ref(), team, lead.id).is_empty());
     // Only its recipient deletes a bundle.
     assert!(!s.delete_bundle(team, lead.id, first).unwrap());
     assert!(s.delete_bundle(team, w.id, first).unwrap());
     assert!(!s.delete_bundle(team, w.id, first).unwrap());
-    assert_eq!(s.bundles_for(team, w.id).unwrap().len(), 1);
+    assert_eq!(mailbox(s.as_ref(), team, w.id).len(), 1);
+}
+
+/// Issue 13's quota, at the storage level: the recipient's cap (count and bytes) and the
+/// sender's cap over all recipients (count and bytes) each refuse with `MailboxFull`, a refused
+/// post stores nothing, and deleting frees the room again.
+fn mailbox_quotas_count_per_recipient_and_per_sender(b: &dyn Backend) {
+    let s = b.storage();
+    let team = TeamId::random();
+    let (lead, w1, w2, w3) = (
+        keys(1, Role::Lead),
+        keys(2, Role::Worker),
+        keys(3, Role::Worker),
+        keys(4, Role::Worker),
+    );
+    s.create_team(team, &lead, 0).unwrap();
+    for w in [&w1, &w2, &w3] {
+        s.add_device(team, w, 0).unwrap();
+    }
+    let full = |r: Result<u64, StorageError>| matches!(r, Err(StorageError::MailboxFull(_)));
+
+    // Recipient count: two bundles wait for w1, a third from anyone is refused.
+    let q = MailboxQuota {
+        recipient_bundles: 2,
+        ..ROOMY
+    };
+    let first = s.post_bundle(team, lead.id, w1.id, b"a", 1, &q).unwrap();
+    s.post_bundle(team, w2.id, w1.id, b"b", 1, &q).unwrap();
+    assert!(full(s.post_bundle(team, w3.id, w1.id, b"c", 1, &q)));
+    assert_eq!(mailbox(s.as_ref(), team, w1.id).len(), 2);
+    // Other mailboxes are not affected, and fetching (deleting) makes room.
+    s.post_bundle(team, lead.id, w2.id, b"d", 1, &q).unwrap();
+    assert!(s.delete_bundle(team, w1.id, first).unwrap());
+    s.post_bundle(team, w3.id, w1.id, b"c", 1, &q).unwrap();
+    assert_eq!(mailbox(s.as_ref(), team, w1.id).len(), 2);
+
+    // Recipient bytes: w3's mailbox takes 10 bytes; exactly 10 fit, 11 do not.
+    let q = MailboxQuota {
+        recipient_bytes: 10,
+        ..ROOMY
+    };
+    s.post_bundle(team, lead.id, w3.id, &[0; 6], 1, &q).unwrap();
+    assert!(full(s.post_bundle(team, w1.id, w3.id, &[0; 5], 1, &q)));
+    s.post_bundle(team, w1.id, w3.id, &[0; 4], 1, &q).unwrap();
+    assert!(full(s.post_bundle(team, w2.id, w3.id, &[0; 1], 1, &q)));
+
+    // Sender count, over all recipients: the lead already has 2 waiting (for w2 and w3).
+    let q = MailboxQuota {
+        sender_bundles: 3,
+        ..ROOMY
+    };
+    s.post_bundle(team, lead.id, w1.id, b"e", 1, &q).unwrap();
+    assert!(full(s.post_bundle(team, lead.id, w2.id, b"f", 1, &q)));
+    assert!(full(s.post_bundle(team, lead.id, w3.id, b"f", 1, &q)));
+    // Another sender is not affected.
+    s.post_bundle(team, w2.id, w3.id, b"g", 1, &q).unwrap();
+
+    // Sender bytes: w2 has "b" (1 byte) for w1 and "g" (1 byte) for w3 waiting.
+    let q = MailboxQuota {
+        sender_bytes: 8,
+        ..ROOMY
+    };
+    assert!(full(s.post_bundle(team, w2.id, lead.id, &[0; 7], 1, &q)));
+    s.post_bundle(team, w2.id, lead.id, &[0; 6], 1, &q).unwrap();
+    assert!(full(s.post_bundle(team, w2.id, w1.id, &[0; 1], 1, &q)));
+
+    // The refusal says which quota and what waits, so a person can act on it.
+    let q = MailboxQuota {
+        recipient_bundles: 0,
+        ..ROOMY
+    };
+    match s.post_bundle(team, lead.id, w1.id, b"x", 1, &q) {
+        Err(StorageError::MailboxFull(why)) => assert!(why.contains("addressee"), "{why}"),
+        other => panic!("expected MailboxFull, got {other:?}"),
+    }
+    let q = MailboxQuota {
+        sender_bundles: 0,
+        ..ROOMY
+    };
+    match s.post_bundle(team, lead.id, w1.id, b"x", 1, &q) {
+        Err(StorageError::MailboxFull(why)) => assert!(why.contains("this device"), "{why}"),
+        other => panic!("expected MailboxFull, got {other:?}"),
+    }
+}
+
+/// Posts racing on several handles (instances) never store more than the quota allows: the
+/// count and the insert are one transaction, serialized per recipient and per sender.
+fn concurrent_posts_never_overshoot_a_quota(b: &dyn Backend) {
+    let team = TeamId::random();
+    let lead = keys(1, Role::Lead);
+    let workers: Vec<DeviceKeys> = (2..8).map(|n| keys(n, Role::Worker)).collect();
+    let s = b.storage();
+    s.create_team(team, &lead, 0).unwrap();
+    for w in &workers {
+        s.add_device(team, w, 0).unwrap();
+    }
+    let handles: Vec<Arc<dyn Storage>> = vec![b.storage(), b.second(), b.second()];
+    // Six senders post 10 bundles each to the lead (recipient cap 25); the first of them also
+    // posts 10 to each of two teammates (its sender cap is 12 over all recipients).
+    let q = MailboxQuota {
+        recipient_bundles: 25,
+        sender_bundles: 12,
+        ..ROOMY
+    };
+    let (first, second) = (workers[1].id, workers[2].id);
+    let threads: Vec<_> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let s = Arc::clone(&handles[i % handles.len()]);
+            let from = w.id;
+            let to = lead.id;
+            std::thread::spawn(move || {
+                let mut stored = 0u32;
+                for n in 0..10u8 {
+                    let targets: &[DeviceId] = if i == 0 { &[to, first, second] } else { &[to] };
+                    for target in targets {
+                        match s.post_bundle(team, from, *target, &[n], 1, &q) {
+                            Ok(_) => stored += 1,
+                            Err(StorageError::MailboxFull(_)) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let to_lead = mailbox(s.as_ref(), team, lead.id);
+    let from_first = [lead.id, first, second]
+        .iter()
+        .flat_map(|to| mailbox(s.as_ref(), team, *to))
+        .filter(|(_, from, _)| *from == workers[0].id)
+        .count();
+    assert_eq!(
+        to_lead.len(),
+        25,
+        "the lead's mailbox fills to its cap exactly"
+    );
+    assert_eq!(from_first, 12, "the first sender stops at its cap exactly");
+    let total: usize = std::iter::once(lead.id)
+        .chain(workers.iter().map(|w| w.id))
+        .map(|to| mailbox(s.as_ref(), team, to).len())
+        .sum();
+    assert_eq!(
+        total as u32, stored,
+        "every acknowledged post is stored, nothing else"
+    );
+}
+
+/// Issue 13's paging: `after` is exclusive, `limit` caps the count, the byte budget caps the
+/// blob bytes past the first bundle (a bundle larger than the budget still comes, alone), and
+/// `more` says whether anything waits after the page.
+fn mailboxes_are_read_in_pages(b: &dyn Backend) {
+    let s = b.storage();
+    let team = TeamId::random();
+    let (lead, w) = (keys(1, Role::Lead), keys(2, Role::Worker));
+    s.create_team(team, &lead, 0).unwrap();
+    s.add_device(team, &w, 0).unwrap();
+    let empty = s.bundles_for(team, w.id, 0, 10, 100).unwrap();
+    assert!(empty.bundles.is_empty() && !empty.more);
+    let sizes = [3usize, 3, 3, 20, 1, 1, 1];
+    let ids: Vec<u64> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            s.post_bundle(team, lead.id, w.id, &vec![i as u8; *n], 1, &ROOMY)
+                .unwrap()
+        })
+        .collect();
+    let page_ids = |after, limit, max_bytes| {
+        let page = s.bundles_for(team, w.id, after, limit, max_bytes).unwrap();
+        let got: Vec<u64> = page.bundles.iter().map(|b| b.id).collect();
+        for bundle in &page.bundles {
+            let i = ids.iter().position(|id| *id == bundle.id).unwrap();
+            assert_eq!(bundle.blob, vec![i as u8; sizes[i]]);
+            assert_eq!(bundle.from, lead.id);
+        }
+        (got, page.more)
+    };
+    // By count.
+    assert_eq!(page_ids(0, 2, 1000), (ids[0..2].to_vec(), true));
+    assert_eq!(page_ids(ids[1], 2, 1000), (ids[2..4].to_vec(), true));
+    assert_eq!(page_ids(ids[3], 3, 1000), (ids[4..7].to_vec(), false));
+    assert_eq!(page_ids(ids[3], 4, 1000), (ids[4..7].to_vec(), false));
+    assert_eq!(page_ids(ids[6], 4, 1000), (vec![], false));
+    // By bytes: 3 + 3 fit in 7, the third would not.
+    assert_eq!(page_ids(0, 10, 7), (ids[0..2].to_vec(), true));
+    // The 20-byte bundle comes alone when it is first, even over the budget ...
+    assert_eq!(page_ids(ids[2], 10, 7), (vec![ids[3]], true));
+    // ... and ends a page it does not fit in.
+    assert_eq!(page_ids(ids[1], 10, 7), (vec![ids[2]], true));
+    // Reading every page in turn returns each bundle once, in order.
+    let (mut after, mut seen) = (0, Vec::<u64>::new());
+    loop {
+        let (got, more) = page_ids(after, 2, 5);
+        seen.extend(&got);
+        after = *got.last().unwrap_or(&after);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, ids);
 }
 
 /// What one handle acknowledged, a second handle on the same database (a restarted process, or

@@ -555,6 +555,7 @@ fn write_seeds() {
                     from: device,
                     blob: vec![1; 90],
                 }],
+                more: true,
             })
             .unwrap(),
         ),

@@ -88,11 +88,29 @@ pub struct Bundle {
     pub blob: Vec<u8>,
 }
 
-/// `GET /v1/teams/{team}/bundles`.
+/// `GET /v1/teams/{team}/bundles?after=ID&limit=N`: one page of the caller's mailbox.
+///
+/// Paged so that a mailbox someone filled cannot turn into one huge answer the device must read
+/// whole before its sync can go on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleList {
-    /// Bundles addressed to the caller, oldest first.
+    /// Bundles addressed to the caller with `id > after`, oldest first.
     pub bundles: Vec<Bundle>,
+    /// Whether bundles after the last one of this page wait (absent from relays before paging:
+    /// they answered with the whole mailbox).
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// Query of `GET /v1/teams/{team}/bundles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BundleQuery {
+    /// Return bundles with `id > after`.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many bundles ([`MAX_BUNDLE_PAGE`](crate::MAX_BUNDLE_PAGE) if absent or
+    /// larger).
+    pub limit: Option<u32>,
 }
 
 /// `POST /v1/teams/{team}/push`: at most [`MAX_BATCH`](crate::MAX_BATCH) envelopes, applied in one
@@ -182,7 +200,8 @@ pub struct ErrorBody {
     /// The relay's clock (unix ms), on [`ErrorCode::ClockSkew`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time: Option<i64>,
-    /// How long to wait before retrying, on [`ErrorCode::RateLimited`].
+    /// How long to wait before retrying, on [`ErrorCode::RateLimited`] and
+    /// [`ErrorCode::ErasurePending`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
@@ -337,6 +356,17 @@ pub enum ErrorCode {
     /// 503: the relay's database cannot be reached right now; nothing of the request was
     /// written, so retrying later (with a fresh signature) is safe.
     StorageUnavailable,
+    /// 400: a query parameter is outside the range the relay serves (for example `after`
+    /// beyond the largest sequence number a log can hold).
+    OutOfRange,
+    /// 429: a mailbox quota is full (bundles waiting from this sender, or for this recipient);
+    /// retry once the recipient has fetched its bundles.
+    QuotaExceeded,
+    /// 403: this relay's operator does not let this device found a team.
+    FoundingClosed,
+    /// 503: an erasure committed, but its old pages are not wiped from the relay's files yet
+    /// (a checkpoint was blocked); retry the same request later, it is answered once they are.
+    ErasurePending,
     /// A code this build does not know (a newer relay). The relay itself never sends one.
     #[serde(untagged)]
     Unknown(String),
@@ -344,7 +374,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and metrics.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::BadEnvelope,
         ErrorCode::UnsupportedVersion,
@@ -365,22 +395,26 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::StorageUnavailable,
+        ErrorCode::OutOfRange,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::FoundingClosed,
+        ErrorCode::ErasurePending,
     ];
 
     /// The HTTP status that carries this code.
     pub fn status(&self) -> u16 {
         use ErrorCode::*;
         match self {
-            BadRequest | BadEnvelope | UnsupportedVersion => 400,
+            BadRequest | BadEnvelope | UnsupportedVersion | OutOfRange => 400,
             Unauthenticated | BadSignature | UnknownDevice | ClockSkew | Replayed | Revoked => 401,
-            NotLead | WrongTeam => 403,
+            NotLead | WrongTeam | FoundingClosed => 403,
             NotFound => 404,
             TeamExists | DeviceExists | InviteUsed => 409,
             InviteExpired => 410,
             TooLarge => 413,
-            RateLimited => 429,
+            RateLimited | QuotaExceeded => 429,
             Internal | Unknown(_) => 500,
-            StorageUnavailable => 503,
+            StorageUnavailable | ErasurePending => 503,
         }
     }
 
@@ -408,6 +442,10 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             Internal => "internal",
             StorageUnavailable => "storage_unavailable",
+            OutOfRange => "out_of_range",
+            QuotaExceeded => "quota_exceeded",
+            FoundingClosed => "founding_closed",
+            ErasurePending => "erasure_pending",
             Unknown(code) => code,
         }
     }
@@ -432,14 +470,28 @@ mod tests {
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
             assert!((400..600).contains(&code.status()));
         }
+        // Each code once: ALL is the closed label set of the relay's metrics.
+        let names: std::collections::HashSet<&str> =
+            ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        assert!(
+            !ErrorCode::ALL
+                .iter()
+                .any(|c| matches!(c, ErrorCode::Unknown(_)))
+        );
     }
 
     #[test]
     fn a_code_from_a_newer_relay_reads_as_unknown() {
         let body: ErrorBody =
-            serde_json::from_str(r#"{"error":"quota_exceeded","message":"later"}"#).unwrap();
-        assert_eq!(body.error, ErrorCode::Unknown("quota_exceeded".into()));
-        assert_eq!(body.error.as_str(), "quota_exceeded");
+            serde_json::from_str(r#"{"error":"storage_full","message":"later"}"#).unwrap();
+        assert_eq!(body.error, ErrorCode::Unknown("storage_full".into()));
+        assert_eq!(body.error.as_str(), "storage_full");
+        // A code this build added is no longer unknown.
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"quota_exceeded\"").unwrap(),
+            ErrorCode::QuotaExceeded
+        );
         assert_eq!(
             serde_json::from_str::<ErrorCode>("\"not_found\"").unwrap(),
             ErrorCode::NotFound

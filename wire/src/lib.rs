@@ -56,5 +56,7 @@ pub const MAX_BATCH: usize = 500;
 pub const DEFAULT_PULL_LIMIT: u32 = 500;
 /// Most entries per pull page.
 pub const MAX_PULL_LIMIT: u32 = 1000;
+/// Most bundles per mailbox page.
+pub const MAX_BUNDLE_PAGE: u32 = 100;
 /// How far (ms) a request's timestamp may be from the relay's clock: 300 s.
 pub const CLOCK_TOLERANCE_MS: i64 = 300_000;

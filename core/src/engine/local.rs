@@ -399,7 +399,13 @@ impl Engine {
             w.push_tombstone(&id, kind)
         })?;
         self.local(id, kind, true);
-        Ok(())
+        // Reported done only once the old pages are gone from the files.
+        self.store.check_wiped()
+    }
+
+    /// See [`Workspace::wipe_erased`](crate::Workspace::wipe_erased).
+    pub(crate) fn wipe_erased(&self) -> Result<()> {
+        self.store.check_wiped()
     }
 
     /// Re-seals the whole store under a new storage key or passphrase. The old key stops working

@@ -10,6 +10,7 @@ pub(crate) mod schema;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use streetsync_wire::RecordId;
@@ -26,6 +27,9 @@ struct Db {
     conn: Connection,
     cache: Option<Cache>,
     data_version: i64,
+    /// An erasure committed whose old pages may still be in the WAL or the main file (mirrors
+    /// the `erasure_pending` meta row, which survives a restart).
+    wipe_pending: bool,
     /// Under the same lock as the connection, so a storage-key change swaps it atomically.
     sealer: Sealer,
 }
@@ -35,8 +39,51 @@ pub(crate) struct Store {
     db: Mutex<Db>,
 }
 
+/// The store's busy timeout outside a wipe.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an erasure waits for other connections (another process on the same file, a backup)
+/// to let its checkpoint through before it reports [`Error::ErasurePending`].
+const WIPE_BUDGET: Duration = Duration::from_secs(2);
+
+/// The meta row that says an erasure is committed but not yet wiped from the files.
+const META_WIPE_PENDING: &str = "erasure_pending";
+
+/// One `PRAGMA wal_checkpoint(TRUNCATE)`, read: true only if it ran to the end (`busy` is 0 and
+/// every WAL frame was copied back), so the WAL is empty and the main file holds the pages
+/// `secure_delete` zeroed, not the old ones.
+fn checkpoint_truncate(conn: &Connection) -> Result<bool> {
+    let (busy, log, checkpointed): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && log >= 0 && log == checkpointed)
+}
+
+/// Checkpoints until the WAL is emptied or `budget` is spent, backing off between attempts (an
+/// open read transaction elsewhere blocks a checkpoint). True once the old pages are gone.
+fn wipe(conn: &Connection, budget: Duration) -> Result<bool> {
+    let deadline = Instant::now() + budget;
+    let mut pause = Duration::from_millis(5);
+    // Each attempt waits only briefly for readers; the loop does the waiting.
+    conn.busy_timeout(Duration::from_millis(20))?;
+    let result = (|| loop {
+        if checkpoint_truncate(conn)? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(200));
+    })();
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    result
+}
+
 fn sqlite_pragmas(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Corrupt {
@@ -100,16 +147,60 @@ impl Store {
                 });
             }
         }
+        let wipe_pending = meta_get(&tx, META_WIPE_PENDING)?.is_some();
         tx.commit()?;
         let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        Ok(Self {
-            db: Mutex::new(Db {
-                conn,
-                cache: None,
-                data_version,
-                sealer,
-            }),
-        })
+        let mut db = Db {
+            conn,
+            cache: None,
+            data_version,
+            wipe_pending,
+            sealer,
+        };
+        if db.wipe_pending {
+            // An erasure from before a crash or a blocked checkpoint: wipe it now if possible.
+            Self::try_wipe(&mut db, WIPE_BUDGET);
+        }
+        Ok(Self { db: Mutex::new(db) })
+    }
+
+    /// Wipes a pending erasure's old pages: checkpoints for up to `budget`, and once that
+    /// completes clears the pending mark (its own small write is checkpointed too). Leaves
+    /// `db.wipe_pending` set if readers still block it.
+    fn finish_wipe(db: &mut Db, budget: Duration) -> Result<()> {
+        if !wipe(&db.conn, budget)? {
+            db.wipe_pending = true;
+            return Ok(());
+        }
+        db.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [META_WIPE_PENDING])?;
+        db.wipe_pending = false;
+        // Only the meta row's page is in the WAL now; no reader blocked the wipe a moment ago.
+        let _ = checkpoint_truncate(&db.conn)?;
+        Ok(())
+    }
+
+    /// [`Store::finish_wipe`] where the caller cannot act on a failure (the erasure is committed
+    /// already): it is logged and the wipe stays pending.
+    fn try_wipe(db: &mut Db, budget: Duration) {
+        if let Err(e) = Self::finish_wipe(db, budget) {
+            tracing::warn!(error = %e, "checkpoint for an erasure failed; retried later");
+            db.wipe_pending = true;
+        }
+    }
+
+    /// Fails with [`Error::ErasurePending`] while an erasure's old pages may still be in the
+    /// store's files; tries the wipe once more first. The erasure itself is committed either
+    /// way, and every later write (and the next open) retries the wipe.
+    pub(crate) fn check_wiped(&self) -> Result<()> {
+        let mut db = self.lock()?;
+        if db.wipe_pending {
+            Self::finish_wipe(&mut db, Duration::ZERO)?;
+        }
+        if db.wipe_pending {
+            return Err(Error::ErasurePending);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Db>> {
@@ -151,8 +242,17 @@ impl Store {
 
     /// Runs `f` in one immediate transaction; commits (durably) only if `f` returns `Ok`, and only
     /// then updates the cache.
+    ///
+    /// A write that erased a record marks the erasure pending in the same transaction, then
+    /// checkpoints until the old pages are gone from the WAL and the main file (for up to
+    /// [`WIPE_BUDGET`]). If readers elsewhere block that, the write still returns `Ok` (it is
+    /// committed) with the mark left for the next write, [`Store::check_wiped`] and the next open
+    /// to retry; callers that report an erasure ask [`Store::check_wiped`] first.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         let mut db = self.lock()?;
+        if db.wipe_pending {
+            Self::try_wipe(&mut db, Duration::ZERO);
+        }
         Self::ensure_cache(&mut db)?;
         let (out, erased) = {
             let Db {
@@ -178,6 +278,9 @@ impl Store {
                 erased,
                 ..
             } = w;
+            if erased {
+                meta_put(&tx, META_WIPE_PENDING, &[1])?;
+            }
             tx.commit()?;
             for u in updates {
                 match u {
@@ -197,9 +300,13 @@ impl Store {
             (out, erased)
         };
         if erased {
-            // Old page versions of erased records would stay in the WAL until a checkpoint.
-            db.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            // Old page versions of erased records stay in the WAL (and the main file) until a
+            // checkpoint runs to the end.
+            db.wipe_pending = true;
+            Self::try_wipe(&mut db, WIPE_BUDGET);
+            if db.wipe_pending {
+                tracing::warn!("an erasure's checkpoint is blocked by another connection");
+            }
         }
         Ok(out)
     }

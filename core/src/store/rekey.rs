@@ -3,7 +3,7 @@
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::{Db, Store, meta_put};
+use super::{Db, META_WIPE_PENDING, Store, WIPE_BUDGET, meta_put};
 use crate::crypto::{Purpose, Sealer, sha256};
 use crate::error::{Error, Result};
 
@@ -77,12 +77,19 @@ impl Store {
             meta_put(&tx, "kdf_salt", &salt)?;
             meta_put(&tx, "kdf_iterations", &iterations.to_be_bytes())?;
         }
+        // Pending until the pages sealed under the old key are gone from the files.
+        meta_put(&tx, META_WIPE_PENDING, &[1])?;
         tx.commit()?;
         *sealer = new;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        conn.execute_batch("VACUUM")?;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        db.wipe_pending = true;
         db.cache = None;
+        // VACUUM rewrites every page (into the WAL); the checkpoint then replaces the main
+        // file's pages and empties the WAL, and only a checkpoint that ran to the end counts.
+        db.conn.execute_batch("VACUUM")?;
+        Self::finish_wipe(&mut db, WIPE_BUDGET)?;
+        if db.wipe_pending {
+            return Err(Error::ErasurePending);
+        }
         Ok(())
     }
 }

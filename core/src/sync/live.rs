@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 use super::{SyncClient, SyncProgress, SyncReport};
@@ -160,6 +161,18 @@ async fn run(
 
 struct Stop;
 
+/// Largest message this client takes from the relay's live socket.
+pub(crate) const MAX_LIVE_MESSAGE: usize = 4 * 1024;
+
+/// The live socket's limits: the relay sends only `{"head": N}` and control frames, and
+/// tungstenite's default would take a message of 64 MiB from it.
+fn live_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_LIVE_MESSAGE))
+        .max_frame_size(Some(MAX_LIVE_MESSAGE))
+        .read_buffer_size(2 * MAX_LIVE_MESSAGE)
+}
+
 async fn connected(
     client: &SyncClient,
     listener: &Arc<dyn SyncListener>,
@@ -180,9 +193,15 @@ async fn connected(
         HeaderValue::from_str(&auth).map_err(|_| Error::Internal("header encoding"))?,
     );
     let connector = tokio_tungstenite::Connector::Rustls(client.relay.tls());
+    let config = live_config();
     let (mut socket, _) = match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)),
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            false,
+            Some(connector),
+        ),
     )
     .await
     {
@@ -232,5 +251,49 @@ async fn connected(
             _ = local.local_change.notified() => sync(client, listener).await?,
             _ = tokio::time::sleep(PERIODIC) => sync(client, listener).await?,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use futures_util::SinkExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_live_socket_refuses_a_message_over_its_cap() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::text(r#"{"head":1}"#)).await.unwrap();
+            let huge = format!(r#"{{"head":2,"pad":"{}"}}"#, "x".repeat(64 * 1024));
+            let _ = ws.send(Message::text(huge)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+            format!("ws://{addr}/v1/teams/x/live"),
+            tcp,
+            Some(live_config()),
+        )
+        .await
+        .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap();
+        assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+        let second = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                second,
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_)))
+            ),
+            "{second:?}"
+        );
     }
 }

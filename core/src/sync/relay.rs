@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use streetsync_wire::{ErrorBody, ErrorCode, auth};
+use streetsync_wire::{ErrorBody, ErrorCode, MAX_BODY_BYTES, auth};
 
 use crate::crypto::DeviceIdentity;
 use crate::error::{Error, Result};
@@ -78,6 +78,10 @@ impl RelayClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
+            // The relay closes a kept-alive connection that sends no request within its header
+            // timeout (10 s by default); dropping idle ones sooner keeps a request from being
+            // sent on a connection the relay is closing at that moment.
+            .pool_idle_timeout(Duration::from_secs(5))
             .tls_backend_preconfigured((*tls).clone())
             .build()
             .map_err(|e| Error::Offline(format!("HTTP client: {e}")))?;
@@ -149,10 +153,7 @@ impl RelayClient {
             }
             let resp = req.send().await.map_err(|e| Error::Offline(describe(&e)))?;
             let status = resp.status();
-            let text = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Offline(describe(&e)))?;
+            let text = read_capped(resp, path).await?;
             if status.is_success() {
                 return serde_json::from_slice(&text).map_err(|e| {
                     Error::Protocol(format!("relay answered {path} with unexpected JSON: {e}"))
@@ -176,7 +177,11 @@ impl RelayClient {
                     self.offset_ms
                         .store(server - crate::clock::now_ms(), Ordering::Relaxed);
                 }
-                (ErrorCode::RateLimited, _, wait) if rate_retries > 0 => {
+                // An erasure the relay stored but has not wiped yet: the same request is answered
+                // once it has.
+                (ErrorCode::RateLimited | ErrorCode::ErasurePending, _, wait)
+                    if rate_retries > 0 =>
+                {
                     rate_retries -= 1;
                     tokio::time::sleep(Duration::from_millis(wait.unwrap_or(500).min(5_000))).await;
                 }
@@ -189,6 +194,39 @@ impl RelayClient {
             }
         }
     }
+}
+
+/// The most this client reads of one answer: a relay's answers are at most a pull page or a
+/// mailbox page ([`MAX_BODY_BYTES`] of entries) plus the JSON around them. A relay (or something
+/// in between) that sends more is cut off instead of filling the device's memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = MAX_BODY_BYTES + 1024 * 1024;
+
+/// Reads an answer's body, refusing it once it is over [`MAX_ANSWER_BYTES`] (by its announced
+/// length at once, else as the bytes arrive).
+async fn read_capped(mut resp: reqwest::Response, path: &str) -> Result<Vec<u8>> {
+    let too_large = || {
+        Error::Protocol(format!(
+            "the relay's answer to {path} is over {MAX_ANSWER_BYTES} bytes"
+        ))
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Error::Offline(describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -206,5 +244,71 @@ fn describe(e: &reqwest::Error) -> String {
         "the relay did not answer in time".into()
     } else {
         format!("connection to the relay failed: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A fake relay on 127.0.0.1 that answers every request with `head` and then `body_len`
+    /// bytes of JSON-looking filler (as fast as the client reads).
+    async fn oversized_relay(head: String, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_len {
+                        if s.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    async fn ask(url: &str) -> Result<serde_json::Value> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = RelayClient::new(url, None).unwrap();
+        let id = DeviceIdentity::generate().unwrap();
+        client
+            .call::<(), serde_json::Value>(&id, Method::GET, "/v1/teams/x/pull", None)
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_cap_is_refused_by_its_length_or_as_it_arrives() {
+        let big = MAX_ANSWER_BYTES + 1;
+        let announced = oversized_relay(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {big}\r\n\r\n"
+            ),
+            big,
+        )
+        .await;
+        assert!(matches!(ask(&announced).await, Err(Error::Protocol(m)) if m.contains("over")));
+        // No length announced: the body is cut off once it passes the cap.
+        let streamed = oversized_relay(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                .to_owned(),
+            2 * MAX_ANSWER_BYTES,
+        )
+        .await;
+        assert!(matches!(ask(&streamed).await, Err(Error::Protocol(m)) if m.contains("over")));
     }
 }

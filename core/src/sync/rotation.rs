@@ -48,6 +48,9 @@ pub(crate) fn fuzz_decode_bundle(data: &[u8]) -> bool {
     postcard::from_bytes::<BundleMessage>(data).is_ok()
 }
 
+/// Mailbox pages one sync reads at most.
+const MAX_MAILBOX_PAGES: usize = 32;
+
 impl SyncClient {
     /// Fetches bundles addressed to this device. A key grant counts only if it is signed by a
     /// lead that is active on this device's roster; its keys are then taken one epoch at a time
@@ -59,16 +62,38 @@ impl SyncClient {
         team: TeamId,
         alerts: &mut Vec<SecurityAlert>,
     ) -> Result<u64> {
-        let list: streetsync_wire::BundleList = self
-            .relay
-            .call::<(), _>(
-                self.engine.identity(),
-                Method::GET,
-                &team_path(team, "/bundles"),
-                None,
-            )
-            .await?;
-        for b in list.bundles {
+        // The mailbox comes in pages, each bundle deleted once handled; a teammate who keeps
+        // posting can make it no longer than MAX_MAILBOX_PAGES pages per sync (the rest waits
+        // for the next one).
+        let mut after = 0;
+        for _ in 0..MAX_MAILBOX_PAGES {
+            let list: streetsync_wire::BundleList = self
+                .relay
+                .call::<(), _>(
+                    self.engine.identity(),
+                    Method::GET,
+                    &team_path(team, &format!("/bundles?after={after}")),
+                    None,
+                )
+                .await?;
+            let more = list.more;
+            after = list.bundles.last().map_or(after, |b| b.id);
+            self.handle_bundles(team, list.bundles, alerts).await?;
+            if !more {
+                break;
+            }
+        }
+        self.take_grants()
+    }
+
+    /// Stores or refuses one page of bundles, deleting each from the relay.
+    async fn handle_bundles(
+        &self,
+        team: TeamId,
+        bundles: Vec<streetsync_wire::Bundle>,
+        alerts: &mut Vec<SecurityAlert>,
+    ) -> Result<()> {
+        for b in bundles {
             let opened = self
                 .engine
                 .identity()
@@ -96,7 +121,7 @@ impl SyncClient {
                 )
                 .await?;
         }
-        self.take_grants()
+        Ok(())
     }
 
     /// Whether a grant is kept here waiting for its epoch's commitment.

@@ -275,8 +275,20 @@ impl Workspace {
     /// Erases a contact or client everywhere (GDPR Art. 17; leads only): the local copy goes now,
     /// the relay deletes every envelope of it when the tombstone arrives, and every device deletes
     /// its copy at its next sync. Works offline; the tombstone waits in the outbox.
+    ///
+    /// Returns [`Error::ErasurePending`](crate::Error::ErasurePending) when the erasure is
+    /// committed but another connection to the database kept its old bytes from being wiped
+    /// from the files yet; [`Workspace::wipe_erased`] tells when that is done.
     pub fn erase_record(&self, id: RecordId) -> Result<()> {
         self.engine.erase_record(id)
+    }
+
+    /// Tries once more to wipe the old bytes of erased records (or of a storage-key change) from
+    /// the store's files: `Ok` once none is left, [`Error::ErasurePending`](crate::Error::ErasurePending)
+    /// while another connection still blocks it. Every write and every open retries it as well;
+    /// this is for a host that wants to tell its user when an erasure is complete.
+    pub fn wipe_erased(&self) -> Result<()> {
+        self.engine.wipe_erased()
     }
 
     /// Re-seals the whole store under a new storage key or passphrase. The old key stops working

@@ -1,5 +1,5 @@
 -- 0001: the relay's schema on PostgreSQL, the same tables as the SQLite migrations 0001-0003
--- (ADR 0010). Ids are 16-byte bytea; every envelope body is the JSON the relay wrote when it
+-- (ADR 0011). Ids are 16-byte bytea; every envelope body is the JSON the relay wrote when it
 -- accepted the envelope, handed out by pulls as stored (text, not jsonb: jsonb would reorder keys
 -- and re-encode, and pulls would no longer be byte-identical to the SQLite backend's).
 

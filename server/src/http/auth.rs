@@ -2,7 +2,8 @@
 //!
 //! [`Signed`] reads the header and the body and checks the clock window; [`Member`] goes on to
 //! find the device in the path's team, verify the signature against its registered key, refuse
-//! replays, revoked devices and wrong teams, and charge the device's rate limit. Handlers that take
+//! wrong teams and revoked devices, and only then refuse replays and charge the device's rate
+//! limit (so the replay cache holds only current members' nonces). Handlers that take
 //! a [`Member`] therefore only ever run for an authenticated, current member of the team.
 
 use axum::body::Bytes;
@@ -15,6 +16,7 @@ use streetsync_wire::{CLOCK_TOLERANCE_MS, DeviceInfo, MAX_BODY_BYTES, TeamId};
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::Replay;
 use crate::now_ms;
 use crate::storage::DeviceLookup;
 
@@ -80,9 +82,8 @@ impl Signed {
         self.uri.path_and_query().map_or("/", |pq| pq.as_str())
     }
 
-    /// Verifies the signature under `sign_pk`, then refuses a replayed nonce and charges the rate
-    /// limit of the header's device.
-    pub fn verify(&self, state: &AppState, sign_pk: &[u8]) -> Result<(), ApiError> {
+    /// Verifies the signature under `sign_pk`.
+    pub fn verify(&self, sign_pk: &[u8]) -> Result<(), ApiError> {
         self.header
             .verify(
                 sign_pk,
@@ -90,37 +91,45 @@ impl Signed {
                 self.path_and_query(),
                 &self.body,
             )
-            .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))?;
-        if !state.replay.check_and_insert(
-            self.header.device,
-            self.header.nonce,
-            self.header.ts_ms,
-            now_ms(),
-        ) {
-            return Err(ApiError::Replayed);
+            .map_err(|_| ApiError::BadSignature("the request signature does not verify".into()))
+    }
+
+    /// For a request whose signature verified and whose device may make it (a current member,
+    /// or an allowed founder): refuses a replayed nonce, then charges the device's rate limit.
+    ///
+    /// Only here does a request reach the replay check, so that neither forged nor revoked
+    /// devices' requests can fill it; and the nonce is recorded before the rate limit is charged,
+    /// so a replay of a captured request does not spend its victim's budget.
+    ///
+    /// When the storage shares nonces between instances (PostgreSQL, ADR 0011), the database's
+    /// nonce table is the replay check instead of this process's cache: a nonce seen by any
+    /// instance on the same database is refused, and the in-memory cache would only duplicate it.
+    pub async fn admit(&self, state: &AppState) -> Result<(), ApiError> {
+        let (device, nonce, ts_ms) = (self.header.device, self.header.nonce, self.header.ts_ms);
+        if state.storage.shares_nonces() {
+            let fresh = state
+                .db(move |s| s.remember_nonce(device, nonce, ts_ms, now_ms()))
+                .await?;
+            if !fresh {
+                return Err(ApiError::Replayed);
+            }
+        } else {
+            match state
+                .replay
+                .check_and_insert(device, nonce, ts_ms, now_ms())
+            {
+                Replay::Fresh => {}
+                Replay::Replayed => return Err(ApiError::Replayed),
+                Replay::Full { retry_after_ms } => {
+                    tracing::warn!("the replay cache is full; refusing requests until it drains");
+                    return Err(ApiError::RateLimited { retry_after_ms });
+                }
+            }
         }
         state
             .rate_limit
-            .check(self.header.device)
+            .check(device)
             .map_err(|retry_after_ms| ApiError::RateLimited { retry_after_ms })
-    }
-
-    /// Refuses a nonce that any relay instance on the same database saw before, when the storage
-    /// shares nonces (PostgreSQL, ADR 0010); called right after [`Signed::verify`], which checks
-    /// this process's own cache. Issue 16: the one addition to the auth path.
-    pub async fn verify_shared_nonce(&self, state: &AppState) -> Result<(), ApiError> {
-        if !state.storage.shares_nonces() {
-            return Ok(());
-        }
-        let (device, nonce, ts_ms) = (self.header.device, self.header.nonce, self.header.ts_ms);
-        let fresh = state
-            .db(move |s| s.remember_nonce(device, nonce, ts_ms, now_ms()))
-            .await?;
-        if fresh {
-            Ok(())
-        } else {
-            Err(ApiError::Replayed)
-        }
     }
 
     /// Parses the body as JSON.
@@ -199,12 +208,12 @@ impl FromRequest<AppState> for Member {
         let Some(known) = in_team.as_ref().or(elsewhere.as_ref()) else {
             return Err(ApiError::UnknownDevice);
         };
-        request.verify(state, &known.keys.sign_pk)?;
-        request.verify_shared_nonce(state).await?;
+        request.verify(&known.keys.sign_pk)?;
         let device = in_team.ok_or(ApiError::WrongTeam)?;
         if device.revoked {
             return Err(ApiError::Revoked);
         }
+        request.admit(state).await?;
         Ok(Member {
             team,
             device,

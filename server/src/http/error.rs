@@ -10,6 +10,9 @@ use streetsync_wire::{ErrorBody, ErrorCode, WireError};
 
 use crate::storage::StorageError;
 
+/// How long a client is told to wait before retrying a request answered `erasure_pending`.
+const ERASURE_RETRY_MS: u64 = 2_000;
+
 /// A refusal, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -76,6 +79,19 @@ pub enum ApiError {
         /// How long until a request will be accepted again.
         retry_after_ms: u64,
     },
+    /// 400 `out_of_range`: a query parameter outside the range the relay serves.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// 429 `quota_exceeded`: a mailbox quota is full.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 403 `founding_closed`: the operator does not let this device found a team.
+    #[error("this relay does not let this device found a team; ask its operator (--team-founding)")]
+    FoundingClosed,
+    /// 503 `erasure_pending`: an erasure committed but its old pages are not wiped from the
+    /// relay's files yet; the same request is answered once they are.
+    #[error("the erasure is stored but not yet wiped from the relay's files; retry shortly")]
+    ErasurePending,
     /// 500 `internal`: a relay failure; the cause is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -109,6 +125,10 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+            ApiError::OutOfRange(_) => ErrorCode::OutOfRange,
+            ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            ApiError::FoundingClosed => ErrorCode::FoundingClosed,
+            ApiError::ErasurePending => ErrorCode::ErasurePending,
         }
     }
 
@@ -137,6 +157,8 @@ impl From<StorageError> for ApiError {
             StorageError::DeviceRevoked => ApiError::Revoked,
             StorageError::InviteUsed => ApiError::InviteUsed,
             StorageError::InviteExpired => ApiError::InviteExpired,
+            StorageError::ErasurePending => ApiError::ErasurePending,
+            StorageError::MailboxFull(why) => ApiError::QuotaExceeded(why),
             StorageError::CoversBeyondHead { covers, head } => ApiError::BadRequest(format!(
                 "the snapshot covers sequence number {covers}, but the log only reaches {head}"
             )),
@@ -172,6 +194,7 @@ impl IntoResponse for ApiError {
             },
             retry_after_ms: match self {
                 ApiError::RateLimited { retry_after_ms } => Some(retry_after_ms),
+                ApiError::ErasurePending => Some(ERASURE_RETRY_MS),
                 _ => None,
             },
         };

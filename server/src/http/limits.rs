@@ -1,58 +1,146 @@
-//! In-memory guards of the request path: the nonce replay cache and the per-device rate limit.
+//! In-memory guards of the request path: the nonce replay cache, the per-device rate limit, the
+//! mailbox quotas and who may found a team.
 //!
-//! Both are per relay process. After a restart the replay cache is empty, which is why the
-//! relay also refuses timestamps older than its own start (see `http::auth`).
+//! The cache and the buckets are per relay process. After a restart the replay cache is empty,
+//! which is why the relay also refuses timestamps older than its own start (see `http::auth`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use streetsync_wire::{CLOCK_TOLERANCE_MS, DeviceId};
 
-/// How often the replay cache drops nonces that can no longer be replayed.
-const PRUNE_EVERY: Duration = Duration::from_secs(5);
+/// Width of one bucket of the replay cache, by request timestamp.
+const BUCKET_MS: i64 = 10_000;
 
-/// `(device, nonce)` pairs seen within the clock window.
-#[derive(Debug, Default)]
+/// What the replay cache says about a `(device, nonce)` pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// First use; now recorded.
+    Fresh,
+    /// Seen before inside the clock window.
+    Replayed,
+    /// The cache is full: the request cannot be told apart from a replay, so it is refused for
+    /// now. The value is how long until the oldest bucket leaves the window.
+    Full {
+        /// Milliseconds to wait.
+        retry_after_ms: u64,
+    },
+}
+
+/// `(device, nonce)` pairs of authenticated requests, kept as long as their timestamp is inside
+/// the clock window, in buckets by timestamp so whole buckets leave the window at once.
+///
+/// At most `capacity` pairs: a full cache refuses new pairs (the caller answers `rate_limited`)
+/// rather than forget one early, since a forgotten pair could be replayed. Only requests whose
+/// signature verified from a current member reach it (`http::auth`), so filling it takes a
+/// team's own devices, and each of them is held to its rate limit.
+#[derive(Debug)]
 pub struct ReplayCache {
+    capacity: usize,
     inner: Mutex<ReplayInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ReplayInner {
-    seen: HashMap<(DeviceId, [u8; 16]), i64>,
-    last_prune: Instant,
+    /// Bucket (timestamp / [`BUCKET_MS`]) to the pairs whose timestamp falls in it.
+    buckets: BTreeMap<i64, HashSet<(DeviceId, [u8; 16])>>,
+    len: usize,
 }
 
-impl Default for ReplayInner {
+impl Default for ReplayCache {
     fn default() -> Self {
-        ReplayInner {
-            seen: HashMap::new(),
-            last_prune: Instant::now(),
-        }
+        Self::new(1_000_000)
     }
 }
 
 impl ReplayCache {
-    /// Records the pair; false if it was seen before (a replay).
+    /// A cache of at most `capacity` pairs.
+    pub fn new(capacity: usize) -> Self {
+        ReplayCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new(ReplayInner::default()),
+        }
+    }
+
+    /// Records the pair unless it was seen (a replay) or the cache is full.
     ///
-    /// A pair is forgotten once its timestamp is outside the clock window, because the clock check
-    /// refuses such a request before it gets here.
+    /// A replay carries the same signed timestamp, so it lands in the same bucket. Buckets are
+    /// dropped only once every timestamp they can hold is outside the window, where the clock
+    /// check refuses a request before it gets here.
     pub fn check_and_insert(
         &self,
         device: DeviceId,
         nonce: [u8; 16],
         ts_ms: i64,
         now_ms: i64,
-    ) -> bool {
+    ) -> Replay {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.last_prune.elapsed() >= PRUNE_EVERY {
-            inner
-                .seen
-                .retain(|_, ts| *ts >= now_ms - CLOCK_TOLERANCE_MS);
-            inner.last_prune = Instant::now();
+        let oldest_live = (now_ms - CLOCK_TOLERANCE_MS).div_euclid(BUCKET_MS);
+        while let Some(entry) = inner.buckets.first_entry() {
+            if *entry.key() >= oldest_live {
+                break;
+            }
+            let gone = entry.remove().len();
+            inner.len -= gone;
         }
-        inner.seen.insert((device, nonce), ts_ms).is_none()
+        let bucket = ts_ms.div_euclid(BUCKET_MS);
+        if inner
+            .buckets
+            .get(&bucket)
+            .is_some_and(|b| b.contains(&(device, nonce)))
+        {
+            return Replay::Replayed;
+        }
+        if inner.len >= self.capacity {
+            let oldest = inner.buckets.keys().next().copied().unwrap_or(bucket);
+            let leaves_at = (oldest + 1) * BUCKET_MS + CLOCK_TOLERANCE_MS;
+            let wait = leaves_at.saturating_sub(now_ms).clamp(1, 3_600_000);
+            return Replay::Full {
+                retry_after_ms: wait.unsigned_abs(),
+            };
+        }
+        inner
+            .buckets
+            .entry(bucket)
+            .or_default()
+            .insert((device, nonce));
+        inner.len += 1;
+        Replay::Fresh
+    }
+
+    /// How many pairs the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len
+    }
+
+    /// Whether the cache holds no pair.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub use crate::storage::MailboxQuota;
+
+/// Who may found a team on this relay (`--team-founding`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Founding {
+    /// Any device.
+    Open,
+    /// The listed devices only.
+    Allowlist(HashSet<DeviceId>),
+    /// Nobody.
+    Closed,
+}
+
+impl Founding {
+    /// Whether `device` may found a team.
+    pub fn allows(&self, device: DeviceId) -> bool {
+        match self {
+            Founding::Open => true,
+            Founding::Allowlist(ids) => ids.contains(&device),
+            Founding::Closed => false,
+        }
     }
 }
 
@@ -120,10 +208,43 @@ mod tests {
     fn replay_cache_refuses_second_use() {
         let cache = ReplayCache::default();
         let d = DeviceId::from_bytes([1; 16]);
-        assert!(cache.check_and_insert(d, [1; 16], 10, 10));
-        assert!(!cache.check_and_insert(d, [1; 16], 10, 10));
-        assert!(cache.check_and_insert(d, [2; 16], 10, 10));
-        assert!(cache.check_and_insert(DeviceId::from_bytes([2; 16]), [1; 16], 10, 10));
+        assert_eq!(cache.check_and_insert(d, [1; 16], 10, 10), Replay::Fresh);
+        assert_eq!(cache.check_and_insert(d, [1; 16], 10, 10), Replay::Replayed);
+        assert_eq!(cache.check_and_insert(d, [2; 16], 10, 10), Replay::Fresh);
+        assert_eq!(
+            cache.check_and_insert(DeviceId::from_bytes([2; 16]), [1; 16], 10, 10),
+            Replay::Fresh
+        );
+    }
+
+    #[test]
+    fn a_full_replay_cache_refuses_instead_of_forgetting() {
+        let cache = ReplayCache::new(3);
+        let d = DeviceId::from_bytes([1; 16]);
+        let now = 1_000_000_000;
+        for n in 0..3u8 {
+            assert_eq!(cache.check_and_insert(d, [n; 16], now, now), Replay::Fresh);
+        }
+        // Full: a new pair is refused, and every pair seen is still refused as a replay.
+        assert!(matches!(
+            cache.check_and_insert(d, [9; 16], now, now),
+            Replay::Full { retry_after_ms } if retry_after_ms > 0
+        ));
+        for n in 0..3u8 {
+            assert_eq!(
+                cache.check_and_insert(d, [n; 16], now, now + CLOCK_TOLERANCE_MS),
+                Replay::Replayed,
+                "still inside the window"
+            );
+        }
+        assert_eq!(cache.len(), 3);
+        // Once the bucket has left the window, the space is free again.
+        let later = now + CLOCK_TOLERANCE_MS + 2 * BUCKET_MS;
+        assert_eq!(
+            cache.check_and_insert(d, [9; 16], later, later),
+            Replay::Fresh
+        );
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

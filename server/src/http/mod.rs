@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bundles;
+pub mod connections;
 pub mod error;
 pub mod invites;
 pub mod limits;
@@ -13,7 +14,7 @@ pub mod sync;
 pub mod teams;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::HttpBody as _;
@@ -24,9 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use streetsync_wire::{ErrorCode, MAX_BODY_BYTES};
 use tokio::sync::{mpsc, watch};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use self::error::ApiError;
-use self::limits::{RateLimiter, ReplayCache};
+use self::limits::{Founding, MailboxQuota, RateLimiter, ReplayCache};
 use self::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
@@ -44,6 +46,10 @@ pub struct AppState {
     pub rate_limit: Arc<RateLimiter>,
     /// Per-team head broadcasts for the live WebSockets.
     pub live: Arc<LiveHub>,
+    /// How many bundles may wait per sender and per recipient.
+    pub mailbox: MailboxQuota,
+    /// Who may found a team.
+    pub founding: Arc<Founding>,
     /// When this relay process started (unix ms); older request timestamps are refused.
     pub started_ms: i64,
     /// Turns true when the relay begins shutting down.
@@ -67,8 +73,10 @@ impl AppState {
     }
 }
 
-/// The relay's router with every route and layer.
-pub fn router(state: AppState) -> Router {
+/// The relay's router with every route and layer. `request_timeout` bounds a whole request (its
+/// body upload included; an upgraded live WebSocket is no longer a request), `body_timeout` the
+/// time a request body may go without sending a byte.
+pub fn router(state: AppState, request_timeout: Duration, body_timeout: Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -105,6 +113,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .with_state(state)
 }
 
@@ -127,6 +140,10 @@ async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError
 
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state
+        .metrics
+        .replay_nonces
+        .set(i64::try_from(state.replay.len()).unwrap_or(i64::MAX));
     let text = state
         .metrics
         .encode()
@@ -154,7 +171,7 @@ async fn track(
     next: Next,
 ) -> Response {
     let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = crate::metrics::MethodLabel::of(req.method());
     let bytes_in = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -169,7 +186,7 @@ async fn track(
     m.requests
         .get_or_create(&crate::metrics::RequestLabels {
             route: route.clone(),
-            method: method.clone(),
+            method,
             status: status.as_u16(),
         })
         .inc();
@@ -182,7 +199,7 @@ async fn track(
         m.error(ErrorCode::TooLarge);
     }
     tracing::info!(
-        %method,
+        method = method.as_str(),
         %route,
         status = status.as_u16(),
         error = code.as_ref().map(ErrorCode::as_str),

@@ -53,7 +53,18 @@ async fn append(
 ) -> Result<AppendOutcome, ApiError> {
     let team = member.team;
     let count = envelopes.len();
-    let outcome = state.db(move |s| s.append(team, &envelopes)).await?;
+    let outcome = match state.db(move |s| s.append(team, &envelopes)).await {
+        Ok(outcome) => outcome,
+        Err(ApiError::ErasurePending) => {
+            // The tombstone is in the log although its wipe is not done: online devices may
+            // pull it now (the sender's retry will be a duplicate, which publishes nothing).
+            if let Ok(Some(head)) = state.db(move |s| s.head(team)).await {
+                state.live.publish(team, head);
+            }
+            return Err(ApiError::ErasurePending);
+        }
+        Err(e) => return Err(e),
+    };
     let m = &state.metrics;
     m.envelopes_stored.inc_by(outcome.appended);
     m.envelopes_duplicate
@@ -95,6 +106,18 @@ pub async fn push(
     }))
 }
 
+/// Refuses a cursor beyond the largest number SQLite's `INTEGER` (and so the log) can hold: it
+/// cannot name an entry, and used to surface as a 500 ("corrupt stored data").
+pub(crate) fn in_range(name: &str, value: u64) -> Result<u64, ApiError> {
+    if i64::try_from(value).is_err() {
+        return Err(ApiError::OutOfRange(format!(
+            "`{name}` is {value}, beyond the largest value the relay serves ({})",
+            i64::MAX
+        )));
+    }
+    Ok(value)
+}
+
 /// `GET /v1/teams/{team}/pull?after=N&limit=M`: one page of the log, in the JSON of the wire's
 /// `PullResponse` (the envelopes as stored, see [`PullPage`]).
 pub async fn pull(
@@ -108,11 +131,12 @@ pub async fn pull(
         Some(0) => return Err(ApiError::BadRequest("limit must be at least 1".into())),
         Some(n) => n.min(MAX_PULL_LIMIT),
     };
+    let after = in_range("after", query.after)?;
     let team = member.team;
     // Leave room for the JSON around the entries.
     let max_bytes = MAX_BODY_BYTES - 64 * 1024;
     let page = state
-        .db(move |s| s.pull(team, query.after, limit, max_bytes))
+        .db(move |s| s.pull(team, after, limit, max_bytes))
         .await?;
     Ok(Json(page))
 }

@@ -40,8 +40,13 @@ pub async fn create_team(
             "a team must be created by its founding device, signing with its own key".into(),
         ));
     }
-    request.verify(&state, &body.device.sign_pk)?;
-    request.verify_shared_nonce(&state).await?;
+    request.verify(&body.device.sign_pk)?;
+    if !state.founding.allows(body.device.id) {
+        // The operator adds a founder by this id (`--founders-file`) after checking with them.
+        tracing::info!(device = %body.device.id, "team founding refused by --team-founding");
+        return Err(ApiError::FoundingClosed);
+    }
+    request.admit(&state).await?;
     let (team, device) = (body.team, body.device);
     let founder = device.id;
     state

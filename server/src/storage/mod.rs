@@ -3,7 +3,7 @@
 //! The HTTP layer talks only to the [`Storage`] trait: the embedded SQLite backend
 //! ([`sqlite::SqliteStorage`], the default) or the PostgreSQL one ([`postgres::PgStorage`]), which
 //! lets several stateless relay instances share one database (see `docs/adr/0003-relay-storage.md`
-//! and `docs/adr/0010-relay-on-postgresql.md`).
+//! and `docs/adr/0011-relay-on-postgresql.md`).
 //!
 //! The trait is synchronous: implementations block, and the HTTP layer calls them from
 //! `tokio::task::spawn_blocking`, never on the async workers. The one exception is
@@ -66,6 +66,14 @@ pub enum StorageError {
         /// The newest version this build knows.
         known: i64,
     },
+    /// A mailbox quota is full; the reason says which.
+    #[error("mailbox full: {0}")]
+    MailboxFull(String),
+    /// An erasure committed, but the checkpoint that wipes its old pages from the WAL and the
+    /// main file was blocked by readers for longer than the writer waits. Retried after every
+    /// later write group and at the next start; the caller is told to retry.
+    #[error("the erased pages are not wiped from the database files yet")]
+    ErasurePending,
     /// Stored data that does not parse (a bug or a damaged file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -132,6 +140,43 @@ pub struct RawEntry {
     pub seq: u64,
     /// The envelope's JSON, checked to be well-formed JSON when read.
     pub envelope: Box<RawValue>,
+}
+
+/// How many bundles, and how many of their bytes, may wait in the relay's mailboxes.
+///
+/// Bundles wait until their addressee fetches and deletes them. Without a cap any member could
+/// fill a teammate's mailbox (and the relay's disk); the recipient's cap bounds what one mailbox
+/// holds, the sender's cap what one device can leave over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxQuota {
+    /// Bundles waiting for one device.
+    pub recipient_bundles: u32,
+    /// Bytes of bundles waiting for one device.
+    pub recipient_bytes: u64,
+    /// Bundles one device has waiting, over all recipients.
+    pub sender_bundles: u32,
+    /// Bytes of bundles one device has waiting, over all recipients.
+    pub sender_bytes: u64,
+}
+
+impl Default for MailboxQuota {
+    fn default() -> Self {
+        MailboxQuota {
+            recipient_bundles: 256,
+            recipient_bytes: 32 * 1024 * 1024,
+            sender_bundles: 1024,
+            sender_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// One page of a device's mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundlePage {
+    /// Bundles with `id > after`, oldest first.
+    pub bundles: Vec<Bundle>,
+    /// Whether more bundles wait after the last one.
+    pub more: bool,
 }
 
 /// Who the signer of a request is registered as, for authentication.
@@ -203,7 +248,9 @@ pub trait Storage: Send + Sync + 'static {
     /// device.
     fn revoke_device(&self, team: TeamId, id: DeviceId) -> Result<u64, StorageError>;
 
-    /// Stores a bundle for `to`; [`StorageError::DeviceNotFound`] if `to` is not in the team.
+    /// Stores a bundle for `to`; [`StorageError::DeviceNotFound`] if `to` is not in the team,
+    /// [`StorageError::MailboxFull`] if it would break `quota` (checked in the same
+    /// transaction as the insert).
     fn post_bundle(
         &self,
         team: TeamId,
@@ -211,10 +258,19 @@ pub trait Storage: Send + Sync + 'static {
         to: DeviceId,
         blob: &[u8],
         now_ms: i64,
+        quota: &MailboxQuota,
     ) -> Result<u64, StorageError>;
 
-    /// Bundles addressed to `to`, oldest first.
-    fn bundles_for(&self, team: TeamId, to: DeviceId) -> Result<Vec<Bundle>, StorageError>;
+    /// Bundles addressed to `to` with `id > after`, oldest first: at most `limit`, and past the
+    /// first at most about `max_bytes` of blob.
+    fn bundles_for(
+        &self,
+        team: TeamId,
+        to: DeviceId,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<BundlePage, StorageError>;
 
     /// Deletes bundle `id` if it is addressed to `to`; false if there is no such bundle.
     fn delete_bundle(&self, team: TeamId, to: DeviceId, id: u64) -> Result<bool, StorageError>;

@@ -1,4 +1,4 @@
-//! The PostgreSQL backend: several stateless relay instances on one database (ADR 0010).
+//! The PostgreSQL backend: several stateless relay instances on one database (ADR 0011).
 //!
 //! Built on `tokio-postgres` with a `deadpool-postgres` pool. The [`Storage`] trait stays
 //! synchronous: the HTTP layer already calls it on tokio's blocking pool, and each method here
@@ -34,11 +34,19 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{AppendOutcome, PullPage, RawEntry, Storage, StorageError, StoredInvite};
+use super::{
+    AppendOutcome, BundlePage, MailboxQuota, PullPage, RawEntry, Storage, StorageError,
+    StoredInvite,
+};
 
 /// The numbered migrations, in order; the `schema_version` table records the newest that ran.
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_bundle_sender.sql"),
+    ),
+];
 
 /// The `NOTIFY` channel of log heads: payload `hex(team):head`.
 pub const HEAD_CHANNEL: &str = "streetsync_head";
@@ -782,36 +790,78 @@ impl Storage for PgStorage {
         to: DeviceId,
         blob: &[u8],
         now_ms: i64,
+        quota: &MailboxQuota,
     ) -> Result<u64, StorageError> {
         let blob = std::sync::Arc::new(blob.to_vec());
+        let quota = *quota;
         self.write(move |tx| {
             let blob = std::sync::Arc::clone(&blob);
             Box::pin(async move {
                 let blob = blob.as_slice();
                 let t = team.as_bytes().as_slice();
-                let known = tx
-                    .query_opt(
-                        "SELECT 1 FROM devices WHERE team = $1 AND id = $2 AND NOT revoked
-                         FOR SHARE",
-                        &[&t, &to.as_bytes().as_slice()],
+                let (f, r) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
+                // The recipient's and the sender's device rows are locked, in id order (so two
+                // posts in opposite directions cannot deadlock), before anything is counted:
+                // every post to the same recipient or from the same sender, on any instance,
+                // waits here, and its count (a new snapshot under READ COMMITTED) then sees the
+                // bundle the previous one inserted. The lock also orders this post against a
+                // revocation of the recipient.
+                let ids: Vec<&[u8]> = vec![f, r];
+                let locked = tx
+                    .query(
+                        "SELECT id, revoked FROM devices WHERE team = $1 AND id = ANY($2)
+                         ORDER BY id FOR UPDATE",
+                        &[&t, &ids],
                     )
                     .await
-                    .map_err(pg_err)?
-                    .is_some();
+                    .map_err(pg_err)?;
+                let known = locked.iter().any(|row| {
+                    let id: &[u8] = row.get(0);
+                    let revoked: bool = row.get(1);
+                    id == r && !revoked
+                });
                 if !known {
                     return Err(StorageError::DeviceNotFound);
+                }
+                let size = blob.len() as u64;
+                let waiting = |column: &str| {
+                    format!(
+                        "SELECT count(*), coalesce(sum(length(blob)), 0)::bigint FROM bundles
+                         WHERE team = $1 AND {column} = $2"
+                    )
+                };
+                let row = tx
+                    .query_one(&waiting("recipient"), &[&t, &r])
+                    .await
+                    .map_err(pg_err)?;
+                let (count, bytes) = (u64_of(row.get(0))?, u64_of(row.get(1))?);
+                if count >= u64::from(quota.recipient_bundles)
+                    || bytes + size > quota.recipient_bytes
+                {
+                    return Err(StorageError::MailboxFull(format!(
+                        "the addressee's mailbox holds {count} bundles ({bytes} bytes), the most \
+                         this relay keeps is {} bundles or {} bytes; it empties when the addressee \
+                         syncs",
+                        quota.recipient_bundles, quota.recipient_bytes
+                    )));
+                }
+                let row = tx
+                    .query_one(&waiting("sender"), &[&t, &f])
+                    .await
+                    .map_err(pg_err)?;
+                let (count, bytes) = (u64_of(row.get(0))?, u64_of(row.get(1))?);
+                if count >= u64::from(quota.sender_bundles) || bytes + size > quota.sender_bytes {
+                    return Err(StorageError::MailboxFull(format!(
+                        "this device has {count} bundles ({bytes} bytes) waiting for their \
+                         addressees, the most this relay keeps is {} bundles or {} bytes",
+                        quota.sender_bundles, quota.sender_bytes
+                    )));
                 }
                 let id: i64 = tx
                     .query_one(
                         "INSERT INTO bundles (team, sender, recipient, blob, created_ms)
                          VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                        &[
-                            &t,
-                            &from.as_bytes().as_slice(),
-                            &to.as_bytes().as_slice(),
-                            &blob,
-                            &now_ms,
-                        ],
+                        &[&t, &f, &r, &blob, &now_ms],
                     )
                     .await
                     .map_err(pg_err)?
@@ -821,26 +871,50 @@ impl Storage for PgStorage {
         })
     }
 
-    fn bundles_for(&self, team: TeamId, to: DeviceId) -> Result<Vec<Bundle>, StorageError> {
+    fn bundles_for(
+        &self,
+        team: TeamId,
+        to: DeviceId,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<BundlePage, StorageError> {
+        let after = i64_of(after)?;
         self.read(|c| {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        "SELECT id, sender, blob FROM bundles WHERE team = $1 AND recipient = $2
-                         ORDER BY id",
-                        &[&team.as_bytes().as_slice(), &to.as_bytes().as_slice()],
+                        "SELECT id, sender, blob FROM bundles
+                         WHERE team = $1 AND recipient = $2 AND id > $3
+                         ORDER BY id LIMIT $4",
+                        &[
+                            &team.as_bytes().as_slice(),
+                            &to.as_bytes().as_slice(),
+                            &after,
+                            &(i64::from(limit) + 1),
+                        ],
                     )
                     .await
                     .map_err(pg_err)?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(Bundle {
-                            id: u64_of(r.get(0))?,
-                            from: DeviceId::from_bytes(array_of(r.get(1), "bundle sender")?),
-                            blob: r.get(2),
-                        })
-                    })
-                    .collect()
+                let mut bundles = Vec::new();
+                let mut bytes = 0usize;
+                let mut more = false;
+                for row in &rows {
+                    let blob: Vec<u8> = row.get(2);
+                    if bundles.len() >= limit as usize
+                        || (!bundles.is_empty() && bytes + blob.len() > max_bytes)
+                    {
+                        more = true;
+                        break;
+                    }
+                    bytes += blob.len();
+                    bundles.push(Bundle {
+                        id: u64_of(row.get(0))?,
+                        from: DeviceId::from_bytes(array_of(row.get(1), "bundle sender")?),
+                        blob,
+                    });
+                }
+                Ok(BundlePage { bundles, more })
             })
         })
     }

@@ -18,13 +18,17 @@ use streetsync_wire::{
 };
 
 use super::writer::{AfterCommit, Writer};
-use super::{AppendOutcome, DeviceLookup, PullPage, RawEntry, Storage, StorageError, StoredInvite};
+use super::{
+    AppendOutcome, BundlePage, DeviceLookup, MailboxQuota, PullPage, RawEntry, Storage,
+    StorageError, StoredInvite,
+};
 
 /// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_invites.sql")),
     (3, include_str!("../../migrations/0003_invite_confirm.sql")),
+    (4, include_str!("../../migrations/0004_bundle_sender.sql")),
 ];
 
 /// Reader connections, opened on demand and kept open. Reads beyond this many wait for one
@@ -310,6 +314,11 @@ impl SqliteStorage {
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
+        // An erasure acknowledged as pending (or cut off by a crash before its checkpoint) is
+        // wiped here, before any request is served.
+        if !super::writer::wipe(&writer, super::writer::WIPE_BUDGET)? {
+            tracing::warn!("the database's WAL could not be checkpointed at start");
+        }
         let devices = Arc::new(DeviceCache::load(&writer)?);
         Ok(SqliteStorage {
             path,
@@ -491,8 +500,10 @@ impl Storage for SqliteStorage {
         to: DeviceId,
         blob: &[u8],
         now_ms: i64,
+        quota: &MailboxQuota,
     ) -> Result<u64, StorageError> {
         let blob = blob.to_vec();
+        let quota = *quota;
         self.write(move |tx| {
             let known = tx
                 .query_row(
@@ -505,6 +516,37 @@ impl Storage for SqliteStorage {
             if !known {
                 return Err(StorageError::DeviceNotFound);
             }
+            let size = blob.len() as u64;
+            let waiting = |column: &str, device: DeviceId| -> Result<(u64, u64), StorageError> {
+                let (count, bytes): (i64, i64) = tx.query_row(
+                    &format!(
+                        "SELECT count(*), coalesce(sum(length(blob)), 0) FROM bundles \
+                         WHERE team = ?1 AND {column} = ?2"
+                    ),
+                    params![team.as_bytes(), device.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                Ok((u64_of(count)?, u64_of(bytes)?))
+            };
+            let (count, bytes) = waiting("recipient", to)?;
+            if count >= u64::from(quota.recipient_bundles)
+                || bytes + size > quota.recipient_bytes
+            {
+                return Err(StorageError::MailboxFull(format!(
+                    "the addressee's mailbox holds {count} bundles ({bytes} bytes), the most \
+                     this relay keeps is {} bundles or {} bytes; it empties when the addressee \
+                     syncs",
+                    quota.recipient_bundles, quota.recipient_bytes
+                )));
+            }
+            let (count, bytes) = waiting("sender", from)?;
+            if count >= u64::from(quota.sender_bundles) || bytes + size > quota.sender_bytes {
+                return Err(StorageError::MailboxFull(format!(
+                    "this device has {count} bundles ({bytes} bytes) waiting for their \
+                     addressees, the most this relay keeps is {} bundles or {} bytes",
+                    quota.sender_bundles, quota.sender_bytes
+                )));
+            }
             tx.execute(
                 "INSERT INTO bundles (team, sender, recipient, blob, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![team.as_bytes(), from.as_bytes(), to.as_bytes(), blob, now_ms],
@@ -513,22 +555,44 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn bundles_for(&self, team: TeamId, to: DeviceId) -> Result<Vec<Bundle>, StorageError> {
+    fn bundles_for(
+        &self,
+        team: TeamId,
+        to: DeviceId,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<BundlePage, StorageError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT id, sender, blob FROM bundles WHERE team = ?1 AND recipient = ?2 ORDER BY id")?;
-            let rows = stmt.query_map(params![team.as_bytes(), to.as_bytes()], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
-            })?;
-            rows.map(|row| {
-                let (id, from, blob) = row?;
-                Ok(Bundle {
-                    id: u64_of(id)?,
-                    from: DeviceId::from_bytes(array_of(from, "bundle sender")?),
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, sender, blob FROM bundles WHERE team = ?1 AND recipient = ?2 AND id > ?3 \
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let mut rows = stmt.query(params![
+                team.as_bytes(),
+                to.as_bytes(),
+                i64_of(after)?,
+                i64::from(limit) + 1
+            ])?;
+            let mut bundles = Vec::new();
+            let mut bytes = 0usize;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                let blob: Vec<u8> = row.get(2)?;
+                if bundles.len() >= limit as usize
+                    || (!bundles.is_empty() && bytes + blob.len() > max_bytes)
+                {
+                    more = true;
+                    break;
+                }
+                bytes += blob.len();
+                bundles.push(Bundle {
+                    id: u64_of(row.get(0)?)?,
+                    from: DeviceId::from_bytes(array_of(row.get(1)?, "bundle sender")?),
                     blob,
-                })
-            })
-            .collect()
+                });
+            }
+            Ok(BundlePage { bundles, more })
         })
     }
 
@@ -854,6 +918,9 @@ fn append_entries(
             .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
             .optional()?;
         if let Some(seq) = existing {
+            // A tombstone pushed again (its first push was answered `erasure_pending`): the
+            // answer waits for the wipe again.
+            outcome.erased |= env.kind == EnvelopeKind::Tombstone;
             outcome.results.push(PushResult {
                 id: env.id,
                 seq: u64_of(seq)?,
@@ -867,6 +934,7 @@ fn append_entries(
             .query_row(params![team.as_bytes(), env.doc.as_bytes()], |r| r.get(0))
             .optional()?;
         if let Some(seq) = erased {
+            outcome.erased |= env.kind == EnvelopeKind::Tombstone;
             outcome.results.push(PushResult {
                 id: env.id,
                 seq: u64_of(seq)?,
@@ -964,7 +1032,7 @@ mod tests {
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
         assert_eq!(v, MIGRATIONS.last().map(|(v, _)| *v).unwrap());
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
         let mode: String = s
             .write(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();
@@ -976,7 +1044,7 @@ mod tests {
             SqliteStorage::open(dir.path()),
             Err(StorageError::SchemaTooNew {
                 found: 99,
-                known: 3
+                known: 4
             })
         ));
     }
@@ -1038,7 +1106,7 @@ mod tests {
         let v: i64 = s
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
         let left = s.list_invites(team).unwrap();
         assert_eq!(
             left.iter().map(|i| i.id).collect::<Vec<_>>(),

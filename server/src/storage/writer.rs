@@ -14,6 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -22,6 +23,59 @@ use super::StorageError;
 /// Most jobs committed in one transaction. Bounds the time a group holds the write lock (and so
 /// the time until its first job is answered) when a burst arrives.
 pub const MAX_GROUP: usize = 64;
+
+/// How long the writer waits for readers to let an erasure's checkpoint through before it
+/// answers `erasure_pending` (and goes on retrying in the background). The writer thread holds
+/// every other write meanwhile, so this stays short.
+pub const WIPE_BUDGET: Duration = Duration::from_millis(1_000);
+
+/// How often a pending wipe is retried while no writes arrive.
+const WIPE_RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// The busy timeout of the writer connection outside a wipe (see `sqlite::open_connection`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a job's write is not acknowledged, past its own refusal.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure<'a> {
+    /// The group's transaction failed.
+    Write(&'a str),
+    /// The group committed an erasure, but its old pages are still in the WAL or the main file.
+    ErasurePending,
+}
+
+/// One `PRAGMA wal_checkpoint(TRUNCATE)`: true only if it ran to the end (`busy` is 0 and every
+/// frame of the WAL was copied back, `log == checkpointed`), so the WAL holds no old page and
+/// the main file holds the new ones, which `secure_delete` zeroed.
+pub fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<bool> {
+    let (busy, log, checkpointed): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && log == checkpointed && log >= 0)
+}
+
+/// Checkpoints until it completes or `budget` is spent, backing off between attempts (a reader
+/// holding the WAL blocks it). True once the erased pages are gone from the files.
+pub fn wipe(conn: &Connection, budget: Duration) -> rusqlite::Result<bool> {
+    let deadline = Instant::now() + budget;
+    let mut pause = Duration::from_millis(5);
+    // Each attempt waits only briefly for readers itself; the loop does the waiting.
+    conn.busy_timeout(Duration::from_millis(20))?;
+    let result = (|| loop {
+        if checkpoint_truncate(conn)? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    })();
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    result
+}
 
 /// Work for the writer thread.
 pub trait WriteJob: Send {
@@ -32,7 +86,7 @@ pub trait WriteJob: Send {
     fn wants_checkpoint(&self) -> bool;
     /// Answers the waiting caller: `None` if the group committed (and, if asked, checkpointed),
     /// else why not.
-    fn finish(self: Box<Self>, failure: Option<&str>);
+    fn finish(self: Box<Self>, failure: Option<Failure<'_>>);
 }
 
 /// Runs on the writer thread after the job's group committed, before the caller is answered, in
@@ -88,14 +142,18 @@ where
         matches!(&self.result, Some(Ok(v)) if (self.checkpoint)(v))
     }
 
-    fn finish(self: Box<Self>, failure: Option<&str>) {
+    fn finish(self: Box<Self>, failure: Option<Failure<'_>>) {
         let answer = match (self.result, failure) {
             // Its own refusal: its savepoint was rolled back, whatever became of the group.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), None) => Ok(v),
-            (Some(Ok(_)), Some(why)) | (None, Some(why)) => {
+            (Some(Ok(_)), Some(Failure::ErasurePending)) => Err(StorageError::ErasurePending),
+            (Some(Ok(_)), Some(Failure::Write(why))) | (None, Some(Failure::Write(why))) => {
                 Err(StorageError::Write(why.to_owned()))
             }
+            (None, Some(Failure::ErasurePending)) => Err(StorageError::Write(
+                "the write stopped before it finished".into(),
+            )),
             // It panicked; the panic was caught and its savepoint rolled back.
             (None, None) => Err(StorageError::Write(
                 "the write stopped before it finished".into(),
@@ -134,7 +192,23 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("relay-db-writer".into())
             .spawn(move || {
-                while let Ok(first) = queue.recv() {
+                let mut wipe_pending = false;
+                loop {
+                    let first = if wipe_pending {
+                        match queue.recv_timeout(WIPE_RETRY_EVERY) {
+                            Ok(job) => job,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                wipe_pending = !retry_wipe(&conn);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match queue.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    };
                     let mut group = vec![first];
                     while group.len() < MAX_GROUP {
                         match queue.try_recv() {
@@ -142,7 +216,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    commit_group(&conn, group);
+                    wipe_pending = commit_group(&conn, group, wipe_pending);
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
@@ -193,28 +267,64 @@ impl Drop for Writer {
     }
 }
 
-/// Runs a group in one transaction, checkpoints if a job asks for it, then answers every job.
-pub fn commit_group(conn: &Connection, mut group: Vec<Box<dyn WriteJob>>) {
+/// One quick checkpoint attempt for an erasure whose wipe is pending; true once it is done.
+fn retry_wipe(conn: &Connection) -> bool {
+    match wipe(conn, Duration::ZERO) {
+        Ok(true) => {
+            tracing::info!("a pending erasure is now wiped from the database files");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint for a pending erasure failed");
+            false
+        }
+    }
+}
+
+/// Runs a group in one transaction, then, if a job erased something (or an earlier erasure's
+/// wipe is still pending), checkpoints until the old pages are gone from the WAL and the main
+/// file, for at most [`WIPE_BUDGET`]; then answers every job. A job that asked for the
+/// checkpoint hears [`StorageError::ErasurePending`] if it did not complete. Returns whether a
+/// wipe is still pending (the writer thread retries it).
+pub fn commit_group(
+    conn: &Connection,
+    mut group: Vec<Box<dyn WriteJob>>,
+    wipe_pending: bool,
+) -> bool {
     let failure = run_group(conn, &mut group).err().map(|e| {
         tracing::error!(error = %e, jobs = group.len(), "a group of writes failed to commit");
         format!("the write transaction failed: {e}")
     });
-    let checkpoint_failure = if failure.is_none() && group.iter().any(|j| j.wants_checkpoint()) {
-        // Old frames of erased pages would stay in the WAL until the next checkpoint.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .err()
-            .map(|e| format!("checkpointing the WAL after an erasure failed: {e}"))
+    let wants = failure.is_none() && group.iter().any(|j| j.wants_checkpoint());
+    let still_pending = if wants {
+        // Old frames of erased pages stay in the WAL, and old pages in the main file, until a
+        // checkpoint runs to the end; a reader holding the WAL blocks it.
+        match wipe(conn, WIPE_BUDGET) {
+            Ok(true) => false,
+            Ok(false) => {
+                tracing::warn!("an erasure's checkpoint is blocked by readers; retrying");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checkpointing the WAL after an erasure failed");
+                true
+            }
+        }
+    } else if wipe_pending {
+        !retry_wipe(conn)
     } else {
-        None
+        false
     };
     for job in group {
-        let job_failure = match (&failure, &checkpoint_failure) {
-            (Some(why), _) => Some(why.as_str()),
-            (None, Some(why)) if job.wants_checkpoint() => Some(why.as_str()),
-            _ => None,
+        let job_failure = match &failure {
+            Some(why) => Some(Failure::Write(why.as_str())),
+            None if still_pending && job.wants_checkpoint() => Some(Failure::ErasurePending),
+            None => None,
         };
         job.finish(job_failure);
     }
+    still_pending
 }
 
 /// `BEGIN IMMEDIATE`, each job in a savepoint (released if it succeeded, rolled back if it
@@ -300,6 +410,7 @@ mod tests {
         commit_group(
             &conn,
             vec![Box::new(a), Box::new(b), Box::new(p), Box::new(d)],
+            false,
         );
         assert_eq!(a_answer.recv().unwrap().unwrap(), 1);
         assert!(matches!(b_answer.recv().unwrap(), Err(StorageError::Db(_))));
@@ -331,7 +442,7 @@ mod tests {
             },
             |_| false,
         );
-        commit_group(&conn, vec![Box::new(a), Box::new(b)]);
+        commit_group(&conn, vec![Box::new(a), Box::new(b)], false);
         assert!(matches!(
             a_answer.recv().unwrap(),
             Err(StorageError::Write(_))
@@ -342,6 +453,41 @@ mod tests {
         ));
         assert!(rows(&conn).is_empty());
         assert!(conn.is_autocommit());
+    }
+
+    #[test]
+    fn an_erasure_blocked_by_a_reader_is_pending_until_its_checkpoint_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Writer::start(conn).unwrap();
+        writer.run(insert(1), |_| false, None).unwrap();
+        // A reader holding a snapshot keeps the WAL from being reset.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let erase = |c: &Connection| -> Result<i64, StorageError> {
+            c.execute("DELETE FROM t WHERE x = 1", [])?;
+            Ok(0)
+        };
+        assert!(matches!(
+            writer.run(erase, |_| true, None),
+            Err(StorageError::ErasurePending)
+        ));
+        // Writes that erase nothing go on meanwhile.
+        writer.run(insert(2), |_| false, None).unwrap();
+        drop(reader);
+        // Asking again (as a pushed-again tombstone does) is answered once the wipe is done.
+        let again = |_: &Connection| -> Result<i64, StorageError> { Ok(0) };
+        writer.run(again, |_| true, None).unwrap();
+        // Still open, so the file is there: truncated by the checkpoint, not by closing.
+        let wal = std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
+        assert_eq!(wal, 0, "the WAL was truncated");
     }
 
     #[test]
