@@ -137,6 +137,11 @@ impl From<sc::Error> for StreetsyncError {
                 sc::ErrorCode::TeamExists
                 | sc::ErrorCode::DeviceExists
                 | sc::ErrorCode::InviteUsed => StreetsyncError::Conflict { detail: message },
+                sc::ErrorCode::StorageUnavailable => StreetsyncError::Offline {
+                    detail: format!(
+                        "the relay's database is unavailable, try again shortly ({message})"
+                    ),
+                },
                 sc::ErrorCode::RateLimited
                 | sc::ErrorCode::QuotaExceeded
                 | sc::ErrorCode::ErasurePending => StreetsyncError::Offline {

@@ -44,6 +44,23 @@ pub struct Config {
     #[arg(long, env = "STREETSYNC_RELAY_LOG", default_value = "info")]
     pub log: String,
 
+    /// PostgreSQL instead of the embedded SQLite file: `postgres://user:pass@host:5432/db`
+    /// (`?sslmode=require` for TLS). Several relay instances may share one database.
+    #[arg(long, env = "STREETSYNC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PEM file of CA certificates to trust for the database's TLS, beside the webpki roots.
+    #[arg(long, env = "STREETSYNC_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
+
+    /// Connections to PostgreSQL this instance keeps at most.
+    #[arg(long, env = "STREETSYNC_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: usize,
+
+    /// A second, private address serving only `/metrics` and `/healthz` (e.g. 127.0.0.1:9100);
+    /// the public listener keeps serving them too, so block them at the proxy.
+    #[arg(long, env = "STREETSYNC_RELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Who may found a team: `open` (anyone), `allowlist` (the devices in `--founders-file`) or
     /// `closed` (nobody; existing teams keep working).
     #[arg(

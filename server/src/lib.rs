@@ -6,12 +6,14 @@
 //!
 //! - [`config`]: flags and environment variables.
 //! - [`http`]: router, authentication, handlers, refusals.
-//! - [`storage`]: the [`storage::Storage`] trait and its SQLite backend.
+//! - [`storage`]: the [`storage::Storage`] trait and its SQLite and PostgreSQL backends.
+//! - [`notify`]: other instances' writes reaching this one's live sockets (PostgreSQL).
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod storage;
 
 use std::sync::Arc;
@@ -26,6 +28,8 @@ use crate::http::connections::ConnectionLimits;
 use crate::http::limits::{Founding, MailboxQuota, RateLimiter, ReplayCache};
 use crate::http::live::LiveHub;
 use crate::metrics::Metrics;
+use crate::storage::Storage;
+use crate::storage::postgres::{PgConnect, PgStorage};
 use crate::storage::sqlite::SqliteStorage;
 
 /// The current time as unix milliseconds.
@@ -83,6 +87,32 @@ fn founders(config: &Config) -> Result<Founding, RunError> {
     }
 }
 
+/// The storage the settings ask for: PostgreSQL with `--database-url`, else the SQLite file.
+/// Opening connects and migrates, so an unreachable database or a schema newer than this build
+/// stops the relay here with an error.
+async fn open_storage(
+    config: &Config,
+) -> Result<(Arc<dyn Storage>, Option<Arc<PgStorage>>), RunError> {
+    match &config.database_url {
+        Some(url) => {
+            let connect = PgConnect::parse(url, config.database_ca.as_deref())?;
+            let (pool, handle) = (config.database_pool, tokio::runtime::Handle::current());
+            let pg = tokio::task::spawn_blocking(move || PgStorage::open(connect, pool, handle))
+                .await
+                .map_err(|e| RunError::Startup(e.to_string()))??;
+            let pg = Arc::new(pg);
+            Ok((Arc::clone(&pg) as Arc<dyn Storage>, Some(pg)))
+        }
+        None => {
+            let data_dir = config.data_dir.clone();
+            let sqlite = tokio::task::spawn_blocking(move || SqliteStorage::open(&data_dir))
+                .await
+                .map_err(|e| RunError::Startup(e.to_string()))??;
+            Ok((Arc::new(sqlite), None))
+        }
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let interrupt = async {
@@ -112,14 +142,11 @@ async fn shutdown_signal() {
 pub async fn run(config: Config) -> Result<(), RunError> {
     let started_ms = now_ms();
     let founding = founders(&config)?;
-    let data_dir = config.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&data_dir))
-        .await
-        .map_err(|e| RunError::Startup(e.to_string()))??;
+    let (storage, postgres) = open_storage(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (live_tasks, mut live_drained) = mpsc::channel::<()>(1);
     let state = AppState {
-        storage: Arc::new(storage),
+        storage,
         metrics: Arc::new(Metrics::new()),
         replay: Arc::new(ReplayCache::new(config.replay_capacity)),
         rate_limit: Arc::new(RateLimiter::new(
@@ -138,6 +165,27 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         shutdown: shutdown_rx.clone(),
         live_tasks,
     };
+    if let Some(pg) = postgres {
+        tokio::spawn(notify::listen(
+            pg,
+            Arc::clone(&state.live),
+            shutdown_rx.clone(),
+        ));
+    }
+    if let Some(private) = config.metrics_listen {
+        let listener = TcpListener::bind(private).await?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
+        let app = http::private_router(state.clone());
+        let mut stopping = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let app = http::router(
         state,
         Duration::from_millis(config.request_timeout_ms),
@@ -157,7 +205,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "relay started");
+    match &config.database_url {
+        Some(_) => tracing::info!(%addr, "relay started on PostgreSQL"),
+        None => tracing::info!(%addr, data_dir = %config.data_dir.display(), "relay started"),
+    }
 
     let mut stopping = shutdown_rx.clone();
     let server = http::connections::serve(listener, app, limits, async move {

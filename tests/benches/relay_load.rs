@@ -192,7 +192,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The relay process; killed when dropped, also when the bench fails half-way.
-struct Relay(std::process::Child);
+pub struct Relay(pub std::process::Child);
 
 impl Drop for Relay {
     fn drop(&mut self) {
@@ -202,7 +202,7 @@ impl Drop for Relay {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Mode {
+pub enum Mode {
     Field,
     Closed,
 }
@@ -407,38 +407,77 @@ impl Device {
     }
 }
 
+#[allow(dead_code)] // relay_postgres.rs includes this file for `measure` and has its own main.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mode = match std::env::var("LOAD_MODE").as_deref() {
-        Ok("closed") => Mode::Closed,
-        Ok("field") | Err(_) => Mode::Field,
-        Ok(other) => panic!("LOAD_MODE is `field` or `closed`, not {other:?}"),
-    };
-    let devices: usize = env_or("LOAD_DEVICES", 500).max(1);
-    let secs: u64 = env_or("LOAD_SECS", 60);
-    let team_size: usize = env_or(
-        "LOAD_TEAM_SIZE",
-        if mode == Mode::Field { 25 } else { devices },
-    )
-    .clamp(1, devices);
-    let push_every_s: f64 = env_or("LOAD_PUSH_EVERY_SECS", 30.0);
-    let think_ms: u64 = env_or("LOAD_THINK_MS", 2000);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let load_start = load_avg();
+    let load = Load::from_env();
     let data = tempfile::tempdir().unwrap();
+    let mut args: Vec<std::ffi::OsString> = vec!["--data-dir".into(), data.path().into()];
+    if load.mode == Mode::Closed {
+        // The closed loop makes more requests per device than the default bucket allows.
+        args.extend(["--rate-limit-per-sec", "1000", "--rate-limit-burst", "1000"].map(Into::into));
+    }
+    let (relay, base) = start_relay(&args);
+    let pid = relay.0.id();
+    let m = measure(&load, &[base], &[pid]).await;
+    println!(
+        "relay load ({} model): {}",
+        if load.mode == Mode::Field {
+            "field"
+        } else {
+            "closed"
+        },
+        serde_json::to_string_pretty(&m.figures).unwrap()
+    );
+    write_figures("relay_load", &m.figures);
+    drop(relay);
+    m.check();
+}
+
+/// The load settings, from the environment (see the top of this file).
+pub struct Load {
+    pub mode: Mode,
+    pub devices: usize,
+    pub secs: u64,
+    pub team_size: usize,
+    pub push_every_s: f64,
+    pub think_ms: u64,
+}
+
+impl Load {
+    pub fn from_env() -> Load {
+        let mode = match std::env::var("LOAD_MODE").as_deref() {
+            Ok("closed") => Mode::Closed,
+            Ok("field") | Err(_) => Mode::Field,
+            Ok(other) => panic!("LOAD_MODE is `field` or `closed`, not {other:?}"),
+        };
+        let devices: usize = env_or("LOAD_DEVICES", 500).max(1);
+        let secs: u64 = env_or("LOAD_SECS", 60);
+        let team_size: usize = env_or(
+            "LOAD_TEAM_SIZE",
+            if mode == Mode::Field { 25 } else { devices },
+        )
+        .clamp(1, devices);
+        Load {
+            mode,
+            devices,
+            secs,
+            team_size,
+            push_every_s: env_or("LOAD_PUSH_EVERY_SECS", 30.0),
+            think_ms: env_or("LOAD_THINK_MS", 2000),
+        }
+    }
+}
+
+/// Starts the release relay on a free port with `args` and `--log warn`; the process and its
+/// base URL.
+pub fn start_relay(args: &[std::ffi::OsString]) -> (Relay, String) {
     let mut relay = Command::new(streetsync_tests::relay_binary(true));
     relay
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
         .args(["--log", "warn"]);
-    if mode == Mode::Closed {
-        // The closed loop makes more requests per device than the default bucket allows.
-        relay.args(["--rate-limit-per-sec", "1000", "--rate-limit-burst", "1000"]);
-    }
     let mut relay = Relay(relay.stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
     BufReader::new(relay.0.stdout.take().unwrap())
@@ -446,16 +485,69 @@ async fn main() {
         .unwrap();
     let base = format!(
         "http://{}",
-        line.trim().strip_prefix("listening on ").unwrap()
+        line.trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the relay did not start: {line:?}"))
     );
-    let pid = relay.0.id();
+    (relay, base)
+}
+
+/// Writes `target/bench/<name>.json` (under `CARGO_TARGET_DIR` if set).
+pub fn write_figures(name: &str, figures: &serde_json::Value) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let out = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(figures).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The figures of one run and its correctness counts.
+pub struct Measured {
+    pub figures: serde_json::Value,
+    pub lost: usize,
+    pub duplicated: u64,
+    pub behind: u64,
+}
+
+impl Measured {
+    /// Fails the bench if anything was lost, duplicated or not delivered.
+    pub fn check(&self) {
+        assert_eq!(self.lost, 0, "lost envelopes");
+        assert_eq!(self.duplicated, 0, "duplicated envelopes");
+        assert_eq!(
+            self.behind, 0,
+            "devices that did not receive their whole team log"
+        );
+    }
+}
+
+/// Runs the load against the relay instances at `bases` (device `i` talks to `bases[i % n]`,
+/// teams are founded through the first) whose processes are `pids`.
+pub async fn measure(load: &Load, bases: &[String], pids: &[u32]) -> Measured {
+    let Load {
+        mode,
+        devices,
+        secs,
+        team_size,
+        push_every_s,
+        think_ms,
+    } = *load;
+    let load_start = load_avg();
     // Every device keeps its own keep-alive connection, as a phone would.
     let ctx = Ctx {
         http: reqwest::Client::builder().build().unwrap(),
-        base,
+        base: bases[0].clone(),
         t0: Instant::now(),
     };
-
     // One lead per team founds it and registers the team's simulated devices.
     let sims: Vec<Arc<Sim>> = (0..devices).map(|_| Arc::new(sim())).collect();
     let mut teams = Vec::new();
@@ -492,7 +584,12 @@ async fn main() {
     }
     let team_of = |i: usize| teams[i / team_size];
 
-    let (cpu0, _) = proc_usage(pid);
+    let cpu_of = |pids: &[u32]| {
+        pids.iter()
+            .map(|p| proc_usage(*p))
+            .fold((0.0, 0.0), |(c, r), (c1, r1)| (c + c1, r + r1))
+    };
+    let (cpu0, _) = cpu_of(pids);
     let (gen0, _) = proc_usage(std::process::id());
     let ctx = Ctx {
         t0: Instant::now(),
@@ -506,7 +603,10 @@ async fn main() {
             team: team_of(i),
             index: i,
         };
-        let ctx = ctx.clone();
+        let ctx = Ctx {
+            base: bases[i % bases.len()].clone(),
+            ..ctx.clone()
+        };
         tasks.push(tokio::spawn(async move {
             match mode {
                 Mode::Field => device.field(ctx, deadline, push_every_s * 1000.0).await,
@@ -519,7 +619,7 @@ async fn main() {
         stats.push(t.await.unwrap());
     }
     let elapsed = ctx.t0.elapsed().as_secs_f64();
-    let (cpu1, rss) = proc_usage(pid);
+    let (cpu1, rss) = cpu_of(pids);
     let (gen1, _) = proc_usage(std::process::id());
     let load_end = load_avg();
 
@@ -575,6 +675,10 @@ async fn main() {
                 team: team_of(i),
                 index: i,
             };
+            let ctx = Ctx {
+                base: bases[i % bases.len()].clone(),
+                ..ctx.clone()
+            };
             device.pull_all(&ctx, st, false).await;
             if st.received != log_len[i / team_size] {
                 behind += 1;
@@ -617,7 +721,7 @@ async fn main() {
         "relay_cpu_ms_per_request": {"value": if requests > 0 { ((cpu1 - cpu0) * 1000.0 / requests as f64 * 1000.0).round() / 1000.0 } else { 0.0 }, "unit": "ms of relay CPU per push or pull", "goal": null, "lower_is_better": true},
         "relay_cpu_percent": {"value": round((cpu1 - cpu0) / elapsed * 100.0), "unit": "% of one core", "goal": null, "lower_is_better": true},
         "loadgen_cpu_percent": {"value": round((gen1 - gen0) / elapsed * 100.0), "unit": "% of one core", "goal": null, "lower_is_better": true},
-        "relay_peak_rss_mb": {"value": round(rss), "unit": "MB", "goal": null, "lower_is_better": true},
+        "relay_peak_rss_mb": {"value": round(rss), "unit": "MB (sum over instances)", "goal": null, "lower_is_better": true},
         "lost_envelopes": {"value": lost, "unit": "envelopes", "goal": 0, "lower_is_better": true},
         "duplicated_envelopes": {"value": dup + out_of_order, "unit": "envelopes", "goal": 0, "lower_is_better": true},
         "devices_missing_entries": {"value": behind, "unit": "devices", "goal": 0, "lower_is_better": true},
@@ -625,26 +729,10 @@ async fn main() {
         "load_average_start": {"value": load_start, "unit": "1-min load average", "goal": null, "lower_is_better": true},
         "load_average_end": {"value": load_end, "unit": "1-min load average", "goal": null, "lower_is_better": true},
     });
-    println!(
-        "relay load ({} model): {}",
-        if field { "field" } else { "closed" },
-        serde_json::to_string_pretty(&figures).unwrap()
-    );
-    let out = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-        .join("bench");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("relay_load.json"),
-        serde_json::to_string_pretty(&figures).unwrap(),
-    )
-    .unwrap();
-    drop(relay);
-    assert_eq!(lost, 0, "lost envelopes");
-    assert_eq!(dup + out_of_order, 0, "duplicated envelopes");
-    assert_eq!(
-        behind, 0,
-        "devices that did not receive their whole team log"
-    );
+    Measured {
+        figures,
+        lost,
+        duplicated: dup + out_of_order,
+        behind,
+    }
 }

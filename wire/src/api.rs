@@ -353,6 +353,9 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the relay failed; details are only in its log.
     Internal,
+    /// 503: the relay's database cannot be reached right now; nothing of the request was
+    /// written, so retrying later (with a fresh signature) is safe.
+    StorageUnavailable,
     /// 400: a query parameter is outside the range the relay serves (for example `after`
     /// beyond the largest sequence number a log can hold).
     OutOfRange,
@@ -371,7 +374,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and metrics.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::BadEnvelope,
         ErrorCode::UnsupportedVersion,
@@ -391,6 +394,7 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
+        ErrorCode::StorageUnavailable,
         ErrorCode::OutOfRange,
         ErrorCode::QuotaExceeded,
         ErrorCode::FoundingClosed,
@@ -410,7 +414,7 @@ impl ErrorCode {
             TooLarge => 413,
             RateLimited | QuotaExceeded => 429,
             Internal | Unknown(_) => 500,
-            ErasurePending => 503,
+            StorageUnavailable | ErasurePending => 503,
         }
     }
 
@@ -437,6 +441,7 @@ impl ErrorCode {
             TooLarge => "too_large",
             RateLimited => "rate_limited",
             Internal => "internal",
+            StorageUnavailable => "storage_unavailable",
             OutOfRange => "out_of_range",
             QuotaExceeded => "quota_exceeded",
             FoundingClosed => "founding_closed",
@@ -465,6 +470,15 @@ mod tests {
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
             assert!((400..600).contains(&code.status()));
         }
+        // Each code once: ALL is the closed label set of the relay's metrics.
+        let names: std::collections::HashSet<&str> =
+            ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        assert!(
+            !ErrorCode::ALL
+                .iter()
+                .any(|c| matches!(c, ErrorCode::Unknown(_)))
+        );
     }
 
     #[test]

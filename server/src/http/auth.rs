@@ -97,26 +97,38 @@ impl Signed {
     /// For a request whose signature verified and whose device may make it (a current member,
     /// or an allowed founder): refuses a replayed nonce, then charges the device's rate limit.
     ///
-    /// Only here does a request reach the replay cache, so that neither forged nor revoked
+    /// Only here does a request reach the replay check, so that neither forged nor revoked
     /// devices' requests can fill it; and the nonce is recorded before the rate limit is charged,
     /// so a replay of a captured request does not spend its victim's budget.
-    pub fn admit(&self, state: &AppState) -> Result<(), ApiError> {
-        match state.replay.check_and_insert(
-            self.header.device,
-            self.header.nonce,
-            self.header.ts_ms,
-            now_ms(),
-        ) {
-            Replay::Fresh => {}
-            Replay::Replayed => return Err(ApiError::Replayed),
-            Replay::Full { retry_after_ms } => {
-                tracing::warn!("the replay cache is full; refusing requests until it drains");
-                return Err(ApiError::RateLimited { retry_after_ms });
+    ///
+    /// When the storage shares nonces between instances (PostgreSQL, ADR 0011), the database's
+    /// nonce table is the replay check instead of this process's cache: a nonce seen by any
+    /// instance on the same database is refused, and the in-memory cache would only duplicate it.
+    pub async fn admit(&self, state: &AppState) -> Result<(), ApiError> {
+        let (device, nonce, ts_ms) = (self.header.device, self.header.nonce, self.header.ts_ms);
+        if state.storage.shares_nonces() {
+            let fresh = state
+                .db(move |s| s.remember_nonce(device, nonce, ts_ms, now_ms()))
+                .await?;
+            if !fresh {
+                return Err(ApiError::Replayed);
+            }
+        } else {
+            match state
+                .replay
+                .check_and_insert(device, nonce, ts_ms, now_ms())
+            {
+                Replay::Fresh => {}
+                Replay::Replayed => return Err(ApiError::Replayed),
+                Replay::Full { retry_after_ms } => {
+                    tracing::warn!("the replay cache is full; refusing requests until it drains");
+                    return Err(ApiError::RateLimited { retry_after_ms });
+                }
             }
         }
         state
             .rate_limit
-            .check(self.header.device)
+            .check(device)
             .map_err(|retry_after_ms| ApiError::RateLimited { retry_after_ms })
     }
 
@@ -201,7 +213,7 @@ impl FromRequest<AppState> for Member {
         if device.revoked {
             return Err(ApiError::Revoked);
         }
-        request.admit(state)?;
+        request.admit(state).await?;
         Ok(Member {
             team,
             device,

@@ -95,6 +95,10 @@ pub enum ApiError {
     /// 500 `internal`: a relay failure; the cause is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
+    /// 503 `storage_unavailable`: the database cannot be reached; the cause is logged, never
+    /// sent. Nothing was written, so the client retries later.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
 }
 
 impl ApiError {
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::TooLarge(_) => ErrorCode::TooLarge,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
             ApiError::OutOfRange(_) => ErrorCode::OutOfRange,
             ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             ApiError::FoundingClosed => ErrorCode::FoundingClosed,
@@ -157,6 +162,7 @@ impl From<StorageError> for ApiError {
             StorageError::CoversBeyondHead { covers, head } => ApiError::BadRequest(format!(
                 "the snapshot covers sequence number {covers}, but the log only reaches {head}"
             )),
+            StorageError::Unavailable(cause) => ApiError::StorageUnavailable(cause),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -169,6 +175,11 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 "the relay failed; the operator can find the cause in its log".to_owned()
+            }
+            ApiError::StorageUnavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                "the relay's database is unavailable; nothing was written, try again shortly"
+                    .to_owned()
             }
             other => other.to_string(),
         };

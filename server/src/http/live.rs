@@ -142,6 +142,19 @@ impl LiveHub {
             .subscribe()
     }
 
+    /// The teams that have a live socket open (for re-announcing heads after this instance may
+    /// have missed another instance's announcements, `crate::notify`).
+    pub fn teams(&self) -> Vec<TeamId> {
+        let teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+        teams.keys().copied().collect()
+    }
+
+    /// The devices with a live socket open (to re-check their revocation, `crate::notify`).
+    pub fn online_devices(&self) -> Vec<(TeamId, DeviceId)> {
+        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        devices.by_device.keys().copied().collect()
+    }
+
     /// Announces a new head to the team's open sockets.
     pub fn publish(&self, team: TeamId, head: u64) {
         let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());

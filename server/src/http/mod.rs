@@ -121,6 +121,15 @@ pub fn router(state: AppState, request_timeout: Duration, body_timeout: Duration
         .with_state(state)
 }
 
+/// The private router of `--metrics-listen`: `/metrics` and `/healthz` only.
+pub fn private_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 /// `GET /healthz`: the process is up and its database answers.
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state

@@ -46,7 +46,7 @@ pub async fn create_team(
         tracing::info!(device = %body.device.id, "team founding refused by --team-founding");
         return Err(ApiError::FoundingClosed);
     }
-    request.admit(&state)?;
+    request.admit(&state).await?;
     let (team, device) = (body.team, body.device);
     let founder = device.id;
     state

@@ -1,13 +1,15 @@
 //! Where the relay keeps teams, devices, the envelope logs and bundles.
 //!
-//! The HTTP layer talks only to the [`Storage`] trait, so the embedded SQLite backend
-//! ([`sqlite::SqliteStorage`], the default) can later be joined by a PostgreSQL one that lets
-//! several stateless relay instances share one database (see `docs/adr/0003-relay-storage.md`).
+//! The HTTP layer talks only to the [`Storage`] trait: the embedded SQLite backend
+//! ([`sqlite::SqliteStorage`], the default) or the PostgreSQL one ([`postgres::PgStorage`]), which
+//! lets several stateless relay instances share one database (see `docs/adr/0003-relay-storage.md`
+//! and `docs/adr/0011-relay-on-postgresql.md`).
 //!
 //! The trait is synchronous: implementations block, and the HTTP layer calls them from
 //! `tokio::task::spawn_blocking`, never on the async workers. The one exception is
 //! [`Storage::lookup_device_now`], which answers from memory or not at all.
 
+pub mod postgres;
 pub mod sqlite;
 mod writer;
 
@@ -84,6 +86,19 @@ pub enum StorageError {
     /// A filesystem failure while opening the database.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The database server cannot be reached (refused, lost, shutting down, pool exhausted for
+    /// too long). Nothing of the operation was committed; retrying later is safe.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The transaction lost a deadlock or serialization race after its retries.
+    #[error("database contention: {0}")]
+    Contention(String),
+    /// A PostgreSQL failure that is not about reaching the server.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database settings are unusable (URL, TLS certificates).
+    #[error("database settings: {0}")]
+    Config(String),
 }
 
 /// What appending a batch did.
@@ -314,4 +329,26 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The team's head, or `None` if there is no such team.
     fn head(&self, team: TeamId) -> Result<Option<u64>, StorageError>;
+
+    /// Whether this backend keeps request nonces for every relay instance on the same database
+    /// ([`Storage::remember_nonce`]); false (the default) leaves replay protection to the
+    /// process's in-memory cache, which is enough for a backend one process owns.
+    fn shares_nonces(&self) -> bool {
+        false
+    }
+
+    /// Records a request's `(device, nonce)` where every instance sees it; false if some
+    /// instance recorded it before (a replay). Only called if [`Storage::shares_nonces`].
+    fn remember_nonce(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        ts_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let _ = (device, nonce, ts_ms, now_ms);
+        Err(StorageError::Config(
+            "this backend keeps no shared nonces".into(),
+        ))
+    }
 }

@@ -2,6 +2,8 @@
 //! in temp dirs, and a small TCP proxy that can drop a reply on purpose.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub fn relay_binary() -> PathBuf {
 /// A running relay process.
 pub struct Relay {
     child: Option<Child>,
+    /// With `STREETSYNC_TEST_RELAY_BACKEND=postgres`: two instances behind a proxy on `addr`.
+    instances: Option<postgres::Instances>,
     pub addr: SocketAddr,
     pub data: PathBuf,
 }
@@ -37,6 +41,15 @@ impl Relay {
     }
 
     pub fn start_on(data: &Path, bind: &str) -> Relay {
+        if postgres::enabled() {
+            let (instances, addr) = postgres::Instances::start(&relay_binary(), data, bind);
+            return Relay {
+                child: None,
+                instances: Some(instances),
+                addr,
+                data: data.to_owned(),
+            };
+        }
         let mut child = Command::new(relay_binary())
             .args(["--bind", bind, "--data-dir"])
             .arg(data)
@@ -63,6 +76,7 @@ impl Relay {
             .unwrap();
         Relay {
             child: Some(child),
+            instances: None,
             addr,
             data: data.to_owned(),
         }
@@ -74,11 +88,17 @@ impl Relay {
 
     /// The process id, to kill it from elsewhere.
     pub fn pid(&self) -> u32 {
+        if let Some(instances) = &self.instances {
+            return instances.pid();
+        }
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// SIGKILL, no chance to clean up (a no-op if it is already dead).
     pub fn kill(&mut self) {
+        if let Some(mut instances) = self.instances.take() {
+            instances.kill();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             c.wait().unwrap();
@@ -102,6 +122,10 @@ impl Relay {
 
     /// Every file of the relay's data directory, as bytes.
     pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        assert!(
+            self.instances.is_none(),
+            "this test reads the relay's SQLite files; it is not one of the PostgreSQL subset"
+        );
         std::fs::read_dir(&self.data)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -115,6 +139,10 @@ impl Relay {
 
     /// The relay's SQLite database file.
     pub fn db_path(&self) -> PathBuf {
+        assert!(
+            self.instances.is_none(),
+            "this test reads the relay's SQLite file; it is not one of the PostgreSQL subset"
+        );
         self.data.join("relay.sqlite3")
     }
 }
