@@ -786,3 +786,74 @@ fn changing_the_storage_key_reseals_everything() {
     drop(ws);
     assert!(Workspace::open(&path, key(7)).is_ok());
 }
+
+/// Migration 0006 rebuilds the outbox without AUTOINCREMENT and without the `outbox_unsent`
+/// index: every pending row (unsent, and pushed but not yet echoed) survives with its number,
+/// state and sealed body, and later saves are numbered after them.
+#[test]
+fn migration_0006_keeps_every_pending_outbox_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let ws = streetsync_core::testing::open_at_schema_version(&path, key(1), 4).unwrap();
+    ws.create_team(setup()).unwrap();
+    let mut rng = Rng(18);
+    for day in 0..3 {
+        ws.create_contact(draft(&mut rng, day)).unwrap();
+    }
+    drop(ws);
+    type Row = (i64, Vec<u8>, Vec<u8>, i64, Vec<u8>, i64, Option<i64>);
+    let rows = |p: &std::path::Path| -> Vec<Row> {
+        let conn = Connection::open(p).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT seq, envelope_id, doc_id, kind, body, tombstone, acked_seq FROM outbox ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    {
+        // One entry pushed and awaiting its echo, one tombstone, the rest unsent.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE outbox SET acked_seq = 41 WHERE seq = (SELECT min(seq) FROM outbox)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE outbox SET tombstone = 1 WHERE seq = (SELECT max(seq) FROM outbox)",
+            [],
+        )
+        .unwrap();
+    }
+    let before = rows(&path);
+    assert!(before.len() >= 4, "team and three contacts queued");
+    assert!(before.iter().any(|r| r.6 == Some(41)));
+    assert!(before.iter().any(|r| r.5 == 1));
+
+    let ws = Workspace::open(&path, key(1)).unwrap();
+    assert_eq!(rows(&path), before);
+    let schema = schema_of(&path);
+    let outbox_sql = &schema.iter().find(|(n, _)| n == "outbox").unwrap().1;
+    assert!(!outbox_sql.contains("AUTOINCREMENT"), "{outbox_sql}");
+    assert!(!schema.iter().any(|(n, _)| n == "outbox_unsent"));
+    assert!(schema.iter().any(|(n, _)| n == "outbox_doc"));
+
+    // A later save is numbered after every migrated row.
+    ws.create_contact(draft(&mut rng, 4)).unwrap();
+    drop(ws);
+    let after = rows(&path);
+    assert_eq!(&after[..before.len()], &before[..]);
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(after[before.len()].0 > before.last().unwrap().0);
+}

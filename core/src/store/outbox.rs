@@ -148,13 +148,20 @@ impl Writer<'_> {
     }
 
     /// Marks outbox entries as acknowledged by the relay at the given log positions
-    /// `(local seq, relay seq)`. They stay until their echo comes back ([`Writer::confirm_echo`]).
-    pub(crate) fn ack_outbox(&mut self, acked: &[(i64, u64)]) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("UPDATE outbox SET acked_seq = ?2 WHERE seq = ?1")?;
-        for (seq, at) in acked {
-            stmt.execute(params![seq, i64::try_from(*at).unwrap_or(i64::MAX)])?;
+    /// `(local seq, envelope id, relay seq)`. They stay until their echo comes back
+    /// ([`Writer::confirm_echo`]). The envelope id is matched too: a local number can be reused
+    /// once the newest row is gone (an erasure during a push), and the new row must not inherit
+    /// the old one's acknowledgement.
+    pub(crate) fn ack_outbox(&mut self, acked: &[(i64, EnvelopeId, u64)]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE outbox SET acked_seq = ?2 WHERE seq = ?1 AND envelope_id = ?3",
+        )?;
+        for (seq, id, at) in acked {
+            stmt.execute(params![
+                seq,
+                i64::try_from(*at).unwrap_or(i64::MAX),
+                id.as_bytes().as_slice()
+            ])?;
         }
         Ok(())
     }
