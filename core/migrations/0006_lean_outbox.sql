@@ -1,16 +1,18 @@
 -- 0006 (numbered after 0005 of the statistics/retention work): fewer pages written per save.
 -- Every local save inserts one outbox row in its own durable transaction; each B-tree the insert
--- touches is one more 4 KiB WAL frame fsynced per save. Two of them carried nothing needed:
+-- touches is one more 4 KiB WAL frame fsynced per save. Three of them carried nothing needed:
 -- * AUTOINCREMENT rewrote the `sqlite_sequence` page on every insert. A plain INTEGER PRIMARY KEY
 --   still numbers rows in insertion order; a number can come back only after the newest row was
 --   deleted, and acknowledgements name the envelope id as well as the number, so a reused
 --   number is never mistaken for the row it replaced.
 -- * `outbox_unsent` indexed `seq` for unsent rows, which the table's own rowid order already
 --   gives: unsent rows are read oldest first, and the outbox is short once synced.
+-- * The UNIQUE index on `envelope_id`: ids are 16 random bytes drawn on this device, and the one
+--   lookup by id (a returning echo) also knows the record, so it goes through `outbox_doc`.
 -- The rows are copied as they are (numbers, acknowledgement state, sealed bodies).
 CREATE TABLE outbox_0006 (
     seq         INTEGER PRIMARY KEY,
-    envelope_id BLOB NOT NULL UNIQUE,
+    envelope_id BLOB NOT NULL,
     doc_id      BLOB NOT NULL,
     kind        INTEGER NOT NULL,
     body        BLOB NOT NULL,

@@ -787,8 +787,8 @@ fn changing_the_storage_key_reseals_everything() {
     assert!(Workspace::open(&path, key(7)).is_ok());
 }
 
-/// Migration 0006 rebuilds the outbox without AUTOINCREMENT and without the `outbox_unsent`
-/// index: every pending row (unsent, and pushed but not yet echoed) survives with its number,
+/// Migration 0006 rebuilds the outbox without AUTOINCREMENT, the `outbox_unsent` index and the
+/// unique index on envelope ids: every pending row (unsent, and pushed but not yet echoed) survives with its number,
 /// state and sealed body, and later saves are numbered after them.
 #[test]
 fn migration_0006_keeps_every_pending_outbox_entry() {
@@ -847,6 +847,7 @@ fn migration_0006_keeps_every_pending_outbox_entry() {
     let outbox_sql = &schema.iter().find(|(n, _)| n == "outbox").unwrap().1;
     assert!(!outbox_sql.contains("AUTOINCREMENT"), "{outbox_sql}");
     assert!(!schema.iter().any(|(n, _)| n == "outbox_unsent"));
+    assert!(!outbox_sql.contains("UNIQUE"), "{outbox_sql}");
     assert!(schema.iter().any(|(n, _)| n == "outbox_doc"));
 
     // A later save is numbered after every migrated row.

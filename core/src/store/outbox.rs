@@ -166,11 +166,15 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// This device's envelope came back from the relay's log: it is really there.
-    pub(crate) fn confirm_echo(&mut self, envelope: &EnvelopeId) -> Result<()> {
+    /// This device's envelope of record `doc` came back from the relay's log: it is really
+    /// there. Looked up through the record (`outbox_doc`); an echo naming another record than the
+    /// one its id was queued for confirms nothing, so that change is sent again.
+    pub(crate) fn confirm_echo(&mut self, doc: &RecordId, envelope: &EnvelopeId) -> Result<()> {
         self.tx
-            .prepare_cached("DELETE FROM outbox WHERE envelope_id = ?1 AND acked_seq IS NOT NULL")?
-            .execute([envelope.as_bytes().as_slice()])?;
+            .prepare_cached(
+                "DELETE FROM outbox WHERE doc_id = ?1 AND envelope_id = ?2 AND acked_seq IS NOT NULL",
+            )?
+            .execute([doc.as_bytes().as_slice(), envelope.as_bytes().as_slice()])?;
         Ok(())
     }
 

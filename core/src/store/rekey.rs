@@ -38,15 +38,19 @@ impl Store {
             ("secrets", Purpose::Secret, "0", "name", "NULL"),
             ("quarantine", Purpose::Quarantine, "0", "seq", "doc_id"),
         ] {
-            type Row = (rusqlite::types::Value, u8, Vec<u8>, Option<Vec<u8>>);
+            // Rows are rewritten by rowid: every table here has one, and not every id column
+            // is indexed (the outbox's envelope id is not).
+            type Row = (rusqlite::types::Value, u8, Vec<u8>, Option<Vec<u8>>, i64);
             let rows: Vec<Row> = {
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT {id_col}, {kind_col}, body, {extra_col} FROM {table}"
+                    "SELECT {id_col}, {kind_col}, body, {extra_col}, rowid FROM {table}"
                 ))?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect::<rusqlite::Result<_>>()?
+                stmt.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
             };
-            for (id, kind, body, extra) in rows {
+            for (id, kind, body, extra, rowid) in rows {
                 let mut aad: Vec<u8> = match &id {
                     rusqlite::types::Value::Blob(b) => b.clone(),
                     rusqlite::types::Value::Text(t) => t.as_bytes().to_vec(),
@@ -61,8 +65,8 @@ impl Store {
                 let plain = old.open(purpose, kind, &aad, &body, || format!("{table} row"))?;
                 let sealed = new.seal(purpose, kind, &aad, &plain)?;
                 tx.execute(
-                    &format!("UPDATE {table} SET body = ?1 WHERE {id_col} = ?2"),
-                    params![sealed, id],
+                    &format!("UPDATE {table} SET body = ?1 WHERE rowid = ?2"),
+                    params![sealed, rowid],
                 )?;
             }
         }
