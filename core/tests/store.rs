@@ -858,3 +858,67 @@ fn migration_0006_keeps_every_pending_outbox_entry() {
     assert_eq!(after.len(), before.len() + 1);
     assert!(after[before.len()].0 > before.last().unwrap().0);
 }
+
+/// A new record's outbox entry points at its stored document instead of holding a second sealed
+/// copy (migration 0006). What it sends must stay the change it was when queued: an edit before
+/// the push gives the entry its own copy first, and a storage-key change keeps both readable.
+#[test]
+fn a_new_record_queued_by_reference_sends_what_it_was_when_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let mut rng = Rng(1818);
+    let original = draft(&mut rng, 3);
+    let c = ws.create_contact(original.clone()).unwrap();
+    let queued = |ws: &Workspace| -> Vec<Vec<u8>> {
+        ws.pending_outbox(100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.doc_id == c.id)
+            .map(|e| e.changes.to_vec())
+            .collect()
+    };
+    let first = queued(&ws);
+    assert_eq!(first.len(), 1);
+    {
+        let conn = Connection::open(dir.path().join("lead.db")).unwrap();
+        let (body_len, by_ref): (i64, i64) = conn
+            .query_row(
+                "SELECT length(body), body_is_document FROM outbox WHERE doc_id = ?1",
+                [c.id.as_bytes().as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((body_len, by_ref), (0, 1), "no second copy of the document");
+    }
+
+    let mut edited = original.clone();
+    edited.note = "Ganz anderer Text nach dem Gespräch.".into();
+    ws.update_contact(c.id, edited).unwrap();
+    let after_edit = queued(&ws);
+    assert_eq!(after_edit.len(), 2);
+    assert_eq!(
+        after_edit[0], first[0],
+        "the create entry still sends the create"
+    );
+    assert_ne!(after_edit[1], first[0]);
+
+    // The create, loaded alone, is the contact as first saved.
+    use automerge::ReadDoc;
+    let doc = automerge::Automerge::load(&first[0]).unwrap();
+    let (_, note) = doc.get(automerge::ROOT, "note").unwrap().unwrap();
+    assert_eq!(doc.text(&note).unwrap(), original.note);
+
+    ws.change_storage_key(key(2)).unwrap();
+    drop(ws);
+    let ws = Workspace::open(dir.path().join("lead.db"), key(2)).unwrap();
+    assert_eq!(queued(&ws), after_edit);
+    let c2 = ws.create_contact(draft(&mut rng, 4)).unwrap();
+    ws.change_storage_key(key(3)).unwrap();
+    let e = ws
+        .pending_outbox(100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.doc_id == c2.id)
+        .unwrap();
+    assert!(automerge::Automerge::load(&e.changes).is_ok());
+}

@@ -26,6 +26,8 @@ struct Db {
     conn: Connection,
     cache: Option<Cache>,
     data_version: i64,
+    /// The schema version the store was opened at (older ones only in migration tests).
+    schema: u32,
     /// Under the same lock as the connection, so a storage-key change swaps it atomically.
     sealer: Sealer,
 }
@@ -58,7 +60,7 @@ impl Store {
         let mut conn = Connection::open(path)?;
         sqlite_pragmas(&conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        schema::migrate(&tx, version)?;
+        let schema = schema::migrate(&tx, version)?;
         let salt = meta_get(&tx, "kdf_salt")?;
         let storage_key = match key {
             KeySource::Key(k) => k.clone(),
@@ -107,6 +109,7 @@ impl Store {
                 conn,
                 cache: None,
                 data_version,
+                schema,
                 sealer,
             }),
         })
@@ -139,6 +142,7 @@ impl Store {
             conn,
             cache,
             sealer,
+            schema,
             ..
         } = &*db;
         let cache = cache.as_ref().ok_or(Error::Internal("cache missing"))?;
@@ -146,6 +150,7 @@ impl Store {
             conn,
             sealer,
             cache,
+            schema: *schema,
         })
     }
 
@@ -159,6 +164,7 @@ impl Store {
                 conn,
                 cache,
                 sealer,
+                schema,
                 ..
             } = &mut *db;
             let cache = cache.as_mut().ok_or(Error::Internal("cache missing"))?;
@@ -166,6 +172,7 @@ impl Store {
             let mut w = Writer {
                 tx,
                 sealer,
+                schema: *schema,
                 cache,
                 updates: Vec::new(),
                 erased: false,
@@ -231,6 +238,7 @@ fn meta_put(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
 pub(crate) struct Reader<'a> {
     conn: &'a Connection,
     sealer: &'a Sealer,
+    schema: u32,
     pub(crate) cache: &'a Cache,
 }
 
@@ -238,6 +246,7 @@ pub(crate) struct Reader<'a> {
 pub(crate) struct Writer<'a> {
     tx: rusqlite::Transaction<'a>,
     sealer: &'a Sealer,
+    schema: u32,
     cache: &'a mut Cache,
     updates: Vec<CacheUpdate>,
     /// Set when a record was erased: the WAL is checkpointed after the commit.
