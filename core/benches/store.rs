@@ -383,6 +383,15 @@ fn main() {
                 "frames",
                 Some(8.0),
             );
+            drop(ws);
+            let trees = bytes_by_tree(&d.path().join("lead.db"));
+            let total: u64 = trees.iter().map(|t| t.1).sum();
+            figures.add(
+                &format!("store_bytes_per_contact_2000_{label}"),
+                total as f64 / (2_000 + TRACED_SAVES) as f64,
+                "B",
+                Some(1_500.0),
+            );
         }
     }
     for (side, label) in ["schema4", "newest"].into_iter().enumerate() {
