@@ -17,7 +17,17 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use streetsync_core::{ContactFilter, StatsQuery, Workspace};
 
-const CONTACTS: usize = 10_000;
+/// Contacts saved, 10,000 unless `STORE_BENCH_CONTACTS` says otherwise (the scaling table in
+/// `docs/benchmarks.md` runs 1,000, 10,000 and 100,000).
+fn contacts() -> usize {
+    std::env::var("STORE_BENCH_CONTACTS")
+        .ok()
+        .and_then(|v| v.replace(['_', ','], "").parse().ok())
+        .unwrap_or(10_000)
+}
+/// Saves whose WAL frames are counted (few enough that no automatic checkpoint, at 1,000
+/// frames, resets the WAL in between).
+const TRACED_SAVES: usize = 40;
 /// Days the contacts spread over (two years from 2025-01-01).
 const DAYS: u64 = 730;
 
@@ -74,7 +84,30 @@ fn raw_fsync_p50_ms(dir: &Path) -> f64 {
 /// Saves `n` realistic contacts into a new team store in `dir`, each its own durable transaction;
 /// returns the store and each save's wall time in ms.
 fn save_contacts(dir: &Path, n: usize, progress: bool) -> (Workspace, Vec<f64>) {
-    let ws = common::lead_store(dir);
+    save_contacts_at(dir, n, progress, None)
+}
+
+/// [`save_contacts`] into a store at schema `version` (`None`: the newest), for before/after
+/// comparisons of the schema in one run.
+fn save_contacts_at(
+    dir: &Path,
+    n: usize,
+    progress: bool,
+    version: Option<u32>,
+) -> (Workspace, Vec<f64>) {
+    let ws = match version {
+        None => common::lead_store(dir),
+        Some(v) => {
+            let ws = streetsync_core::testing::open_at_schema_version(
+                dir.join("lead.db"),
+                common::key(1),
+                v,
+            )
+            .unwrap();
+            ws.create_team(common::setup()).unwrap();
+            ws
+        }
+    };
     if progress {
         println!("  team store opened, rss {:.1} MB", status_mb("VmRSS"));
     }
@@ -97,6 +130,65 @@ fn save_contacts(dir: &Path, n: usize, progress: bool) -> (Workspace, Vec<f64>) 
         }
     }
     (ws, saves)
+}
+
+/// WAL frames written per save, and per B-tree (table or index) the pages those frames hold:
+/// the WAL is emptied by a checkpoint from a second connection, [`TRACED_SAVES`] more contacts
+/// are saved, and each frame's page number is looked up in `dbstat`. Deterministic for a given
+/// schema and store (load and disk speed do not change it), unlike the save time.
+fn wal_frames_per_save(
+    ws: &Workspace,
+    db: &Path,
+    rng: &mut common::Rng,
+) -> (f64, Vec<(String, f64)>) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let owners: std::collections::HashMap<u32, String> = conn
+        .prepare("SELECT pageno, name FROM dbstat")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let last_page = owners.keys().copied().max().unwrap_or(0);
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    for _ in 0..TRACED_SAVES {
+        let day = rng.below(DAYS) as u32;
+        ws.create_contact(common::draft(rng, day)).unwrap();
+    }
+    let wal = std::fs::read(db.with_extension("db-wal")).unwrap();
+    let page_size = u32::from_be_bytes(wal[8..12].try_into().unwrap()) as usize;
+    let frames = (wal.len() - 32) / (page_size + 24);
+    let mut by_tree: std::collections::BTreeMap<String, usize> = Default::default();
+    for f in 0..frames {
+        let at = 32 + f * (page_size + 24);
+        let page = u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
+        let tree = match owners.get(&page) {
+            Some(name) => name.clone(),
+            None if page > last_page => "(new pages: tails of growing tables)".to_owned(),
+            None => "(free list)".to_owned(),
+        };
+        *by_tree.entry(tree).or_default() += 1;
+    }
+    let mut by_tree: Vec<(String, f64)> = by_tree
+        .into_iter()
+        .map(|(k, v)| (k, v as f64 / TRACED_SAVES as f64))
+        .collect();
+    by_tree.sort_by(|a, b| b.1.total_cmp(&a.1));
+    (frames as f64 / TRACED_SAVES as f64, by_tree)
+}
+
+/// Bytes of the store file per table and index (`dbstat`), after a full checkpoint.
+fn bytes_by_tree(db: &Path) -> Vec<(String, u64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    conn.prepare("SELECT name, sum(pgsize) AS b FROM dbstat GROUP BY name ORDER BY b DESC")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -131,15 +223,16 @@ impl Figures {
 }
 
 fn main() {
+    let n_contacts = contacts();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lead.db");
     let mut figures = Figures(Map::new());
-    println!("store benchmark: {CONTACTS} contacts in {}", db.display());
+    println!("store benchmark: {n_contacts} contacts in {}", db.display());
 
     let raw_fsync = raw_fsync_p50_ms(dir.path());
 
     // Saves: each one its own durable transaction.
-    let (ws, mut saves) = save_contacts(dir.path(), CONTACTS, true);
+    let (ws, mut saves) = save_contacts(dir.path(), n_contacts, true);
     figures.add("save_p50_ms", quantile(&mut saves, 0.5), "ms", Some(0.4));
     figures.add("save_p99_ms", quantile(&mut saves, 0.99), "ms", Some(5.0));
     figures.add("raw_fsync_p50_ms", raw_fsync, "ms", None);
@@ -148,6 +241,14 @@ fn main() {
         status_mb("VmRSS"),
         status_mb("VmHWM")
     );
+    let peak_after_saves = status_mb("VmHWM");
+    let mut trace_rng = common::Rng(0x0000_0018_0000_0001);
+    let (frames, by_tree) = wal_frames_per_save(&ws, &db, &mut trace_rng);
+    println!("  WAL frames per save, by table or index:");
+    for (tree, n) in &by_tree {
+        println!("    {tree:<40} {n:>6.2}");
+    }
+    figures.add("wal_frames_per_save", frames, "frames", Some(8.0));
     drop(ws);
 
     // Reopen: key check, cache of 10,000 decrypted projections, first page.
@@ -162,7 +263,7 @@ fn main() {
             .unwrap();
         let took = t.elapsed();
         assert_eq!(page.items.len(), 50);
-        assert_eq!(page.total, CONTACTS);
+        assert_eq!(page.total, n_contacts + TRACED_SAVES);
         took
     });
     figures.add("open_first_page_ms", open_first_page, "ms", Some(100.0));
@@ -250,10 +351,36 @@ fn main() {
         "store file {:.2} MiB (+ WAL {:.2} MiB), {:.0} bytes per contact",
         main_file as f64 / 1_048_576.0,
         wal as f64 / 1_048_576.0,
-        (main_file + wal) as f64 / CONTACTS as f64
+        (main_file + wal) as f64 / n_contacts as f64
     );
     figures.add("store_file_mb", main_file as f64 / 1_048_576.0, "MB", None);
+    figures.add("peak_rss_saving_mb", peak_after_saves, "MB", Some(80.0));
     figures.add("peak_rss_mb", status_mb("VmHWM"), "MB", Some(80.0));
+    let trees = bytes_by_tree(&db);
+    let stored = (n_contacts + TRACED_SAVES) as f64;
+    println!("  store file by table or index, bytes per contact:");
+    for (tree, b) in &trees {
+        println!("    {tree:<40} {:>8.0}", *b as f64 / stored);
+    }
+    let total: u64 = trees.iter().map(|t| t.1).sum();
+    let outbox: u64 = trees
+        .iter()
+        .filter(|t| t.0.contains("outbox"))
+        .map(|t| t.1)
+        .sum();
+    figures.add(
+        "store_bytes_per_contact",
+        total as f64 / stored,
+        "B",
+        Some(1_500.0),
+    );
+    // A synced device: the outbox is empty once the relay echoed every change.
+    figures.add(
+        "store_bytes_per_contact_synced",
+        (total - outbox) as f64 / stored,
+        "B",
+        Some(1_500.0),
+    );
 
     // Diagnosis, after the peak was taken: the same saves where fsync costs nothing (tmpfs), i.e.
     // the CPU part of a save.
@@ -262,6 +389,54 @@ fn main() {
         let mem = tempfile::tempdir_in(shm).unwrap();
         let (_, mut saves) = save_contacts(mem.path(), 2_000, false);
         figures.add("save_tmpfs_p50_ms", quantile(&mut saves, 0.5), "ms", None);
+    }
+
+    // Before/after of the schema in one run, on the same disk as the main store: the same 2,000
+    // contacts and traced saves into a store left at schema 4 (before migration 0006) and into
+    // one at the newest schema, alternating twice so a change of the machine's load hits both.
+    let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..2 {
+        for (side, (label, version)) in [("schema4", Some(4)), ("newest", None)]
+            .into_iter()
+            .enumerate()
+        {
+            let d = tempfile::tempdir_in(dir.path()).unwrap();
+            let (ws, saves) = save_contacts_at(d.path(), 2_000, false, version);
+            samples[side].extend(saves);
+            if round > 0 {
+                continue;
+            }
+            let mut rng = common::Rng(0x0000_0018_0000_0001);
+            let (frames, by_tree) = wal_frames_per_save(&ws, &d.path().join("lead.db"), &mut rng);
+            println!("  2,000-contact store at {label}: {frames:.2} WAL frames per save");
+            for (tree, n) in &by_tree {
+                println!("    {tree:<40} {n:>6.2}");
+            }
+            figures.add(
+                &format!("wal_frames_per_save_2000_{label}"),
+                frames,
+                "frames",
+                Some(8.0),
+            );
+            drop(ws);
+            let trees = bytes_by_tree(&d.path().join("lead.db"));
+            let total: u64 = trees.iter().map(|t| t.1).sum();
+            figures.add(
+                &format!("store_bytes_per_contact_2000_{label}"),
+                total as f64 / (2_000 + TRACED_SAVES) as f64,
+                "B",
+                Some(1_500.0),
+            );
+        }
+    }
+    for (side, label) in ["schema4", "newest"].into_iter().enumerate() {
+        let v = &mut samples[side];
+        figures.add(
+            &format!("save_p50_2000_{label}_ms"),
+            quantile(v, 0.5),
+            "ms",
+            Some(0.4),
+        );
     }
 
     let out = target_dir().join("bench");

@@ -786,3 +786,139 @@ fn changing_the_storage_key_reseals_everything() {
     drop(ws);
     assert!(Workspace::open(&path, key(7)).is_ok());
 }
+
+/// Migration 0006 rebuilds the outbox without AUTOINCREMENT, the `outbox_unsent` index and the
+/// unique index on envelope ids: every pending row (unsent, and pushed but not yet echoed) survives with its number,
+/// state and sealed body, and later saves are numbered after them.
+#[test]
+fn migration_0006_keeps_every_pending_outbox_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let ws = streetsync_core::testing::open_at_schema_version(&path, key(1), 4).unwrap();
+    ws.create_team(setup()).unwrap();
+    let mut rng = Rng(18);
+    for day in 0..3 {
+        ws.create_contact(draft(&mut rng, day)).unwrap();
+    }
+    drop(ws);
+    type Row = (i64, Vec<u8>, Vec<u8>, i64, Vec<u8>, i64, Option<i64>);
+    let rows = |p: &std::path::Path| -> Vec<Row> {
+        let conn = Connection::open(p).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT seq, envelope_id, doc_id, kind, body, tombstone, acked_seq FROM outbox ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    {
+        // One entry pushed and awaiting its echo, one tombstone, the rest unsent.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE outbox SET acked_seq = 41 WHERE seq = (SELECT min(seq) FROM outbox)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE outbox SET tombstone = 1 WHERE seq = (SELECT max(seq) FROM outbox)",
+            [],
+        )
+        .unwrap();
+    }
+    let before = rows(&path);
+    assert!(before.len() >= 4, "team and three contacts queued");
+    assert!(before.iter().any(|r| r.6 == Some(41)));
+    assert!(before.iter().any(|r| r.5 == 1));
+
+    let ws = Workspace::open(&path, key(1)).unwrap();
+    assert_eq!(rows(&path), before);
+    let schema = schema_of(&path);
+    let outbox_sql = &schema.iter().find(|(n, _)| n == "outbox").unwrap().1;
+    assert!(!outbox_sql.contains("AUTOINCREMENT"), "{outbox_sql}");
+    assert!(!schema.iter().any(|(n, _)| n == "outbox_unsent"));
+    assert!(!outbox_sql.contains("UNIQUE"), "{outbox_sql}");
+    assert!(schema.iter().any(|(n, _)| n == "outbox_doc"));
+
+    // A later save is numbered after every migrated row.
+    ws.create_contact(draft(&mut rng, 4)).unwrap();
+    drop(ws);
+    let after = rows(&path);
+    assert_eq!(&after[..before.len()], &before[..]);
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(after[before.len()].0 > before.last().unwrap().0);
+}
+
+/// A new record's outbox entry points at its stored document instead of holding a second sealed
+/// copy (migration 0006). What it sends must stay the change it was when queued: an edit before
+/// the push gives the entry its own copy first, and a storage-key change keeps both readable.
+#[test]
+fn a_new_record_queued_by_reference_sends_what_it_was_when_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let mut rng = Rng(1818);
+    let original = draft(&mut rng, 3);
+    let c = ws.create_contact(original.clone()).unwrap();
+    let queued = |ws: &Workspace| -> Vec<Vec<u8>> {
+        ws.pending_outbox(100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.doc_id == c.id)
+            .map(|e| e.changes.to_vec())
+            .collect()
+    };
+    let first = queued(&ws);
+    assert_eq!(first.len(), 1);
+    {
+        let conn = Connection::open(dir.path().join("lead.db")).unwrap();
+        let (body_len, by_ref): (i64, i64) = conn
+            .query_row(
+                "SELECT length(body), body_is_document FROM outbox WHERE doc_id = ?1",
+                [c.id.as_bytes().as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((body_len, by_ref), (0, 1), "no second copy of the document");
+    }
+
+    let mut edited = original.clone();
+    edited.note = "Ganz anderer Text nach dem Gespräch.".into();
+    ws.update_contact(c.id, edited).unwrap();
+    let after_edit = queued(&ws);
+    assert_eq!(after_edit.len(), 2);
+    assert_eq!(
+        after_edit[0], first[0],
+        "the create entry still sends the create"
+    );
+    assert_ne!(after_edit[1], first[0]);
+
+    // The create, loaded alone, is the contact as first saved.
+    use automerge::ReadDoc;
+    let doc = automerge::Automerge::load(&first[0]).unwrap();
+    let (_, note) = doc.get(automerge::ROOT, "note").unwrap().unwrap();
+    assert_eq!(doc.text(&note).unwrap(), original.note);
+
+    ws.change_storage_key(key(2)).unwrap();
+    drop(ws);
+    let ws = Workspace::open(dir.path().join("lead.db"), key(2)).unwrap();
+    assert_eq!(queued(&ws), after_edit);
+    let c2 = ws.create_contact(draft(&mut rng, 4)).unwrap();
+    ws.change_storage_key(key(3)).unwrap();
+    let e = ws
+        .pending_outbox(100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.doc_id == c2.id)
+        .unwrap();
+    assert!(automerge::Automerge::load(&e.changes).is_ok());
+}

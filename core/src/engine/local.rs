@@ -46,8 +46,8 @@ impl Engine {
         w.put_doc_bytes(&id, kind, &saved)?;
         if before.is_empty() {
             // A new record: the saved document is exactly its changes, and receivers load a saved
-            // document like changes, so encode once.
-            w.push_outbox(&id, kind, &saved)?;
+            // document like changes, so encode once and store once (the entry points at it).
+            w.push_outbox_document(&id, kind, &saved)?;
         } else {
             let changes = Zeroizing::new(doc.save_after(before));
             w.push_outbox(&id, kind, &changes)?;

@@ -275,7 +275,7 @@ pub(crate) fn apply_envelope(
 ) -> Result<std::result::Result<Applied, QuarantineReason>> {
     if env.author == me {
         // Our own envelope coming back: the store already holds it, and the relay really kept it.
-        w.confirm_echo(&env.id)?;
+        w.confirm_echo(&env.doc, &env.id)?;
         return Ok(Ok(Applied::Skipped));
     }
     let Some(team) = w.cache().team.clone() else {

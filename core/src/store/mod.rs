@@ -30,6 +30,8 @@ struct Db {
     /// An erasure committed whose old pages may still be in the WAL or the main file (mirrors
     /// the `erasure_pending` meta row, which survives a restart).
     wipe_pending: bool,
+    /// The schema version the store was opened at (older ones only in migration tests).
+    schema: u32,
     /// Under the same lock as the connection, so a storage-key change swaps it atomically.
     sealer: Sealer,
 }
@@ -105,7 +107,7 @@ impl Store {
         let mut conn = Connection::open(path)?;
         sqlite_pragmas(&conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        schema::migrate(&tx, version)?;
+        let schema = schema::migrate(&tx, version)?;
         let salt = meta_get(&tx, "kdf_salt")?;
         let storage_key = match key {
             KeySource::Key(k) => k.clone(),
@@ -155,6 +157,7 @@ impl Store {
             cache: None,
             data_version,
             wipe_pending,
+            schema,
             sealer,
         };
         if db.wipe_pending {
@@ -230,6 +233,7 @@ impl Store {
             conn,
             cache,
             sealer,
+            schema,
             ..
         } = &*db;
         let cache = cache.as_ref().ok_or(Error::Internal("cache missing"))?;
@@ -237,6 +241,7 @@ impl Store {
             conn,
             sealer,
             cache,
+            schema: *schema,
         })
     }
 
@@ -259,6 +264,7 @@ impl Store {
                 conn,
                 cache,
                 sealer,
+                schema,
                 ..
             } = &mut *db;
             let cache = cache.as_mut().ok_or(Error::Internal("cache missing"))?;
@@ -266,6 +272,7 @@ impl Store {
             let mut w = Writer {
                 tx,
                 sealer,
+                schema: *schema,
                 cache,
                 updates: Vec::new(),
                 erased: false,
@@ -338,6 +345,7 @@ fn meta_put(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
 pub(crate) struct Reader<'a> {
     conn: &'a Connection,
     sealer: &'a Sealer,
+    schema: u32,
     pub(crate) cache: &'a Cache,
 }
 
@@ -345,6 +353,7 @@ pub(crate) struct Reader<'a> {
 pub(crate) struct Writer<'a> {
     tx: rusqlite::Transaction<'a>,
     sealer: &'a Sealer,
+    schema: u32,
     cache: &'a mut Cache,
     updates: Vec<CacheUpdate>,
     /// Set when a record was erased: the WAL is checkpointed after the commit.

@@ -30,18 +30,31 @@ pub struct OutboxEntry {
 reads! {
     /// Up to `limit` outbox entries not pushed yet, oldest first.
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.outbox_where("acked_seq IS NULL", limit)
+        self.outbox_where("o.acked_seq IS NULL", limit)
     }
 
     /// Pushed entries whose echo has not come back from the relay's log yet.
     pub(crate) fn awaiting_echo(&self) -> Result<Vec<OutboxEntry>> {
-        self.outbox_where("acked_seq IS NOT NULL", usize::MAX >> 1)
+        self.outbox_where("o.acked_seq IS NOT NULL", usize::MAX >> 1)
+    }
+
+    /// Whether outbox entries can point at their record's stored document (migration 0006; a
+    /// store at an older schema exists only in migration tests).
+    fn outbox_refs_documents(&self) -> bool {
+        self.schema >= super::schema::lean_outbox_version()
     }
 
     fn outbox_where(&self, condition: &str, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let by_ref = if self.outbox_refs_documents() {
+            "o.body_is_document"
+        } else {
+            "0"
+        };
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT seq, envelope_id, doc_id, kind, body, tombstone FROM outbox
-             WHERE {condition} ORDER BY seq LIMIT ?1"
+            "SELECT o.seq, o.envelope_id, o.doc_id, o.kind, o.body, o.tombstone,
+                    {by_ref}, d.kind, d.body
+             FROM outbox o LEFT JOIN documents d ON {by_ref} = 1 AND d.id = o.doc_id
+             WHERE {condition} ORDER BY o.seq LIMIT ?1"
         ))?;
         let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
         let mut out = Vec::new();
@@ -54,15 +67,30 @@ reads! {
                 env.as_slice().try_into().map_err(|_| Error::Corrupt {
                     what: "outbox entry id".into(),
                 })?;
-            let changes =
+            let changes = if r.get::<_, i64>(6)? != 0 {
+                // The entry's changes are the record's stored document (see migration 0006).
+                let stored: Option<(u8, Vec<u8>)> = match (r.get(7)?, r.get(8)?) {
+                    (Some(k), Some(b)) => Some((k, b)),
+                    _ => None,
+                };
+                let (doc_kind, doc_body) = stored
+                    .filter(|(k, _)| *k == kind_code)
+                    .ok_or_else(|| Error::Corrupt {
+                        what: "outbox entry: its document".into(),
+                    })?;
                 self.sealer
-                    .open(
-                        Purpose::Outbox,
-                        kind_code,
-                        &[env.as_slice(), doc.as_slice()].concat(),
-                        &body,
-                        || "outbox entry".into(),
-                    )?;
+                    .open(Purpose::Document, doc_kind, &doc, &doc_body, || {
+                        "outbox entry's document".into()
+                    })?
+            } else {
+                self.sealer.open(
+                    Purpose::Outbox,
+                    kind_code,
+                    &[env.as_slice(), doc.as_slice()].concat(),
+                    &body,
+                    || "outbox entry".into(),
+                )?
+            };
             out.push(OutboxEntry {
                 seq: r.get(0)?,
                 envelope_id: EnvelopeId::from_bytes(env_arr),
@@ -113,6 +141,79 @@ impl Writer<'_> {
         self.queue(doc_id, kind, changes, false)
     }
 
+    /// Records a new record's first change: the document this transaction just stored is
+    /// exactly that change (receivers load a saved document like changes), so the entry points at
+    /// it instead of holding a second sealed copy. [`Writer::put_doc_bytes`] gives the entry its
+    /// own copy before the document is overwritten.
+    /// `saved` is that document, queued as a copy on a store older than migration 0006.
+    pub(crate) fn push_outbox_document(
+        &mut self,
+        doc_id: &RecordId,
+        kind: RecordKind,
+        saved: &[u8],
+    ) -> Result<EnvelopeId> {
+        if !self.outbox_refs_documents() {
+            return self.queue(doc_id, kind, saved, false);
+        }
+        let envelope_id = EnvelopeId::random();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO outbox (envelope_id, doc_id, kind, body, body_is_document)
+                 VALUES (?1, ?2, ?3, x'', 1)",
+            )?
+            .execute(params![
+                envelope_id.as_bytes().as_slice(),
+                doc_id.as_bytes().as_slice(),
+                kind.code(),
+            ])?;
+        Ok(envelope_id)
+    }
+
+    /// Gives every entry that points at `doc_id`'s stored document its own sealed copy of it:
+    /// called before that document is overwritten, so what the entry sends stays what it was.
+    pub(super) fn detach_outbox_document(&mut self, doc_id: &RecordId) -> Result<()> {
+        if !self.outbox_refs_documents() {
+            return Ok(());
+        }
+        let idb = doc_id.as_bytes().as_slice();
+        let pending: Vec<(i64, Vec<u8>, u8)> = self
+            .tx
+            .prepare_cached(
+                "SELECT seq, envelope_id, kind FROM outbox WHERE doc_id = ?1 AND body_is_document = 1",
+            )?
+            .query_map([idb], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (doc_kind, body): (u8, Vec<u8>) = self
+            .tx
+            .prepare_cached("SELECT kind, body FROM documents WHERE id = ?1")?
+            .query_row([idb], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| Error::Corrupt {
+                what: "outbox entry: its document".into(),
+            })?;
+        let plain = self
+            .sealer
+            .open(Purpose::Document, doc_kind, idb, &body, || {
+                "outbox entry's document".into()
+            })?;
+        for (seq, env, kind) in pending {
+            if kind != doc_kind {
+                return Err(Error::Corrupt {
+                    what: "outbox entry: its document".into(),
+                });
+            }
+            let aad = [env.as_slice(), idb].concat();
+            let sealed = self.sealer.seal(Purpose::Outbox, kind, &aad, &plain)?;
+            self.tx
+                .prepare_cached("UPDATE outbox SET body = ?2, body_is_document = 0 WHERE seq = ?1")?
+                .execute(params![seq, sealed])?;
+        }
+        Ok(())
+    }
+
     /// Writes one outbox entry: changes, or a tombstone (empty body).
     fn queue(
         &mut self,
@@ -148,22 +249,33 @@ impl Writer<'_> {
     }
 
     /// Marks outbox entries as acknowledged by the relay at the given log positions
-    /// `(local seq, relay seq)`. They stay until their echo comes back ([`Writer::confirm_echo`]).
-    pub(crate) fn ack_outbox(&mut self, acked: &[(i64, u64)]) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("UPDATE outbox SET acked_seq = ?2 WHERE seq = ?1")?;
-        for (seq, at) in acked {
-            stmt.execute(params![seq, i64::try_from(*at).unwrap_or(i64::MAX)])?;
+    /// `(local seq, envelope id, relay seq)`. They stay until their echo comes back
+    /// ([`Writer::confirm_echo`]). The envelope id is matched too: a local number can be reused
+    /// once the newest row is gone (an erasure during a push), and the new row must not inherit
+    /// the old one's acknowledgement.
+    pub(crate) fn ack_outbox(&mut self, acked: &[(i64, EnvelopeId, u64)]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE outbox SET acked_seq = ?2 WHERE seq = ?1 AND envelope_id = ?3",
+        )?;
+        for (seq, id, at) in acked {
+            stmt.execute(params![
+                seq,
+                i64::try_from(*at).unwrap_or(i64::MAX),
+                id.as_bytes().as_slice()
+            ])?;
         }
         Ok(())
     }
 
-    /// This device's envelope came back from the relay's log: it is really there.
-    pub(crate) fn confirm_echo(&mut self, envelope: &EnvelopeId) -> Result<()> {
+    /// This device's envelope of record `doc` came back from the relay's log: it is really
+    /// there. Looked up through the record (`outbox_doc`); an echo naming another record than the
+    /// one its id was queued for confirms nothing, so that change is sent again.
+    pub(crate) fn confirm_echo(&mut self, doc: &RecordId, envelope: &EnvelopeId) -> Result<()> {
         self.tx
-            .prepare_cached("DELETE FROM outbox WHERE envelope_id = ?1 AND acked_seq IS NOT NULL")?
-            .execute([envelope.as_bytes().as_slice()])?;
+            .prepare_cached(
+                "DELETE FROM outbox WHERE doc_id = ?1 AND envelope_id = ?2 AND acked_seq IS NOT NULL",
+            )?
+            .execute([doc.as_bytes().as_slice(), envelope.as_bytes().as_slice()])?;
         Ok(())
     }
 

@@ -64,13 +64,15 @@ reads! {
 }
 
 impl Writer<'_> {
-    /// Stores a saved document (`Automerge::save` bytes), sealed.
+    /// Stores a saved document (`Automerge::save` bytes), sealed. An outbox entry that points at
+    /// the document it replaces gets its own copy first.
     pub(crate) fn put_doc_bytes(
         &mut self,
         id: &RecordId,
         kind: RecordKind,
         bytes: &[u8],
     ) -> Result<()> {
+        self.detach_outbox_document(id)?;
         let sealed = self
             .sealer
             .seal(Purpose::Document, kind.code(), id.as_bytes(), bytes)?;

@@ -13,7 +13,17 @@ impl Store {
     /// vacuums so no page sealed under the old key stays in the file or its WAL.
     pub(crate) fn rekey(&self, key: &crate::crypto::KeySource) -> Result<()> {
         let mut db = self.lock()?;
-        let Db { conn, sealer, .. } = &mut *db;
+        let Db {
+            conn,
+            sealer,
+            schema,
+            ..
+        } = &mut *db;
+        let outbox_sealed_rows = if *schema >= super::schema::lean_outbox_version() {
+            "body_is_document = 0"
+        } else {
+            "1"
+        };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (storage_key, kdf) = match key {
             crate::crypto::KeySource::Key(k) => (k.clone(), None),
@@ -30,23 +40,42 @@ impl Store {
         };
         let new = Sealer::new(&storage_key)?;
         let old: &Sealer = sealer;
-        // (table, purpose, kind column, id column, extra AAD column)
-        for (table, purpose, kind_col, id_col, extra_col) in [
-            ("documents", Purpose::Document, "kind", "id", "NULL"),
-            ("projections", Purpose::Projection, "kind", "id", "NULL"),
-            ("outbox", Purpose::Outbox, "kind", "envelope_id", "doc_id"),
-            ("secrets", Purpose::Secret, "0", "name", "NULL"),
-            ("quarantine", Purpose::Quarantine, "0", "seq", "doc_id"),
+        // (table, purpose, kind column, id column, extra AAD column, rows holding a sealed body)
+        for (table, purpose, kind_col, id_col, extra_col, sealed_rows) in [
+            ("documents", Purpose::Document, "kind", "id", "NULL", "1"),
+            (
+                "projections",
+                Purpose::Projection,
+                "kind",
+                "id",
+                "NULL",
+                "1",
+            ),
+            // An entry pointing at its record's document has no body of its own.
+            (
+                "outbox",
+                Purpose::Outbox,
+                "kind",
+                "envelope_id",
+                "doc_id",
+                outbox_sealed_rows,
+            ),
+            ("secrets", Purpose::Secret, "0", "name", "NULL", "1"),
+            ("quarantine", Purpose::Quarantine, "0", "seq", "doc_id", "1"),
         ] {
-            type Row = (rusqlite::types::Value, u8, Vec<u8>, Option<Vec<u8>>);
+            // Rows are rewritten by rowid: every table here has one, and not every id column
+            // is indexed (the outbox's envelope id is not).
+            type Row = (rusqlite::types::Value, u8, Vec<u8>, Option<Vec<u8>>, i64);
             let rows: Vec<Row> = {
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT {id_col}, {kind_col}, body, {extra_col} FROM {table}"
+                    "SELECT {id_col}, {kind_col}, body, {extra_col}, rowid FROM {table} WHERE {sealed_rows}"
                 ))?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect::<rusqlite::Result<_>>()?
+                stmt.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
             };
-            for (id, kind, body, extra) in rows {
+            for (id, kind, body, extra, rowid) in rows {
                 let mut aad: Vec<u8> = match &id {
                     rusqlite::types::Value::Blob(b) => b.clone(),
                     rusqlite::types::Value::Text(t) => t.as_bytes().to_vec(),
@@ -61,8 +90,8 @@ impl Store {
                 let plain = old.open(purpose, kind, &aad, &body, || format!("{table} row"))?;
                 let sealed = new.seal(purpose, kind, &aad, &plain)?;
                 tx.execute(
-                    &format!("UPDATE {table} SET body = ?1 WHERE {id_col} = ?2"),
-                    params![sealed, id],
+                    &format!("UPDATE {table} SET body = ?1 WHERE rowid = ?2"),
+                    params![sealed, rowid],
                 )?;
             }
         }

@@ -15,7 +15,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_membership.sql"),
     include_str!("../../migrations/0004_sent_awaiting_echo.sql"),
     include_str!("../../migrations/0005_retention_log.sql"),
+    include_str!("../../migrations/0006_lean_outbox.sql"),
 ];
+
+/// The first schema version whose outbox entries can point at their record's stored document
+/// (migration 0006). Found by the migration's name, so its place in the list may change in a merge.
+pub(crate) fn lean_outbox_version() -> u32 {
+    MIGRATIONS
+        .iter()
+        .position(|m| m.starts_with("-- 0006"))
+        .map_or(u32::MAX, |i| i as u32 + 1)
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -471,14 +471,14 @@ impl SyncClient {
             // Only what the relay acknowledged by id is marked sent, with the position it names;
             // it leaves the outbox only when it comes back from the log. An answer that does not
             // match the batch is a protocol error and nothing is marked.
-            let acked: Vec<(i64, u64)> = seqs
+            let acked: Vec<(i64, EnvelopeId, u64)> = seqs
                 .iter()
                 .zip(&sent)
                 .filter_map(|((s, _), id)| {
                     resp.results
                         .iter()
                         .find(|r| &r.id == id && r.seq > 0)
-                        .map(|r| (*s, r.seq))
+                        .map(|r| (*s, *id, r.seq))
                 })
                 .collect();
             if acked.len() != sent.len() {
