@@ -37,7 +37,13 @@ impl Relay {
     }
 
     pub fn start_on(data: &Path, bind: &str) -> Relay {
+        Self::start_with_env(data, bind, &[])
+    }
+
+    /// Starts a relay with extra environment variables (the power-cut test's LD_PRELOAD shim).
+    pub fn start_with_env(data: &Path, bind: &str, env: &[(&str, String)]) -> Relay {
         let mut child = Command::new(relay_binary())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["--bind", bind, "--data-dir"])
             .arg(data)
             .args([
