@@ -125,3 +125,34 @@ fn named_record(bytes: &[u8]) -> Option<RecordId> {
         _ => None,
     }
 }
+
+/// The team keys this store holds, as `(epoch, key bytes)`, so a revocation test can prove that a
+/// rotation made a new key (not the old bytes under a new number) and that a removed device,
+/// given everything it holds, still cannot open what was sealed after its removal.
+pub fn team_key_bytes(ws: &Workspace) -> Result<Vec<(u32, [u8; 32])>> {
+    Ok(ws
+        .engine()
+        .team_keys()?
+        .iter()
+        .map(|k| (k.epoch, k.expose_for_test()))
+        .collect())
+}
+
+/// Why [`open_envelope_with`] could not open an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// The AEAD tag did not verify under the key (wrong key, or a changed header or ciphertext).
+    Aead,
+}
+
+/// Opens an envelope's ciphertext with raw key bytes, whatever epoch the envelope names (the
+/// attacker's view: a removed device trying the old key it holds on a newer envelope).
+pub fn open_envelope_with(
+    key: [u8; 32],
+    env: &streetsync_wire::Envelope,
+) -> std::result::Result<Vec<u8>, OpenFailure> {
+    crate::crypto::TeamKey::from_test_bytes(env.epoch, key)
+        .open(env.nonce, &env.header_bytes(), &env.ciphertext)
+        .map(|p| p.to_vec())
+        .ok_or(OpenFailure::Aead)
+}

@@ -262,6 +262,18 @@ impl TeamKey {
         })
     }
 
+    /// The key bytes, for the revocation tests (`testing::team_key_bytes`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn expose_for_test(&self) -> [u8; KEY_LEN] {
+        self.key
+    }
+
+    /// A key from raw bytes, for the revocation tests (`testing::open_envelope_with`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_test_bytes(epoch: u32, key: [u8; KEY_LEN]) -> Self {
+        Self { epoch, key }
+    }
+
     /// The commitment a lead records in the Team document when it starts this key's epoch:
     /// `SHA-256("streetsync-epoch-v1" || team || epoch || key)`. A device accepts a granted key
     /// only if it matches, so a key from anyone else (the relay included) is refused.
