@@ -156,3 +156,27 @@ pub fn open_envelope_with(
         .map(|p| p.to_vec())
         .ok_or(OpenFailure::Aead)
 }
+
+/// Receives a saved document (`data`) into an existing record (`base`) as an envelope from a
+/// teammate with `role`, through the device's own rules (`check_foreign`): authorship (unless
+/// `snapshot`, whose changes may be anyone's) and the role rules (only leads approve contacts or
+/// ask for changes, only leads change the Team document). The refusal is returned as the error a
+/// device would quarantine the envelope with.
+pub fn receive_from(
+    base: &[u8],
+    data: &[u8],
+    role: streetsync_wire::Role,
+    device: streetsync_wire::DeviceId,
+    snapshot: bool,
+) -> Result<()> {
+    let doc = crate::doc::load(base)?;
+    let kind = crate::doc::kind_of(&doc)
+        .ok_or_else(|| crate::error::Error::Protocol("the base names no kind".into()))?;
+    let id = named_record(base).unwrap_or(RecordId::from_bytes([0; 16]));
+    let author = RemoteAuthor {
+        device,
+        role,
+        snapshot,
+    };
+    check_foreign(id, Some((kind, doc)), data, Some(&author), None).map(|_| ())
+}

@@ -132,3 +132,36 @@ fn a_record_whose_history_panics_automerge_gives_a_typed_error() {
     // The store goes on working.
     assert!(ws.list_contacts(&ContactFilter::default()).is_ok());
 }
+
+/// The role rule of a teammate's changes, on the device's own receive path: a worker's changes
+/// that approve a contact are refused, the same changes from a lead are taken (cargo-mutants found
+/// that neither core suite told a worker from a lead here).
+#[test]
+fn only_a_lead_approves_a_contact_in_received_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let c = ws.create_contact(draft(&mut Rng(7), 3)).unwrap();
+    let base = ws.export_document(c.id).unwrap();
+    ws.approve_contact(c.id).unwrap();
+    let approved = ws.export_document(c.id).unwrap();
+    let someone = streetsync_wire::DeviceId::from_bytes([5; 16]);
+    let as_worker = streetsync_core::testing::receive_from(
+        &base,
+        &approved,
+        streetsync_wire::Role::Worker,
+        someone,
+        true,
+    );
+    assert!(
+        matches!(as_worker, Err(Error::NotAllowed(_))),
+        "a worker's approval must be refused: {as_worker:?}"
+    );
+    streetsync_core::testing::receive_from(
+        &base,
+        &approved,
+        streetsync_wire::Role::Lead,
+        someone,
+        true,
+    )
+    .unwrap();
+}
