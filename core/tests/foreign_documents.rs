@@ -164,4 +164,19 @@ fn only_a_lead_approves_a_contact_in_received_changes() {
         true,
     )
     .unwrap();
+    // A worker may still edit a contact that is approved already (the review state it finds is
+    // the one before its change, not "none").
+    let mut f = ws.get_contact(c.id).unwrap().fields;
+    f.note.push_str(" Nachtrag.");
+    ws.update_contact(c.id, f).unwrap();
+    assert_eq!(ws.get_contact(c.id).unwrap().review, ReviewState::Approved);
+    let edited = ws.export_document(c.id).unwrap();
+    streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        someone,
+        true,
+    )
+    .unwrap();
 }
