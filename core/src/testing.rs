@@ -180,3 +180,10 @@ pub fn receive_from(
     };
     check_foreign(id, Some((kind, doc)), data, Some(&author), None).map(|_| ())
 }
+
+/// The store's Team document as saved bytes (`Automerge::save`), for tests that play a lead
+/// sending a change of it that breaks the team rules.
+pub fn team_document(ws: &Workspace) -> Result<Vec<u8>> {
+    let id = ws.engine().team_doc_id()?;
+    ws.engine().export_document(id)
+}

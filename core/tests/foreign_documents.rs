@@ -179,4 +179,60 @@ fn only_a_lead_approves_a_contact_in_received_changes() {
         true,
     )
     .unwrap();
+    // Outside a snapshot, changes must be the sending device's own: the same edit sent by another
+    // device is refused, sent by the device that made it, taken.
+    let forged = streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        someone,
+        false,
+    );
+    assert!(
+        matches!(&forged, Err(Error::NotAllowed(m)) if m.contains("claim another device")),
+        "{forged:?}"
+    );
+    streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        ws.device_id(),
+        false,
+    )
+    .unwrap();
+}
+
+/// A lead's change of the Team document that takes back a key commitment is refused on the
+/// receive path (the team rules run on every received Team change; cargo-mutants found no core
+/// test that went through `check_foreign` for them).
+#[test]
+fn a_received_team_change_that_removes_an_epoch_is_refused() {
+    use automerge::transaction::Transactable as _;
+    use automerge::{ObjType, ReadDoc as _};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let base = streetsync_core::testing::team_document(&ws).unwrap();
+    let mut doc = automerge::AutoCommit::load(&base).unwrap();
+    let (_, epochs) = doc.get(automerge::ROOT, "epochs").unwrap().unwrap();
+    assert_eq!(doc.object_type(&epochs).unwrap(), ObjType::List);
+    assert_eq!(doc.length(&epochs), 1);
+    doc.delete(&epochs, 0).unwrap();
+    let changed = doc.save();
+    let r = streetsync_core::testing::receive_from(
+        &base,
+        &changed,
+        streetsync_wire::Role::Lead,
+        ws.device_id(),
+        true,
+    );
+    assert!(matches!(r, Err(Error::NotAllowed(_))), "{r:?}");
+    // The unchanged document is taken.
+    streetsync_core::testing::receive_from(
+        &base,
+        &base,
+        streetsync_wire::Role::Lead,
+        ws.device_id(),
+        true,
+    )
+    .unwrap();
 }
