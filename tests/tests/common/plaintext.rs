@@ -6,9 +6,9 @@
 //! table is decoded before it is searched: JSON is walked field by field, runs of base64, base64url
 //! and hex are decoded, and binary that loads as Automerge (documents and change chunks) is turned
 //! into JSON, so a "seal" that returned base64url of the plaintext, or the plaintext document
-//! itself, is found. Every binary value of at least [`LONG`] bytes is also deflated: ciphertext
-//! does not compress, a plaintext Automerge change or JSON does, so a weak or identity seal shows
-//! up even when the markers are not in it.
+//! itself, is found. Every binary value of at least [`LONG`] bytes, and everything of that length
+//! a base64 run decodes to, is also deflated: ciphertext does not compress, a plaintext Automerge
+//! change or JSON does, so a weak or identity seal shows up even when the markers are not in it.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::Write;
@@ -159,7 +159,8 @@ pub fn scan_bytes(bytes: &[u8], at: &str, markers: &[&str], scan: &mut Scan, dep
     }
 }
 
-fn scan_binary(bytes: &[u8], at: &str, markers: &[&str], scan: &mut Scan) {
+/// Records `bytes` (at least [`LONG`] bytes) if it compresses.
+fn check_long(bytes: &[u8], at: &str, scan: &mut Scan) {
     if bytes.len() >= LONG {
         scan.long_binary += 1;
         let r = ratio(bytes);
@@ -168,6 +169,10 @@ fn scan_binary(bytes: &[u8], at: &str, markers: &[&str], scan: &mut Scan) {
                 .push((at.to_owned(), bytes.len(), (r * 1000.0).round() / 1000.0));
         }
     }
+}
+
+fn scan_binary(bytes: &[u8], at: &str, markers: &[&str], scan: &mut Scan) {
+    check_long(bytes, at, scan);
     // Automerge documents may deflate their columns; loading them gives the text back.
     if let Ok(doc) = automerge::AutoCommit::load(bytes) {
         scan.automerge += 1;
@@ -261,7 +266,13 @@ fn scan_text_runs(text: &str, at: &str, markers: &[&str], scan: &mut Scan, depth
         decodings.dedup();
         for d in decodings {
             scan.decoded += 1;
-            scan_bytes(&d, &format!("{at} (decoded run)"), markers, scan, depth + 1);
+            let at = format!("{at} (decoded run)");
+            // What a base64 run carries is ciphertext on the relay; decoded text is checked too
+            // (binary is checked by scan_binary).
+            if std::str::from_utf8(&d).is_ok() {
+                check_long(&d, &at, scan);
+            }
+            scan_bytes(&d, &at, markers, scan, depth + 1);
         }
     }
 }
