@@ -510,6 +510,31 @@ mod tests {
         }
     }
 
+    /// A blob whose version byte is not ours is refused even though its AEAD would verify (the
+    /// version is not in the associated data), and a blob too short for nonce and tag is refused
+    /// without slicing past its end (cargo-mutants: `||` against `&&` in the header check
+    /// survived).
+    #[test]
+    fn open_refuses_a_foreign_version_byte_and_short_blobs() {
+        let s = sealer();
+        let mut blob = s.seal(Purpose::Document, 1, b"id", b"hello").expect("seal");
+        blob[0] = SEAL_VERSION.wrapping_add(1);
+        assert!(matches!(
+            s.open(Purpose::Document, 1, b"id", &blob, String::new),
+            Err(Error::Corrupt { .. })
+        ));
+        for len in [0, 1, NONCE_LEN, NONCE_LEN + 16] {
+            let mut short = vec![0u8; len];
+            if let Some(b) = short.first_mut() {
+                *b = SEAL_VERSION;
+            }
+            assert!(matches!(
+                s.open(Purpose::Document, 1, b"id", &short, String::new),
+                Err(Error::Corrupt { .. })
+            ));
+        }
+    }
+
     #[test]
     fn canary_tells_wrong_key_from_damage() {
         let s = sealer();
