@@ -523,6 +523,14 @@ mod tests {
             s.open(Purpose::Document, 1, b"id", &blob, String::new),
             Err(Error::Corrupt { .. })
         ));
+        // The shortest real blob (empty plaintext: version, nonce and tag) opens.
+        let empty = s.seal(Purpose::Document, 1, b"id", b"").expect("seal");
+        assert_eq!(empty.len(), 1 + NONCE_LEN + 16);
+        assert!(
+            s.open(Purpose::Document, 1, b"id", &empty, String::new)
+                .expect("open")
+                .is_empty()
+        );
         for len in [0, 1, NONCE_LEN, NONCE_LEN + 16] {
             let mut short = vec![0u8; len];
             if let Some(b) = short.first_mut() {
