@@ -510,6 +510,37 @@ mod tests {
         }
     }
 
+    /// The epoch commitment is SHA-256 over exactly the documented input, so it binds the team,
+    /// the epoch and the key (cargo-mutants: a constant commitment survived, since devices only
+    /// compare commitments they compute with the same function).
+    #[test]
+    fn epoch_commitment_binds_team_epoch_and_key() {
+        let team = streetsync_wire::TeamId::from_bytes([3; 16]);
+        let k = TeamKey {
+            epoch: 2,
+            key: [9; KEY_LEN],
+        };
+        let mut input = b"streetsync-epoch-v1\0".to_vec();
+        input.extend_from_slice(&[3; 16]);
+        input.extend_from_slice(&2u32.to_be_bytes());
+        input.extend_from_slice(&[9; KEY_LEN]);
+        assert_eq!(k.commitment(&team), sha256(&input));
+        let other_key = TeamKey {
+            epoch: 2,
+            key: [8; KEY_LEN],
+        };
+        let other_epoch = TeamKey {
+            epoch: 3,
+            key: [9; KEY_LEN],
+        };
+        assert_ne!(other_key.commitment(&team), k.commitment(&team));
+        assert_ne!(other_epoch.commitment(&team), k.commitment(&team));
+        assert_ne!(
+            k.commitment(&streetsync_wire::TeamId::from_bytes([4; 16])),
+            k.commitment(&team)
+        );
+    }
+
     /// A blob whose version byte is not ours is refused even though its AEAD would verify (the
     /// version is not in the associated data), and a blob too short for nonce and tag is refused
     /// without slicing past its end (cargo-mutants: `||` against `&&` in the header check
