@@ -336,9 +336,11 @@ pub fn run(args: DemoArgs) -> CliResult<()> {
         rt.block_on(p.sync.sync_once(None))?;
     }
     let merged = lead.ws.get_contact(shared)?.fields.note;
-    let same = kim.ws.get_contact(shared)?.fields.note == merged;
+    let on_phone = kim.ws.get_contact(shared)?.fields.note;
+    let same = on_phone == merged;
+    // Both devices' notes are printed, so a reader (and the CLI test) can compare them.
     say(format!(
-        "Kim appended on the phone, Lea prefixed in the office, both offline. After sync both see:\n  \"{merged}\"\n  (identical on both devices: {same})"
+        "Kim appended on the phone, Lea prefixed in the office, both offline. After sync:\n  phone:  \"{on_phone}\"\n  office: \"{merged}\"\n  (identical on both devices: {same})"
     ));
 
     step(

@@ -125,3 +125,65 @@ fn named_record(bytes: &[u8]) -> Option<RecordId> {
         _ => None,
     }
 }
+
+/// The team keys this store holds, as `(epoch, key bytes)`, so a revocation test can prove that a
+/// rotation made a new key (not the old bytes under a new number) and that a removed device,
+/// given everything it holds, still cannot open what was sealed after its removal.
+pub fn team_key_bytes(ws: &Workspace) -> Result<Vec<(u32, [u8; 32])>> {
+    Ok(ws
+        .engine()
+        .team_keys()?
+        .iter()
+        .map(|k| (k.epoch, k.expose_for_test()))
+        .collect())
+}
+
+/// Why [`open_envelope_with`] could not open an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// The AEAD tag did not verify under the key (wrong key, or a changed header or ciphertext).
+    Aead,
+}
+
+/// Opens an envelope's ciphertext with raw key bytes, whatever epoch the envelope names (the
+/// attacker's view: a removed device trying the old key it holds on a newer envelope).
+pub fn open_envelope_with(
+    key: [u8; 32],
+    env: &streetsync_wire::Envelope,
+) -> std::result::Result<Vec<u8>, OpenFailure> {
+    crate::crypto::TeamKey::from_test_bytes(env.epoch, key)
+        .open(env.nonce, &env.header_bytes(), &env.ciphertext)
+        .map(|p| p.to_vec())
+        .ok_or(OpenFailure::Aead)
+}
+
+/// Receives a saved document (`data`) into an existing record (`base`) as an envelope from a
+/// teammate with `role`, through the device's own rules (`check_foreign`): authorship (unless
+/// `snapshot`, whose changes may be anyone's) and the role rules (only leads approve contacts or
+/// ask for changes, only leads change the Team document). The refusal is returned as the error a
+/// device would quarantine the envelope with.
+pub fn receive_from(
+    base: &[u8],
+    data: &[u8],
+    role: streetsync_wire::Role,
+    device: streetsync_wire::DeviceId,
+    snapshot: bool,
+) -> Result<()> {
+    let doc = crate::doc::load(base)?;
+    let kind = crate::doc::kind_of(&doc)
+        .ok_or_else(|| crate::error::Error::Protocol("the base names no kind".into()))?;
+    let id = named_record(base).unwrap_or(RecordId::from_bytes([0; 16]));
+    let author = RemoteAuthor {
+        device,
+        role,
+        snapshot,
+    };
+    check_foreign(id, Some((kind, doc)), data, Some(&author), None).map(|_| ())
+}
+
+/// The store's Team document as saved bytes (`Automerge::save`), for tests that play a lead
+/// sending a change of it that breaks the team rules.
+pub fn team_document(ws: &Workspace) -> Result<Vec<u8>> {
+    let id = ws.engine().team_doc_id()?;
+    ws.engine().export_document(id)
+}

@@ -132,3 +132,107 @@ fn a_record_whose_history_panics_automerge_gives_a_typed_error() {
     // The store goes on working.
     assert!(ws.list_contacts(&ContactFilter::default()).is_ok());
 }
+
+/// The role rule of a teammate's changes, on the device's own receive path: a worker's changes
+/// that approve a contact are refused, the same changes from a lead are taken (cargo-mutants found
+/// that neither core suite told a worker from a lead here).
+#[test]
+fn only_a_lead_approves_a_contact_in_received_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let c = ws.create_contact(draft(&mut Rng(7), 3)).unwrap();
+    let base = ws.export_document(c.id).unwrap();
+    ws.approve_contact(c.id).unwrap();
+    let approved = ws.export_document(c.id).unwrap();
+    let someone = streetsync_wire::DeviceId::from_bytes([5; 16]);
+    let as_worker = streetsync_core::testing::receive_from(
+        &base,
+        &approved,
+        streetsync_wire::Role::Worker,
+        someone,
+        true,
+    );
+    assert!(
+        matches!(as_worker, Err(Error::NotAllowed(_))),
+        "a worker's approval must be refused: {as_worker:?}"
+    );
+    streetsync_core::testing::receive_from(
+        &base,
+        &approved,
+        streetsync_wire::Role::Lead,
+        someone,
+        true,
+    )
+    .unwrap();
+    // A worker may still edit a contact that is approved already (the review state it finds is
+    // the one before its change, not "none").
+    let mut f = ws.get_contact(c.id).unwrap().fields;
+    f.note.push_str(" Nachtrag.");
+    ws.update_contact(c.id, f).unwrap();
+    assert_eq!(ws.get_contact(c.id).unwrap().review, ReviewState::Approved);
+    let edited = ws.export_document(c.id).unwrap();
+    streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        someone,
+        true,
+    )
+    .unwrap();
+    // Outside a snapshot, changes must be the sending device's own: the same edit sent by another
+    // device is refused, sent by the device that made it, taken.
+    let forged = streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        someone,
+        false,
+    );
+    assert!(
+        matches!(&forged, Err(Error::NotAllowed(m)) if m.contains("claim another device")),
+        "{forged:?}"
+    );
+    streetsync_core::testing::receive_from(
+        &approved,
+        &edited,
+        streetsync_wire::Role::Worker,
+        ws.device_id(),
+        false,
+    )
+    .unwrap();
+}
+
+/// A lead's change of the Team document that takes back a key commitment is refused on the
+/// receive path (the team rules run on every received Team change; cargo-mutants found no core
+/// test that went through `check_foreign` for them).
+#[test]
+fn a_received_team_change_that_removes_an_epoch_is_refused() {
+    use automerge::transaction::Transactable as _;
+    use automerge::{ObjType, ReadDoc as _};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = lead_store(dir.path());
+    let base = streetsync_core::testing::team_document(&ws).unwrap();
+    let mut doc = automerge::AutoCommit::load(&base).unwrap();
+    let (_, epochs) = doc.get(automerge::ROOT, "epochs").unwrap().unwrap();
+    assert_eq!(doc.object_type(&epochs).unwrap(), ObjType::List);
+    assert_eq!(doc.length(&epochs), 1);
+    doc.delete(&epochs, 0).unwrap();
+    let changed = doc.save();
+    let r = streetsync_core::testing::receive_from(
+        &base,
+        &changed,
+        streetsync_wire::Role::Lead,
+        ws.device_id(),
+        true,
+    );
+    assert!(matches!(r, Err(Error::NotAllowed(_))), "{r:?}");
+    // The unchanged document is taken.
+    streetsync_core::testing::receive_from(
+        &base,
+        &base,
+        streetsync_wire::Role::Lead,
+        ws.device_id(),
+        true,
+    )
+    .unwrap();
+}

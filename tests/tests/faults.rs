@@ -40,7 +40,10 @@ async fn five_devices_through_a_misbehaving_network_converge_on_every_saved_cont
     for d in devices.iter_mut() {
         d.reconnect(&proxy.url());
     }
+    let replayed_before = relay_metric(&relay.url(), "errors_total{code=\"replayed\"}").await;
     let mut saved: BTreeMap<RecordId, String> = BTreeMap::new();
+    // Every edit: the record and the text it appended (a device may edit one record twice).
+    let mut edits: Vec<(RecordId, String)> = Vec::new();
     let mut errors = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut round = 0;
@@ -62,7 +65,7 @@ async fn five_devices_through_a_misbehaving_network_converge_on_every_saved_cont
                 let mut f = d.ws.get_contact(id).unwrap().fields;
                 f.note.push_str(&format!(" +{i}"));
                 d.ws.update_contact(id, f.clone()).unwrap();
-                saved.insert(id, String::new());
+                edits.push((id, format!("+{i}")));
             }
             if tokio::time::timeout(Duration::from_secs(10), d.sync.sync_once(None))
                 .await
@@ -79,6 +82,7 @@ async fn five_devices_through_a_misbehaving_network_converge_on_every_saved_cont
         "the proxy did misbehave"
     );
     assert!(errors > 0, "some syncs failed under faults");
+    assert!(!edits.is_empty(), "contacts were edited under faults");
     proxy.calm();
     for _ in 0..3 {
         for d in &devices {
@@ -94,23 +98,51 @@ async fn five_devices_through_a_misbehaving_network_converge_on_every_saved_cont
     for id in saved.keys() {
         assert!(reference.contains_key(id));
     }
+    // Each contact holds its note as written plus exactly the edits made to it (concurrent
+    // appends merge in either order, so the appended tokens are compared as a multiset).
     for (id, note) in &saved {
-        if !note.is_empty() {
-            assert!(
-                reference[id].starts_with(note.as_str()),
-                "{} vs {note}",
-                reference[id]
-            );
-        }
+        let got = &reference[id];
+        let rest = got
+            .strip_prefix(note.as_str())
+            .unwrap_or_else(|| panic!("{id}: {got:?} does not start with {note:?}"));
+        let mut tokens: Vec<&str> = rest.split_whitespace().collect();
+        let mut expected: Vec<&str> = edits
+            .iter()
+            .filter(|(e, _)| e == id)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        tokens.sort();
+        expected.sort();
+        assert_eq!(tokens, expected, "{id}: edits in {got:?}");
     }
-    for d in &devices[1..] {
+    for d in &devices {
         assert_eq!(contents(d), reference, "{} differs", d.name);
-        assert_eq!(d.ws.pending_changes().unwrap(), 0);
+        assert_eq!(
+            d.ws.pending_changes().unwrap(),
+            0,
+            "{}'s outbox is drained",
+            d.name
+        );
     }
+    // The duplicate fault delivered whole requests a second time: the relay saw them arrive and
+    // refused each copy as a replay.
+    let replayed =
+        relay_metric(&relay.url(), "errors_total{code=\"replayed\"}").await - replayed_before;
+    let duplicated = proxy.duplicated.load(std::sync::atomic::Ordering::Relaxed);
+    println!("duplicated requests sent {duplicated}, replays refused by the relay {replayed}");
+    assert!(
+        duplicated > 0 && replayed > 0,
+        "requests were delivered twice ({duplicated} sent, {replayed} refused as replays)"
+    );
+    assert!(
+        replayed <= duplicated,
+        "{replayed} replays, {duplicated} copies"
+    );
     eprintln!(
-        "chaos: {} rounds, {} contacts, {errors} failed syncs, {} faulty connections",
+        "chaos: {} rounds, {} contacts, {} edits, {errors} failed syncs, {} faulty connections",
         round,
         saved.len(),
+        edits.len(),
         proxy.faults.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
@@ -179,15 +211,37 @@ async fn the_relay_killed_during_compaction_stays_consistent_and_devices_converg
     d[0].sync.sync_once(None).await.unwrap();
     d[1].sync.sync_once(None).await.unwrap();
     let late = join(dir.path(), &relay.url(), &d[0], "late", opts).await;
-    for dev in [&d[1], &late] {
-        for id in &ids {
-            assert_eq!(
-                dev.ws.get_contact(*id).unwrap().fields.note,
-                "v4",
-                "{}",
-                dev.name
-            );
+    d[0].sync.sync_once(None).await.unwrap();
+    late.sync.sync_once(None).await.unwrap();
+    // Every record, on every device: the 30 contacts at their last version with the same fields
+    // everywhere, nothing else, and nothing left to send.
+    let all = |dev: &Device| {
+        let mut v: Vec<Contact> = dev
+            .all()
+            .into_iter()
+            .map(|s| dev.ws.get_contact(s.id).unwrap())
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    };
+    let reference = all(&d[0]);
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        reference.iter().map(|c| c.id).collect::<Vec<_>>(),
+        want,
+        "the lead holds exactly its 30 contacts"
+    );
+    assert!(reference.iter().all(|c| c.fields.note == "v4"));
+    for dev in [&d[0], &d[1], &late] {
+        let here = all(dev);
+        assert_eq!(here.len(), ids.len(), "{}", dev.name);
+        for (a, b) in here.iter().zip(&reference) {
+            assert_eq!(a.id, b.id, "{}", dev.name);
+            assert_eq!(a.fields, b.fields, "{}: {}", dev.name, a.id);
+            assert_eq!(a.fields.note, "v4", "{}: {}", dev.name, a.id);
         }
+        assert_eq!(dev.ws.pending_changes().unwrap(), 0, "{}", dev.name);
     }
 }
 
@@ -390,6 +444,8 @@ async fn device_clocks_a_year_off_change_nothing() {
         let report = run(&["sync"]);
         assert!(report.contains("\"pushed\":3"), "{report}");
     }
+    // The lead's own contact, written at the real time, is the reference for the clocks.
+    let own = lead.contact(40, "lead, real time");
     lead.sync.sync_once(None).await.unwrap();
     let notes: Vec<String> = lead
         .ws
@@ -398,12 +454,37 @@ async fn device_clocks_a_year_off_change_nothing() {
         .into_iter()
         .map(|s| s.note)
         .collect();
-    assert_eq!(notes.len(), 6);
+    assert_eq!(notes.len(), 7);
     assert_eq!(notes.iter().filter(|n| n.starts_with("ahead")).count(), 3);
-    // The skewed devices receive each other's contacts too.
-    for store in [&ahead, &behind] {
+    assert_eq!(notes.iter().filter(|n| n.starts_with("behind")).count(), 3);
+    // The skew took effect: each skewed device stamped its contacts with its own clock, a year
+    // off the lead's (read on the lead, so it is what the team sees).
+    let day_ms = 24 * 3600 * 1000_i64;
+    let reference = lead.ws.get_contact(own.id).unwrap().created_at;
+    for s in lead.ws.contact_summaries().unwrap() {
+        let c = lead.ws.get_contact(s.id).unwrap();
+        let off_days = (c.created_at - reference) as f64 / day_ms as f64;
+        println!(
+            "{:>16}: created {off_days:+.2} days from the lead's",
+            c.fields.note
+        );
+        let expected = if c.fields.note.starts_with("ahead") {
+            365.0
+        } else if c.fields.note.starts_with("behind") {
+            -365.0
+        } else {
+            0.0
+        };
+        assert!(
+            (off_days - expected).abs() < 1.0,
+            "{}: created_at is {off_days:+.2} days from the lead's, expected {expected:+}",
+            c.fields.note
+        );
+    }
+    // The skewed devices receive each other's contacts too, each at its own skew.
+    for (store, shift) in [(&ahead, "+365d"), (&behind, "-365d")] {
         let out = Command::new(ft)
-            .args(["-f", "+365d"])
+            .args(["-f", shift])
             .arg(DEVICE)
             .arg(store)
             .arg(relay.url())
@@ -411,15 +492,28 @@ async fn device_clocks_a_year_off_change_nothing() {
             .env("SS_DEVICE_KEY_BYTE", "9")
             .output()
             .unwrap();
-        assert!(out.status.success());
-        assert_eq!(
-            Workspace::open(store, key(9))
-                .unwrap()
-                .contact_summaries()
-                .unwrap()
-                .len(),
-            6
+        assert!(
+            out.status.success(),
+            "{shift}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let ws = Workspace::open(store, key(9)).unwrap();
+        let mut here: Vec<(RecordId, String)> = ws
+            .contact_summaries()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.note))
+            .collect();
+        here.sort();
+        let mut at_lead: Vec<(RecordId, String)> = lead
+            .ws
+            .contact_summaries()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.note))
+            .collect();
+        at_lead.sort();
+        assert_eq!(here, at_lead, "{shift}: the same contacts as the lead");
     }
     // The relay's tolerance is explicit: a request stamped a year ahead is refused with the
     // relay's time, which is how the client corrects its offset.

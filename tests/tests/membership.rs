@@ -271,6 +271,54 @@ async fn a_removed_device_is_refused_and_cannot_read_what_comes_after() {
         lost.ws.get_contact(before.id).is_ok(),
         "what it had before stays (it was on the phone)"
     );
+
+    // The cryptography, not the bookkeeping: the removed device holds the old key bytes (read
+    // from its own store), the new epoch's key is different, and the old key does not open an
+    // envelope sealed after the rotation (the AEAD tag fails), while the new key does.
+    use streetsync_core::testing::{OpenFailure, open_envelope_with, team_key_bytes};
+    let lost_keys = team_key_bytes(&lost.ws).unwrap();
+    let lead_keys = team_key_bytes(&lead.ws).unwrap();
+    assert_eq!(lost_keys.iter().map(|k| k.0).collect::<Vec<_>>(), vec![1]);
+    let old = lost_keys[0].1;
+    let key_of = |epoch: u32| lead_keys.iter().find(|k| k.0 == epoch).unwrap().1;
+    assert_eq!(
+        key_of(1),
+        old,
+        "the removed device holds the team's old key"
+    );
+    let new = key_of(2);
+    assert_ne!(
+        new, old,
+        "the rotation made a new key, not the old bytes again"
+    );
+    let conn = rusqlite::Connection::open(copy_dir.path().join("relay.sqlite3")).unwrap();
+    let sealed_after: Vec<streetsync_wire::Envelope> = conn
+        .prepare("SELECT body FROM log")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .filter(|e: &streetsync_wire::Envelope| e.epoch == 2)
+        .collect();
+    assert!(
+        sealed_after
+            .iter()
+            .any(|e| e.doc.to_string() == after.id.to_string()),
+        "the contact written after the removal is on the relay under epoch 2"
+    );
+    for env in &sealed_after {
+        assert_eq!(
+            open_envelope_with(old, env),
+            Err(OpenFailure::Aead),
+            "the old key must not open envelope {:?} sealed after the rotation",
+            env.id
+        );
+        assert!(
+            open_envelope_with(new, env).is_ok(),
+            "the new key opens envelope {:?}",
+            env.id
+        );
+    }
 }
 
 fn files_of(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
+#[path = "common/plaintext.rs"]
+mod plaintext;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -468,14 +470,17 @@ async fn live_sync_delivers_changes_and_survives_a_relay_restart() {
         d[1].ws.get_contact(c.id).is_ok()
     })
     .await;
-    assert!(
+    // The change event follows the commit (the store emits after writing), so it is waited for
+    // too: under load the assertion right after the read lost that race.
+    wait_for("B's listener hears of the contact", || {
         rec_b
             .changes
             .lock()
             .unwrap()
             .iter()
             .any(|ch| ch.id == c.id && ch.origin == ChangeOrigin::Remote)
-    );
+    })
+    .await;
     assert!(
         rec_b
             .progress
@@ -508,27 +513,50 @@ async fn live_sync_delivers_changes_and_survives_a_relay_restart() {
     ));
 }
 
+/// Markers written into the team's records: long and unique, so a hit is never chance.
+const MARKERS: &[&str] = &[
+    "QZNOTE7c41",
+    "QZPLACE3b9e",
+    "MARKERCODE-1990",
+    "MARKERCLIENT-77",
+    "QZPARTNER0d5f",
+    "Substitution abgebrochen",
+    "Streetwork Mitte",
+    "Hauptbahnhof",
+    "Nordausgang",
+];
+
+/// Neither the relay nor any device store holds a marker in any form (raw, in JSON, base64,
+/// base64url or hex, inside Automerge), and no long stored value compresses. Covers the relay's
+/// database and WAL, the writer's and the lead's stores, and a worker that only received. The
+/// same scanner then finds a planted unsealed copy (positive controls), so a clean scan means
+/// something.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_never_holds_plaintext() {
     let relay_dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(relay_dir.path());
     let dir = tempfile::tempdir().unwrap();
-    let d = team(dir.path(), &relay.url(), 1).await;
+    let d = team(dir.path(), &relay.url(), 2).await;
     let mut draft = ContactDraft::new(
         chrono::NaiveDate::from_ymd_opt(2026, 2, 3).unwrap(),
         chrono::NaiveTime::from_hms_opt(22, 15, 0).unwrap(),
         "suedstadt",
     );
-    draft.note = "MARKERNOTE Substitution abgebrochen, Schwester in Köln".into();
-    draft.place = "MARKERPLACE Unterführung".into();
+    // Long enough that its envelopes and sealed blobs are well over plaintext::LONG bytes.
+    draft.note = format!(
+        "QZNOTE7c41 Substitution abgebrochen, Schwester in Köln. {}",
+        "Gespräch über Wohnen, Termin beim Jobcenter vereinbart, Schlafsack mitgegeben. ".repeat(8)
+    );
+    draft.place = "QZPLACE3b9e Unterführung".into();
     draft.client_code = Some("MARKERCODE-1990".into());
     let c = d[1].ws.create_contact(draft).unwrap();
     d[1].ws
         .create_client(ClientDraft::new("MARKERCLIENT-77"))
         .unwrap();
+    d[1].contact(3, "Nordausgang und Hauptbahnhof");
     d[0].ws
         .add_partner(PartnerDraft {
-            name: "MARKERPARTNER Suchthilfe".into(),
+            name: "QZPARTNER0d5f Suchthilfe".into(),
             ..Default::default()
         })
         .unwrap();
@@ -536,17 +564,23 @@ async fn the_relay_never_holds_plaintext() {
     d[0].sync.sync_once(None).await.unwrap();
     d[0].sync.compact_all().await.unwrap();
     d[1].sync.sync_once(None).await.unwrap();
-    assert_eq!(
-        d[0].ws
-            .get_contact(c.id)
-            .unwrap()
-            .fields
-            .client_code
-            .as_deref(),
-        Some("MARKERCODE-1990")
-    );
-    let files = relay.files();
-    let stored: usize = files
+    // worker1 writes nothing: it only receives.
+    d[2].sync.sync_once(None).await.unwrap();
+    for dev in [&d[0], &d[2]] {
+        assert_eq!(
+            dev.ws
+                .get_contact(c.id)
+                .unwrap()
+                .fields
+                .client_code
+                .as_deref(),
+            Some("MARKERCODE-1990"),
+            "{} received the contact",
+            dev.name
+        );
+    }
+    let stored: usize = relay
+        .files()
         .iter()
         .filter(|(p, _)| p.to_string_lossy().contains("relay.sqlite3"))
         .map(|(_, b)| b.len())
@@ -555,25 +589,101 @@ async fn the_relay_never_holds_plaintext() {
         stored > 8192,
         "the scan reads a real database and its WAL ({stored} bytes)"
     );
-    for (path, bytes) in files {
-        for marker in [
-            "MARKERNOTE",
-            "MARKERPLACE",
-            "MARKERCODE",
-            "MARKERCLIENT",
-            "MARKERPARTNER",
-            "Substitution",
-            "Streetwork Mitte",
-            "Hauptbahnhof",
-            "Lea",
-        ] {
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
-                "{marker} found in {}",
-                path.display()
-            );
-        }
+
+    let relay_scan = plaintext::scan_dir(relay_dir.path(), "", MARKERS);
+    println!("relay: {relay_scan:?}");
+    relay_scan.assert_clean("relay");
+    assert!(
+        relay_scan.tables >= 5 && relay_scan.values > 100 && relay_scan.decoded > 20,
+        "the relay scan read its tables and decoded the envelopes: {relay_scan:?}"
+    );
+    assert!(
+        relay_scan.long_binary >= 3,
+        "long ciphertexts were checked: {relay_scan:?}"
+    );
+    for dev in &d {
+        let scan = plaintext::scan_dir(dir.path(), &format!("{}.db", dev.name), MARKERS);
+        println!("{}: {scan:?}", dev.name);
+        scan.assert_clean(&dev.name);
+        assert!(
+            scan.long_binary >= 2 && scan.tables >= 5,
+            "{}'s sealed documents were read and checked: {scan:?}",
+            dev.name
+        );
     }
+
+    // Positive controls, through the same scanner on a copy of the relay's database.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("planted.sqlite3");
+    {
+        let live = rusqlite::Connection::open(relay.db_path()).unwrap();
+        live.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let body: String = conn
+        .query_row(
+            "SELECT body FROM log ORDER BY length(body) DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let clean = {
+        let mut s = plaintext::Scan::default();
+        plaintext::scan_connection(&conn, "copy", MARKERS, &mut s);
+        s
+    };
+    clean.assert_clean("the copy before planting");
+    // 1. An envelope whose "ciphertext" is the unsealed document, base64url-encoded as the real
+    //    one is (what a seal that returned its input would store).
+    let mut env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    env["ciphertext"] = serde_json::Value::String(
+        data_encoding::BASE64URL_NOPAD.encode(&d[1].ws.export_document(c.id).unwrap()),
+    );
+    // 2. The contact's fields as JSON, markers taken out, base64-encoded: no marker, but it
+    //    compresses as no ciphertext does.
+    let mut fields = d[1].ws.get_contact(c.id).unwrap().fields;
+    fields.note = fields
+        .note
+        .replace("QZNOTE7c41", "")
+        .replace("Substitution", "");
+    fields.place = "Unterführung".into();
+    fields.client_code = None;
+    fields.area_id = "x".into();
+    let fields_b64 = data_encoding::BASE64.encode(&serde_json::to_vec(&fields).unwrap());
+    conn.execute_batch("CREATE TABLE planted (body TEXT, blob BLOB)")
+        .unwrap();
+    conn.execute(
+        "INSERT INTO planted VALUES (?1, ?2)",
+        rusqlite::params![env.to_string(), fields_b64.as_bytes()],
+    )
+    .unwrap();
+    let mut planted = plaintext::Scan::default();
+    plaintext::scan_connection(&conn, "planted", MARKERS, &mut planted);
+    for m in ["QZNOTE7c41", "QZPLACE3b9e", "MARKERCODE-1990"] {
+        assert!(
+            planted.saw(m),
+            "the scanner must find {m} in an unsealed copy: {:?}",
+            planted.found
+        );
+    }
+    // The JSON control (column 1) holds no marker; only the compression check can see it.
+    assert!(
+        planted
+            .compressible
+            .iter()
+            .any(|(at, _, _)| at.contains("table planted row 1 column 1")),
+        "the scanner must flag a long plaintext that compresses: {:?}",
+        planted.compressible
+    );
+    assert!(
+        !planted
+            .found
+            .iter()
+            .any(|(_, at)| at.contains("table planted row 1 column 1")),
+        "the JSON control holds no marker: {:?}",
+        planted.found
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -322,4 +322,18 @@ mod tests {
         }
         assert_eq!(EnvelopeKind::from_code(9), Err(WireError::UnknownKind(9)));
     }
+
+    /// The ciphertext limit is inclusive: exactly `MAX_CIPHERTEXT_BYTES` passes, one byte more is
+    /// refused (found by cargo-mutants: `>` against `>=` survived).
+    #[test]
+    fn the_ciphertext_limit_is_inclusive() {
+        let mut env = fixed_envelope();
+        env.ciphertext = vec![0; MAX_CIPHERTEXT_BYTES];
+        env.validate_shape().unwrap();
+        env.ciphertext.push(0);
+        assert!(matches!(
+            env.validate_shape(),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
 }

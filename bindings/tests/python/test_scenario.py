@@ -5,6 +5,7 @@ import asyncio
 import gc
 import threading
 import time
+import weakref
 
 import pytest
 import streetsync
@@ -62,10 +63,21 @@ class RecordingChangeListener(streetsync.ChangeListener):
 
 
 class ThrowingListener(streetsync.ChangeListener):
+    """Records every call, then raises: the store must carry on and keep delivering."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.snapshots = 0
+        self.changed = []
+
     def on_snapshot(self, snapshot):
+        with self.lock:
+            self.snapshots += 1
         raise RuntimeError("host bug in on_snapshot")
 
     def on_changes(self, changes):
+        with self.lock:
+            self.changed.extend(c.id for c in changes)
         raise RuntimeError("host bug in on_changes")
 
 
@@ -154,14 +166,14 @@ def test_two_devices_log_sync_listen_filter_delete_and_erase(team):
         )
         c2 = worker.create_contact(draft("2026-11-24", "09:00", "stadtpark", persons=3, note="Group at the fountain."))
         c3 = lead.create_contact(draft("2026-11-20", "18:00", "stadtpark", safeguarding=True))
-        assert worker.pending_changes() >= 2
+        assert worker.pending_changes() == 2  # c1 and c2, nothing else
 
         listener = RecordingSyncListener()
         report = await worker_sync.sync_once(listener)
-        assert report.pushed >= 2
+        assert report.pushed == 2
         assert listener.statuses[0] == SyncStatus.SYNCING()
         assert listener.statuses[-1].is_IDLE()
-        assert any(p.phase == SyncPhase.PUSHING and p.done >= 2 for p in listener.progress)
+        assert max(p.done for p in listener.progress if p.phase == SyncPhase.PUSHING) == 2
         assert len(listener.reports) == 1
         assert worker.pending_changes() == 0
 
@@ -307,21 +319,46 @@ def test_clients_and_catalogs(team):
 
 def test_listener_exceptions_do_not_break_the_store(team):
     lead, lead_sync, worker, worker_sync = team
-    sub = lead.subscribe(ThrowingListener())
+    throwing = ThrowingListener()
+    sub = lead.subscribe(throwing)
     c = lead.create_contact(draft(note="still stored"))
     assert lead.get_contact(c.id).fields.note == "still stored"
-    asyncio.run(lead_sync.sync_once(ThrowingSyncListener()))
+    sync_listener = ThrowingSyncListener()
+    report = asyncio.run(lead_sync.sync_once(sync_listener))
+    # The sync did its work despite the listener raising at every call ...
+    assert report.pushed == 1
+    assert lead.pending_changes() == 0
+    # ... and the listener kept getting events after its first exception: every status up to the
+    # last, and the report.
+    assert sync_listener.statuses[0] == SyncStatus.SYNCING()
+    assert sync_listener.statuses[-1].is_IDLE(), sync_listener.statuses
+    assert len(sync_listener.reports) == 1 and sync_listener.reports[0].pushed == 1
+    # The store still works, and the throwing change listener got both changes: the one before
+    # its first exception and the one after.
+    c2 = lead.create_contact(draft(note="after the exception"))
+    assert lead.get_contact(c2.id).fields.note == "after the exception"
+    assert asyncio.run(wait_until(lambda: c2.id in throwing.changed, 5)), throwing.changed
+    assert c.id in throwing.changed
+    assert throwing.snapshots == 1
     sub.cancel()
 
 
 class ThrowingSyncListener(streetsync.SyncListener):
+    """Records every call, then raises."""
+
+    def __init__(self):
+        self.statuses = []
+        self.reports = []
+
     def on_status(self, status):
+        self.statuses.append(status)
         raise RuntimeError("host bug")
 
     def on_progress(self, progress):
         raise RuntimeError("host bug")
 
     def on_synced(self, report):
+        self.reports.append(report)
         raise RuntimeError("host bug")
 
 
@@ -354,7 +391,7 @@ def test_revoked_device_gets_a_typed_error(team):
 
     async def run():
         await lead_sync.revoke_device(worker.device_id())
-        assert len(lead.key_epochs()) >= 2
+        assert lead.key_epochs() == [1, 2]
         with pytest.raises(StreetsyncError.Revoked):
             await worker_sync.sync_once(None)
 
@@ -362,16 +399,34 @@ def test_revoked_device_gets_a_typed_error(team):
 
 
 def test_cancelled_sync_is_cancelled(team):
-    _, lead_sync, _, _ = team
+    lead, lead_sync, _, _ = team
+    for i in range(3):
+        lead.create_contact(draft(note="queued %d" % i))
+    assert lead.pending_changes() == 3
 
     async def run():
-        task = asyncio.ensure_future(lead_sync.sync_once(None))
+        listener = RecordingSyncListener()
+        alive = weakref.ref(listener)
+        task = asyncio.ensure_future(lead_sync.sync_once(listener))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        # The client still works afterwards.
-        await lead_sync.sync_once(None)
+        del task
+        # The Rust future was dropped, not left running: it never finishes (no report, the
+        # outbox still holds what it would have pushed) ...
+        await asyncio.sleep(2)
+        assert listener.reports == [], "a cancelled sync finished in the background"
+        assert lead.pending_changes() == 3
+        # ... and it let go of the listener it held (the handle uniffi keeps for Rust is freed
+        # only when the Rust side drops its reference, i.e. with the future).
+        del listener
+        gc.collect()
+        assert alive() is None, "the cancelled future still holds the listener"
+        # The client still works afterwards and pushes what the cancelled sync did not.
+        report = await lead_sync.sync_once(None)
+        assert report.pushed == 3
+        assert lead.pending_changes() == 0
 
     asyncio.run(run())
 

@@ -262,6 +262,18 @@ impl TeamKey {
         })
     }
 
+    /// The key bytes, for the revocation tests (`testing::team_key_bytes`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn expose_for_test(&self) -> [u8; KEY_LEN] {
+        self.key
+    }
+
+    /// A key from raw bytes, for the revocation tests (`testing::open_envelope_with`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_test_bytes(epoch: u32, key: [u8; KEY_LEN]) -> Self {
+        Self { epoch, key }
+    }
+
     /// The commitment a lead records in the Team document when it starts this key's epoch:
     /// `SHA-256("streetsync-epoch-v1" || team || epoch || key)`. A device accepts a granted key
     /// only if it matches, so a key from anyone else (the relay included) is refused.
@@ -493,6 +505,70 @@ mod tests {
         ] {
             assert!(matches!(
                 s.open(p, k, id, &blob, String::new),
+                Err(Error::Corrupt { .. })
+            ));
+        }
+    }
+
+    /// The epoch commitment is SHA-256 over exactly the documented input, so it binds the team,
+    /// the epoch and the key (cargo-mutants: a constant commitment survived, since devices only
+    /// compare commitments they compute with the same function).
+    #[test]
+    fn epoch_commitment_binds_team_epoch_and_key() {
+        let team = streetsync_wire::TeamId::from_bytes([3; 16]);
+        let k = TeamKey {
+            epoch: 2,
+            key: [9; KEY_LEN],
+        };
+        let mut input = b"streetsync-epoch-v1\0".to_vec();
+        input.extend_from_slice(&[3; 16]);
+        input.extend_from_slice(&2u32.to_be_bytes());
+        input.extend_from_slice(&[9; KEY_LEN]);
+        assert_eq!(k.commitment(&team), sha256(&input));
+        let other_key = TeamKey {
+            epoch: 2,
+            key: [8; KEY_LEN],
+        };
+        let other_epoch = TeamKey {
+            epoch: 3,
+            key: [9; KEY_LEN],
+        };
+        assert_ne!(other_key.commitment(&team), k.commitment(&team));
+        assert_ne!(other_epoch.commitment(&team), k.commitment(&team));
+        assert_ne!(
+            k.commitment(&streetsync_wire::TeamId::from_bytes([4; 16])),
+            k.commitment(&team)
+        );
+    }
+
+    /// A blob whose version byte is not ours is refused even though its AEAD would verify (the
+    /// version is not in the associated data), and a blob too short for nonce and tag is refused
+    /// without slicing past its end (cargo-mutants: `||` against `&&` in the header check
+    /// survived).
+    #[test]
+    fn open_refuses_a_foreign_version_byte_and_short_blobs() {
+        let s = sealer();
+        let mut blob = s.seal(Purpose::Document, 1, b"id", b"hello").expect("seal");
+        blob[0] = SEAL_VERSION.wrapping_add(1);
+        assert!(matches!(
+            s.open(Purpose::Document, 1, b"id", &blob, String::new),
+            Err(Error::Corrupt { .. })
+        ));
+        // The shortest real blob (empty plaintext: version, nonce and tag) opens.
+        let empty = s.seal(Purpose::Document, 1, b"id", b"").expect("seal");
+        assert_eq!(empty.len(), 1 + NONCE_LEN + 16);
+        assert!(
+            s.open(Purpose::Document, 1, b"id", &empty, String::new)
+                .expect("open")
+                .is_empty()
+        );
+        for len in [0, 1, NONCE_LEN, NONCE_LEN + 16] {
+            let mut short = vec![0u8; len];
+            if let Some(b) = short.first_mut() {
+                *b = SEAL_VERSION;
+            }
+            assert!(matches!(
+                s.open(Purpose::Document, 1, b"id", &short, String::new),
                 Err(Error::Corrupt { .. })
             ));
         }

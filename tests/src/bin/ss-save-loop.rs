@@ -1,7 +1,8 @@
 //! `ss-save-loop <store>`: opens the store (whose team must already exist) with the crash-test key
 //! and saves realistic contacts forever. After each `create_contact` returns, i.e. once the save is
-//! durable, the contact's id is printed on its own line and stdout is flushed. The crash test kills
-//! this process with SIGKILL at a random moment and then checks every printed id.
+//! durable, a line `<id> <draft as JSON>` is printed and stdout is flushed. The crash tests kill
+//! this process with SIGKILL at a random moment (with a simulated power cut after it, in the
+//! power-cut test) and then check that every printed contact is there with exactly those fields.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,8 +39,11 @@ fn run(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let mut out = stdout.lock();
     loop {
         let day = rng.below(730) as u32;
-        let contact = ws.create_contact(common::draft(&mut rng, day))?;
-        writeln!(out, "{}", contact.id)?;
+        let mut draft = common::draft(&mut rng, day);
+        // The store keeps each topic once; the printed draft is what must come back.
+        draft.topics.dedup();
+        let contact = ws.create_contact(draft.clone())?;
+        writeln!(out, "{} {}", contact.id, serde_json::to_string(&draft)?)?;
         out.flush()?;
     }
 }

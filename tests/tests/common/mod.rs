@@ -41,6 +41,11 @@ impl Relay {
     }
 
     pub fn start_on(data: &Path, bind: &str) -> Relay {
+        Self::start_with_env(data, bind, &[])
+    }
+
+    /// Starts a relay with extra environment variables (the power-cut test's LD_PRELOAD shim).
+    pub fn start_with_env(data: &Path, bind: &str, env: &[(&str, String)]) -> Relay {
         if postgres::enabled() {
             let (instances, addr) = postgres::Instances::start(&relay_binary(), data, bind);
             return Relay {
@@ -51,6 +56,7 @@ impl Relay {
             };
         }
         let mut child = Command::new(relay_binary())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["--bind", bind, "--data-dir"])
             .arg(data)
             .args([
@@ -414,13 +420,51 @@ pub fn http() -> reqwest::Client {
 }
 
 /// A proxy that misbehaves at random, like a train's mobile network: for every chunk a device
-/// sends it passes it, delays it, resets the connection, sends it to the relay twice, or lets the
-/// relay's reply be cut short. `calm()` makes it a plain pipe again.
+/// sends it passes it, delays it, resets the connection, sends the whole request it starts to the
+/// relay a second time on another connection, or lets the relay's reply be cut short. `calm()` makes it a plain pipe again.
 pub struct ChaosProxy {
     pub addr: SocketAddr,
     calm: Arc<AtomicBool>,
     pub faults: Arc<std::sync::atomic::AtomicU64>,
+    /// Whole requests the duplicate fault sent to the relay a second time.
+    pub duplicated: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The value of one series of the relay's `/metrics`, named without the `streetsync_relay_` prefix
+/// (e.g. `errors_total{code="replayed"}`); 0 when the series does not exist yet.
+pub async fn relay_metric(url: &str, series: &str) -> u64 {
+    let text = http()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("streetsync_relay_")?
+                .strip_prefix(series)?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0, |v| v as u64)
+}
+
+/// Whether `buf` starts with a whole HTTP/1.1 request (headers and `Content-Length` body).
+fn whole_request(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    buf.len() >= end + 4 + len
 }
 
 fn random_u32() -> u32 {
@@ -435,7 +479,8 @@ impl ChaosProxy {
         let addr = listener.local_addr().unwrap();
         let calm = Arc::new(AtomicBool::new(false));
         let faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (calm2, faults2) = (calm.clone(), faults.clone());
+        let duplicated = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (calm2, faults2, dup2) = (calm.clone(), faults.clone(), duplicated.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 tokio::spawn(chaos_connection(
@@ -443,6 +488,7 @@ impl ChaosProxy {
                     upstream,
                     calm2.clone(),
                     faults2.clone(),
+                    dup2.clone(),
                 ));
             }
         });
@@ -450,6 +496,7 @@ impl ChaosProxy {
             addr,
             calm,
             faults,
+            duplicated,
             task,
         }
     }
@@ -474,6 +521,7 @@ async fn chaos_connection(
     upstream: SocketAddr,
     calm: Arc<AtomicBool>,
     faults: Arc<std::sync::atomic::AtomicU64>,
+    duplicated: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
         return;
@@ -485,6 +533,8 @@ async fn chaos_connection(
     let (cut2, reset2) = (cut.clone(), reset.clone());
     let up = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
+        // The request being copied for the duplicate fault, until it is whole.
+        let mut copy: Option<Vec<u8>> = None;
         loop {
             let n = match cr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -503,18 +553,32 @@ async fn chaos_connection(
                 5 => tokio::time::sleep(Duration::from_millis(u64::from(random_u32() % 300))).await,
                 6 => cut2.store(true, Ordering::SeqCst),
                 7 => break,
-                8 => {
-                    let copy = buf[..n].to_vec();
+                // Only at the start of a request; the copy grows until the request is whole.
+                8 if copy.is_none()
+                    && [&b"GET "[..], b"POST ", b"PUT ", b"DELETE "]
+                        .iter()
+                        .any(|m| buf[..n].starts_with(m)) =>
+                {
+                    copy = Some(Vec::new());
+                }
+                _ => {}
+            }
+            if let Some(c) = copy.as_mut() {
+                c.extend_from_slice(&buf[..n]);
+                if whole_request(c) {
+                    let request = copy.take().unwrap_or_default();
+                    let duplicated = duplicated.clone();
                     tokio::spawn(async move {
-                        if let Ok(mut s) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = s.write_all(&copy).await;
+                        if let Ok(mut s) = tokio::net::TcpStream::connect(upstream).await
+                            && s.write_all(&request).await.is_ok()
+                        {
+                            duplicated.fetch_add(1, Ordering::Relaxed);
                             let mut sink = vec![0u8; 4096];
                             let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut sink))
                                 .await;
                         }
                     });
                 }
-                _ => {}
             }
             if sw.write_all(&buf[..n]).await.is_err() {
                 break;
