@@ -520,7 +520,10 @@ fn a_migrated_store_equals_a_fresh_one_and_keeps_its_data() {
 }
 
 #[test]
-fn wal_and_durable_commits_are_on() {
+/// `synchronous` is a per-connection setting, so a second connection cannot see the store's; that
+/// commits are durable is shown by the power-cut tests (`tests/tests/crash.rs::a_power_cut_*`), which
+/// fail with `synchronous=OFF`.
+fn wal_mode_is_on_and_the_file_is_sound() {
     let dir = tempfile::tempdir().unwrap();
     let ws = lead_store(dir.path());
     drop(ws);
