@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-#[path = "common/files.rs"]
-mod files;
+#[path = "common/erasure.rs"]
+mod erasure;
 
 use chrono::{NaiveDate, NaiveTime};
 use common::*;
-use files::{contains, files_under, middle_fragment};
+use erasure::{files_under, marker, scan};
 use streetsync_core::*;
 
 const MARKERS: [&str; 6] = [
@@ -39,7 +39,7 @@ fn draft(date: NaiveDate, tag: &str, class: RetentionClass) -> ContactDraft {
 
 /// Fragments of a record's ciphertext as stored: each relay envelope and each device's sealed
 /// document and projection.
-fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<Vec<u8>> {
+fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
     let bodies: Vec<String> = conn
@@ -52,8 +52,11 @@ fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<Vec<u8>> {
     assert!(!bodies.is_empty());
     for b in bodies {
         let env: serde_json::Value = serde_json::from_str(&b).unwrap();
-        out.push(middle_fragment(
+        out.extend(erasure::fragments(
+            &format!("relay envelope of {id}"),
             env["ciphertext"].as_str().unwrap().as_bytes(),
+            24,
+            2,
         ));
     }
     for d in devices {
@@ -66,7 +69,12 @@ fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<Vec<u8>> {
                     |r| r.get(0),
                 )
                 .unwrap();
-            out.push(middle_fragment(&blob));
+            out.extend(erasure::fragments(
+                &format!("{table} row of {id} on {}", d.ws.device_id()),
+                &blob,
+                24,
+                2,
+            ));
         }
     }
     out
@@ -116,14 +124,16 @@ async fn records_past_their_period_are_erased_by_the_daily_sync_down_to_the_byte
     let mut frags = fragments(&relay, &devices, old.id);
     frags.extend(fragments(&relay, &devices, short.id));
     // The scan sees them while the records exist (so finding none later means something).
-    let before: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(dir.path())
+    let before: Vec<_> = scan(dir.path(), &frags)
         .into_iter()
-        .chain(files_under(relay_dir.path()))
+        .chain(scan(relay_dir.path(), &frags))
         .collect();
-    for f in &frags {
-        assert!(before.iter().any(|(_, b)| contains(b, f)));
+    for (label, _) in &frags {
+        assert!(
+            before.iter().any(|f| &f.needle == label),
+            "{label} not seen"
+        );
     }
-    drop(before);
 
     // A worker cannot set the periods; the lead sets them and chooses automatic erasure.
     let policy = RetentionPolicy {
@@ -231,31 +241,21 @@ async fn records_past_their_period_are_erased_by_the_daily_sync_down_to_the_byte
     drop(conn);
 
     // Every byte of every device and of the relay.
-    let mut scanned = 0;
-    let mut wal = 0;
-    for (path, bytes) in files_under(dir.path())
+    let files: Vec<_> = files_under(dir.path())
         .into_iter()
         .chain(files_under(relay_dir.path()))
-    {
-        scanned += 1;
-        if path.to_string_lossy().ends_with("-wal") {
-            wal += 1;
-        }
-        for marker in MARKERS {
-            assert!(
-                !contains(&bytes, marker.as_bytes()),
-                "{marker} found in {}",
-                path.display()
-            );
-        }
-        for f in &frags {
-            assert!(
-                !contains(&bytes, f),
-                "ciphertext of an erased record in {}",
-                path.display()
-            );
-        }
-    }
+        .collect();
+    let scanned = files.len();
+    let wal = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with("-wal"))
+        .count();
+    let needles: Vec<_> = MARKERS.iter().map(|m| marker(m)).chain(frags).collect();
+    let found: Vec<_> = scan(dir.path(), &needles)
+        .into_iter()
+        .chain(scan(relay_dir.path(), &needles))
+        .collect();
+    assert!(found.is_empty(), "erased data still on disk: {found:#?}");
     assert!(scanned >= 4 && wal >= 1, "{scanned} files, {wal} WAL files");
     drop(reader);
 }
