@@ -132,6 +132,64 @@ pub struct PullPage {
     pub more: bool,
 }
 
+/// Fills a [`PullPage`] from a backend's rows, so both backends cut pages the same way: at most
+/// `limit` entries and, past the first, at most about `max_bytes` of envelope JSON.
+pub(crate) struct PageBuilder {
+    entries: Vec<RawEntry>,
+    bytes: usize,
+    limit: usize,
+    max_bytes: usize,
+    more: bool,
+}
+
+impl PageBuilder {
+    /// An empty page with these bounds.
+    pub(crate) fn new(limit: u32, max_bytes: usize) -> Self {
+        Self {
+            entries: Vec::new(),
+            bytes: 0,
+            limit: limit as usize,
+            max_bytes,
+            more: false,
+        }
+    }
+
+    /// Adds the entry `seq` with its stored JSON; `Ok(false)` once the page is full (the entry is
+    /// not taken, and the page says `more`). The caller reads one row past `limit` so a full page
+    /// knows that more exist.
+    pub(crate) fn push(&mut self, seq: u64, body: String) -> Result<bool, StorageError> {
+        let full = self.entries.len() >= self.limit
+            || (!self.entries.is_empty() && self.bytes + body.len() > self.max_bytes);
+        if full {
+            self.more = true;
+            return Ok(false);
+        }
+        self.bytes += body.len();
+        // The relay wrote this JSON from a verified envelope; checking that it is still
+        // well-formed JSON (a damaged file) keeps one bad row from breaking the whole page for the
+        // client. The parser's message could quote stored bytes; log only where it failed.
+        let envelope = RawValue::from_string(body).map_err(|e| {
+            StorageError::Corrupt(format!(
+                "log entry {seq} is not JSON ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        self.entries.push(RawEntry { seq, envelope });
+        Ok(true)
+    }
+
+    /// The page, with the team's `head`.
+    pub(crate) fn finish(self, head: u64) -> PullPage {
+        PullPage {
+            entries: self.entries,
+            head,
+            more: self.more,
+        }
+    }
+}
+
 /// One log entry with its envelope as stored JSON; serializes like
 /// [`PullEntry`](streetsync_wire::PullEntry).
 #[derive(Debug, Serialize)]

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use serde_json::value::RawValue;
 use streetsync_wire::{
     Bundle, CLOCK_TOLERANCE_MS, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope,
     EnvelopeKind, InviteId, InviteInfo, PushResult, Role, TeamId,
@@ -35,7 +34,7 @@ use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row, Transactio
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    AppendOutcome, BundlePage, MailboxQuota, PullPage, RawEntry, Storage, StorageError,
+    AppendOutcome, BundlePage, MailboxQuota, PageBuilder, PullPage, Storage, StorageError,
     StoredInvite,
 };
 
@@ -1171,34 +1170,13 @@ impl Storage for PgStorage {
                 .await
                 .map_err(pg_err)?;
             tx.commit().await.map_err(pg_err)?;
-            let mut entries = Vec::new();
-            let mut bytes = 0usize;
-            let mut more = false;
+            let mut page = PageBuilder::new(limit, max_bytes);
             for row in rows {
-                let seq = u64_of(row.get(0))?;
-                let body: String = row.get(1);
-                let full = entries.len() >= limit as usize
-                    || (!entries.is_empty() && bytes + body.len() > max_bytes);
-                if full {
-                    more = true;
+                if !page.push(u64_of(row.get(0))?, row.get(1))? {
                     break;
                 }
-                bytes += body.len();
-                let envelope = RawValue::from_string(body).map_err(|e| {
-                    StorageError::Corrupt(format!(
-                        "log entry {seq} is not JSON ({:?} error at line {} column {})",
-                        e.classify(),
-                        e.line(),
-                        e.column()
-                    ))
-                })?;
-                entries.push(RawEntry { seq, envelope });
             }
-            Ok(PullPage {
-                entries,
-                head,
-                more,
-            })
+            Ok(page.finish(head))
         })
     }
 

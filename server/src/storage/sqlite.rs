@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::value::RawValue;
 use streetsync_wire::{
     Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeId, EnvelopeKind,
     InviteId, InviteInfo, PushResult, RecordId, Role, TeamId,
@@ -19,7 +18,7 @@ use streetsync_wire::{
 
 use super::writer::{AfterCommit, Writer};
 use super::{
-    AppendOutcome, BundlePage, DeviceLookup, MailboxQuota, PullPage, RawEntry, Storage,
+    AppendOutcome, BundlePage, DeviceLookup, MailboxQuota, PageBuilder, PullPage, Storage,
     StorageError, StoredInvite,
 };
 
@@ -652,38 +651,13 @@ impl Storage for SqliteStorage {
                 i64_of(after)?,
                 i64::from(limit) + 1
             ])?;
-            let mut entries = Vec::new();
-            let mut bytes = 0usize;
-            let mut more = false;
+            let mut page = PageBuilder::new(limit, max_bytes);
             while let Some(row) = rows.next()? {
-                let seq = u64_of(row.get(0)?)?;
-                let body: String = row.get(1)?;
-                let full = entries.len() >= limit as usize
-                    || (!entries.is_empty() && bytes + body.len() > max_bytes);
-                if full {
-                    more = true;
+                if !page.push(u64_of(row.get(0)?)?, row.get(1)?)? {
                     break;
                 }
-                bytes += body.len();
-                // The relay wrote this JSON from a verified envelope; checking that it is still
-                // well-formed JSON (a damaged file) keeps one bad row from breaking the whole
-                // page for the client. The parser's message could quote stored bytes; log only
-                // where it failed.
-                let envelope = RawValue::from_string(body).map_err(|e| {
-                    StorageError::Corrupt(format!(
-                        "log entry {seq} is not JSON ({:?} error at line {} column {})",
-                        e.classify(),
-                        e.line(),
-                        e.column()
-                    ))
-                })?;
-                entries.push(RawEntry { seq, envelope });
             }
-            Ok(PullPage {
-                entries,
-                head,
-                more,
-            })
+            Ok(page.finish(head))
         })
     }
 
