@@ -185,6 +185,14 @@ impl RelayClient {
                     rate_retries -= 1;
                     tokio::time::sleep(Duration::from_millis(wait.unwrap_or(500).min(5_000))).await;
                 }
+                // The relay is up but its database is not (PostgreSQL lost): to the device that is
+                // the same as no signal. The outbox keeps everything, and the next sync retries.
+                (ErrorCode::StorageUnavailable, _, _) => {
+                    return Err(Error::Offline(format!(
+                        "the relay's database is unavailable: {}",
+                        err.message
+                    )));
+                }
                 (code, _, _) => {
                     return Err(Error::Relay {
                         code,
@@ -289,6 +297,24 @@ mod tests {
         client
             .call::<(), serde_json::Value>(&id, Method::GET, "/v1/teams/x/pull", None)
             .await
+    }
+
+    /// A relay whose database is gone answers 503 `storage_unavailable`; the device treats it as
+    /// offline (the outbox waits for the next sync), not as a refusal.
+    #[tokio::test]
+    async fn a_relay_without_its_database_counts_as_offline() {
+        let body = r#"{"error":"storage_unavailable","message":"database unavailable"}"#;
+        let url = oversized_relay(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+            0,
+        )
+        .await;
+        assert!(
+            matches!(ask(&url).await, Err(Error::Offline(m)) if m.contains("database unavailable"))
+        );
     }
 
     #[tokio::test]
