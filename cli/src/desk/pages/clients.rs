@@ -9,13 +9,10 @@ use streetsync_core::{ClientFilter, ContactFilter, MAX_PAGE};
 
 use axum::Form;
 
-use super::layout::{
-    Frame, Reply, Section, back_with, back_with_error, core_fail, csrf_field, page, short,
-    workspace,
-};
-use super::review::ConfirmForm;
+use super::layout::{Frame, Reply, Section, core_fail, csrf_field, page, short, workspace};
+use super::review::{ConfirmForm, erase_confirmed};
 use super::review::{PAGE_SIZE, contact_head, contact_rows, page_of, record_id};
-use crate::desk::i18n::{Arg, Lang, datetime};
+use crate::desk::i18n::{Lang, datetime};
 use crate::desk::state::DeskState;
 
 /// The search of `/clients`.
@@ -169,19 +166,12 @@ pub(crate) async fn erase(
     Path(id): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Reply {
-    let ws = workspace(&state)?;
-    let rid = record_id(lang, &id)?;
-    let back = format!("/clients/{rid}");
-    if f.confirm.trim() != short(&rid) {
-        return Ok(back_with(&state, &back, true, lang.t("erase-mismatch")));
-    }
-    match ws.erase_record(rid) {
-        Ok(()) => Ok(back_with(
-            &state,
-            "/clients",
-            false,
-            lang.ta("done-erase-client", &[("id", Arg::S(short(&rid)))]),
-        )),
-        Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
-    }
+    erase_confirmed(
+        &state,
+        lang,
+        "/clients",
+        &id,
+        &f.confirm,
+        "done-erase-client",
+    )
 }

@@ -428,20 +428,34 @@ pub(crate) async fn erase(
     Path(id): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Reply {
-    let ws = workspace(&state)?;
-    let rid = record_id(lang, &id)?;
-    let back = format!("/contacts/{rid}");
-    if f.confirm.trim() != short(&rid) {
-        return Ok(back_with(&state, &back, true, lang.t("erase-mismatch")));
+    erase_confirmed(&state, lang, "/contacts", &id, &f.confirm, "done-erase")
+}
+
+/// Erases the record `id` everywhere once `confirm` is the first eight characters of its id, then
+/// goes back to `section`'s list with the message `done_key`; a wrong word changes nothing and
+/// returns to the record's page. Contacts and clients share this one confirmation rule.
+pub(crate) fn erase_confirmed(
+    state: &DeskState,
+    lang: Lang,
+    section: &str,
+    id: &str,
+    confirm: &str,
+    done_key: &str,
+) -> Reply {
+    let ws = workspace(state)?;
+    let rid = record_id(lang, id)?;
+    let back = format!("{section}/{rid}");
+    if confirm.trim() != short(&rid) {
+        return Ok(back_with(state, &back, true, lang.t("erase-mismatch")));
     }
     match ws.erase_record(rid) {
         Ok(()) => Ok(back_with(
-            &state,
-            "/contacts",
+            state,
+            section,
             false,
-            lang.ta("done-erase", &[("id", Arg::S(short(&rid)))]),
+            lang.ta(done_key, &[("id", Arg::S(short(&rid)))]),
         )),
-        Err(e) => Ok(back_with_error(&state, lang, &back, &e)),
+        Err(e) => Ok(back_with_error(state, lang, &back, &e)),
     }
 }
 
