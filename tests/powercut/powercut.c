@@ -94,6 +94,13 @@ static void record(int fd, const char *path, uint64_t off, uint64_t len) {
         char *old = malloc(keep);
         if (!old) abort();
         ssize_t r = pread(fd, old, keep, (off_t)off);
+        if (r < 0 && errno == EBADF) {
+            /* A write-only descriptor: read the old bytes through a descriptor of our own. */
+            int rd = open(path, O_RDONLY | O_CLOEXEC);
+            if (rd < 0) abort();
+            r = pread(rd, old, keep, (off_t)off);
+            close(rd);
+        }
         if (r != (ssize_t)keep) abort();
         write_all(u, old, keep);
         free(old);
