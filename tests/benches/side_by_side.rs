@@ -408,7 +408,17 @@ async fn streetsync_steps(
         .await
         .map_err(failed)?;
     std::fs::create_dir_all(root.join("b")).map_err(failed)?;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ss-device"));
+    // `SIDE_BY_SIDE_B_WRAPPER` runs device B under a profiler, e.g. `perf record -g -o b.perf --`.
+    let wrapper = std::env::var("SIDE_BY_SIDE_B_WRAPPER").unwrap_or_default();
+    let mut wrapper = wrapper.split_whitespace();
+    let mut cmd = match wrapper.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(wrapper).arg(env!("CARGO_BIN_EXE_ss-device"));
+            cmd
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_ss-device")),
+    };
     cmd.arg(root.join("b").join("b.db"))
         .arg(&url)
         .args(["join-live", &invite.code, &contacts.len().to_string()])
@@ -818,7 +828,12 @@ fn main() {
         .unwrap()
         .to_owned();
     let relay_bin = streetsync_tests::relay_binary(true);
-    let peer = peer_setup(&root);
+    // `SIDE_BY_SIDE_PEER=0` measures streetsync alone (profiling, scaling runs).
+    let peer = if std::env::var("SIDE_BY_SIDE_PEER").is_ok_and(|v| v == "0") {
+        Err("skipped (SIDE_BY_SIDE_PEER=0)".to_owned())
+    } else {
+        peer_setup(&root)
+    };
     match &peer {
         Ok(p) => {
             let v: Vec<String> = p.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
