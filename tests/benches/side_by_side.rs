@@ -69,6 +69,17 @@ fn median(v: &[f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
+/// The `q` quantile (0..=1) by the nearest-rank method: with few edits p99 is the slowest one.
+fn percentile(v: &[f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
 /// Why a side did not finish.
 #[derive(Debug)]
 enum Failure {
@@ -746,7 +757,30 @@ impl Figures {
         );
         self.opt(&format!("{side}_{n}_create_ms"), r.create_ms, "ms", 1);
         self.opt(&format!("{side}_{n}_upload_ms"), r.upload_ms, "ms", 1);
-        self.opt(&format!("{side}_{n}_bootstrap_ms"), r.bootstrap_ms, "ms", 1);
+        if let Some(v) = r.bootstrap_ms {
+            // Issue 18's goals: 10,000 contacts in 1.5 s, 100,000 in 10 s.
+            let goal = match (side, n) {
+                ("streetsync", 10_000) => Some(1_500.0),
+                ("streetsync", 100_000) => Some(10_000.0),
+                _ => None,
+            };
+            self.add(
+                &format!("{side}_{n}_bootstrap_ms"),
+                round(v, 1),
+                "ms",
+                goal,
+                true,
+            );
+        }
+        if let (Some(v), ("streetsync", 100_000)) = (r.b_rss_mb, (side, n)) {
+            self.add(
+                &format!("{side}_{n}_b_bootstrap_rss_mb"),
+                round(v, 1),
+                "MB",
+                Some(150.0),
+                true,
+            );
+        }
         self.opt(
             &format!("{side}_{n}_bootstrap_wall_ms"),
             r.bootstrap_wall_ms,
@@ -1007,6 +1041,25 @@ fn main() {
             round(o, 2),
             "ms (median over all edits)",
             peer_live_median.map(|p| round(p, 2)),
+            true,
+        );
+    }
+    // Issue 18's goals for an edit to reach a teammate on loopback: p50 5 ms, p99 20 ms.
+    if let Some(p50) = percentile(&our_live, 0.50) {
+        f.add(
+            "live_p50_ms",
+            round(p50, 2),
+            "ms (all edits)",
+            Some(5.0),
+            true,
+        );
+    }
+    if let Some(p99) = percentile(&our_live, 0.99) {
+        f.add(
+            "live_p99_ms",
+            round(p99, 2),
+            "ms (all edits)",
+            Some(20.0),
             true,
         );
     }
