@@ -436,7 +436,10 @@ fn stored_envelopes_pull_back_byte_identical(b: &dyn Backend) {
     s.create_team(team, &keys(1, Role::Lead), 0).unwrap();
     let (envelopes, pk) = signed_envelopes(team);
     for (pushed, seq) in envelopes.iter().zip(1u64..) {
-        assert_eq!(s.append(team, std::slice::from_ref(pushed)).unwrap().head, seq);
+        assert_eq!(
+            s.append(team, std::slice::from_ref(pushed)).unwrap().head,
+            seq
+        );
         for storage in [s.clone(), b.second()] {
             let page = storage.pull(team, seq - 1, 1, usize::MAX).unwrap();
             assert_eq!(page.entries.len(), 1);

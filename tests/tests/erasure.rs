@@ -100,12 +100,7 @@ async fn an_erasure_is_done_only_once_no_file_of_device_or_relay_holds_it() {
             device_needles.extend(fragments(&format!("sealed {id} #{n}"), body, 24, 6));
         }
         for (n, text) in relay_ciphertexts(&relay.db_path(), id).iter().enumerate() {
-            relay_needles.extend(fragments(
-                &format!("envelope {id} #{n}"),
-                text,
-                32,
-                6,
-            ));
+            relay_needles.extend(fragments(&format!("envelope {id} #{n}"), text, 32, 6));
         }
     }
     assert!(device_needles.len() > 3 && relay_needles.len() > 3);

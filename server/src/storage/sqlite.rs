@@ -249,8 +249,9 @@ fn open_reader(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-/// Runs every migration newer than the file's `user_version`, each in its own transaction.
-fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+/// Runs every migration newer than the file's `user_version`, each in its own transaction;
+/// returns the version the file had (0 for a new file).
+fn migrate(conn: &mut Connection) -> Result<i64, StorageError> {
     let known = MIGRATIONS.last().map_or(0, |(v, _, _)| *v);
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
@@ -266,7 +267,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
         tx.commit()?;
         tracing::info!(version, "applied relay database migration");
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Migration 5's step: moves every row of `log_json` (the log as JSON bodies, renamed by
@@ -397,7 +398,13 @@ impl SqliteStorage {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
-        migrate(&mut writer)?;
+        let found = migrate(&mut writer)?;
+        if (1..5).contains(&found) {
+            // Migration 5 rewrote the whole log and dropped the JSON copy; VACUUM (which cannot
+            // run inside the migration's transaction) gives the freed pages back to the disk.
+            writer.execute_batch("VACUUM")?;
+            tracing::info!("compacted the database after moving the log into binary columns");
+        }
         // An erasure acknowledged as pending (or cut off by a crash before its checkpoint) is
         // wiped here, before any request is served.
         if !super::writer::wipe(&writer, super::writer::WIPE_BUDGET)? {
