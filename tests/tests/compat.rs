@@ -216,8 +216,40 @@ async fn a_v1_store_and_relay_log_open_sync_and_onboard_a_new_device() {
     assert_eq!((sam.role, sam.revoked), (Role::Worker, false));
     assert_eq!(sam.member, "Sam Schröder");
 
+    // The fixture's log as the old relay kept it: each envelope's JSON (schema version 4).
+    let old_log: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(fixture.join("relay").join("relay.sqlite3")).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert!(
+            version < 5,
+            "the fixture predates the binary log ({version})"
+        );
+        let mut stmt = conn
+            .prepare("SELECT seq, body FROM log ORDER BY team, seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert!(old_log.len() >= 5, "the fixture's log has envelopes");
+
     // ---- today's relay on the old log; the relay URL is given to the client, not stored ----
     let relay = Relay::start(&dir.path().join("relay"));
+    // It migrated the log into binary columns; every envelope is the same JSON, byte for byte.
+    let migrated: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
+        common::relay_log(&conn, None)
+            .into_iter()
+            .map(|(seq, e)| (seq as i64, serde_json::to_string(&e).unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        migrated, old_log,
+        "the migrated log hands out the old envelopes"
+    );
     let lead_sync = SyncClient::new(lead.clone(), &relay.url()).unwrap();
     let report = lead_sync.sync_once(None).await.unwrap();
     assert_eq!(

@@ -38,19 +38,14 @@ fn sealed_bodies(db: &std::path::Path, id: RecordId) -> Vec<Vec<u8>> {
     bodies
 }
 
-/// The ciphertext of every envelope of `id` in the relay's log, as stored: the base64url text
-/// inside the stored JSON.
-fn relay_ciphertexts(db: &std::path::Path, id: RecordId) -> Vec<String> {
+/// The ciphertext of every envelope of `id` in the relay's log, as stored: raw bytes in the
+/// log's `ciphertext` column.
+fn relay_ciphertexts(db: &std::path::Path, id: RecordId) -> Vec<Vec<u8>> {
     let conn = Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT body FROM log WHERE doc = ?1").unwrap();
-    let rows = stmt
-        .query_map([id.as_bytes().as_slice()], |r| r.get::<_, String>(0))
-        .unwrap();
-    rows.map(|r| {
-        let json: serde_json::Value = serde_json::from_str(&r.unwrap()).unwrap();
-        json["ciphertext"].as_str().unwrap().to_owned()
-    })
-    .collect()
+    common::relay_log(&conn, Some(id))
+        .into_iter()
+        .map(|(_, e)| e.ciphertext)
+        .collect()
 }
 
 /// A connection that holds a read transaction (a snapshot) open until dropped: what another
@@ -105,12 +100,7 @@ async fn an_erasure_is_done_only_once_no_file_of_device_or_relay_holds_it() {
             device_needles.extend(fragments(&format!("sealed {id} #{n}"), body, 24, 6));
         }
         for (n, text) in relay_ciphertexts(&relay.db_path(), id).iter().enumerate() {
-            relay_needles.extend(fragments(
-                &format!("envelope {id} #{n}"),
-                text.as_bytes(),
-                32,
-                6,
-            ));
+            relay_needles.extend(fragments(&format!("envelope {id} #{n}"), text, 32, 6));
         }
     }
     assert!(device_needles.len() > 3 && relay_needles.len() > 3);
@@ -200,7 +190,7 @@ async fn an_unobstructed_erasure_leaves_nothing_behind() {
         .iter()
         .enumerate()
     {
-        needles.extend(fragments(&format!("envelope #{n}"), text.as_bytes(), 32, 6));
+        needles.extend(fragments(&format!("envelope #{n}"), text, 32, 6));
     }
     lead.ws.erase_record(contact.id).unwrap();
     lead.sync.sync_once(None).await.unwrap();

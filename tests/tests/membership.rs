@@ -292,13 +292,10 @@ async fn a_removed_device_is_refused_and_cannot_read_what_comes_after() {
         "the rotation made a new key, not the old bytes again"
     );
     let conn = rusqlite::Connection::open(copy_dir.path().join("relay.sqlite3")).unwrap();
-    let sealed_after: Vec<streetsync_wire::Envelope> = conn
-        .prepare("SELECT body FROM log")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
-        .filter(|e: &streetsync_wire::Envelope| e.epoch == 2)
+    let sealed_after: Vec<streetsync_wire::Envelope> = common::relay_log(&conn, None)
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.epoch == 2)
         .collect();
     assert!(
         sealed_after
@@ -367,17 +364,9 @@ async fn erasure_removes_every_trace_from_every_device_and_the_relay() {
     // sealed document. After erasure none of them may remain anywhere.
     let mut fragments: Vec<Vec<u8>> = Vec::new();
     let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-    let bodies: Vec<String> = conn
-        .prepare("SELECT body FROM log WHERE doc = ?1")
-        .unwrap()
-        .query_map([victim.id.as_bytes().as_slice()], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    for b in bodies {
-        let env: serde_json::Value = serde_json::from_str(&b).unwrap();
-        let ct = env["ciphertext"].as_str().unwrap();
-        fragments.push(ct.as_bytes()[ct.len() / 2..ct.len() / 2 + 24].to_vec());
+    for (_, env) in common::relay_log(&conn, Some(victim.id)) {
+        let ct = &env.ciphertext;
+        fragments.push(ct[ct.len() / 2..ct.len() / 2 + 24].to_vec());
     }
     drop(conn);
     for d in [&lead, &w1, &w2] {

@@ -42,19 +42,12 @@ fn draft(date: NaiveDate, tag: &str, class: RetentionClass) -> ContactDraft {
 fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-    let bodies: Vec<String> = conn
-        .prepare("SELECT body FROM log WHERE doc = ?1")
-        .unwrap()
-        .query_map([id.as_bytes().as_slice()], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    assert!(!bodies.is_empty());
-    for b in bodies {
-        let env: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let log = common::relay_log(&conn, Some(id));
+    assert!(!log.is_empty());
+    for (_, env) in log {
         out.extend(erasure::fragments(
             &format!("relay envelope of {id}"),
-            env["ciphertext"].as_str().unwrap().as_bytes(),
+            &env.ciphertext,
             24,
             2,
         ));

@@ -9,6 +9,7 @@
 //! `tokio::task::spawn_blocking`, never on the async workers. The one exception is
 //! [`Storage::lookup_device_now`], which answers from memory or not at all.
 
+mod log_row;
 pub mod postgres;
 pub mod sqlite;
 mod writer;
@@ -119,9 +120,9 @@ pub struct AppendOutcome {
 /// One page of a team's log, serialized exactly like the wire's
 /// [`PullResponse`](streetsync_wire::PullResponse).
 ///
-/// Each envelope is the JSON the relay wrote when it accepted (and verified) the envelope, handed
-/// out as stored: decoding and re-encoding every envelope of every page (base64, hex ids, string
-/// escaping) was most of the relay's CPU time when a team's devices pull each other's pushes.
+/// Each envelope is serialized once, straight from its row into its JSON
+/// ([`serde_json::value::to_raw_value`]), and the page is then written around those strings:
+/// nothing is parsed back, and no typed [`PullResponse`](streetsync_wire::PullResponse) is built.
 #[derive(Debug, Serialize)]
 pub struct PullPage {
     /// Entries with `seq > after`, ascending.
@@ -133,7 +134,8 @@ pub struct PullPage {
 }
 
 /// Fills a [`PullPage`] from a backend's rows, so both backends cut pages the same way: at most
-/// `limit` entries and, past the first, at most about `max_bytes` of envelope JSON.
+/// `limit` entries and, past the first, at most about `max_bytes` of envelope JSON (the bytes the
+/// page takes on the wire, not the smaller bytes of the row).
 pub(crate) struct PageBuilder {
     entries: Vec<RawEntry>,
     bytes: usize,
@@ -154,28 +156,29 @@ impl PageBuilder {
         }
     }
 
-    /// Adds the entry `seq` with its stored JSON; `Ok(false)` once the page is full (the entry is
-    /// not taken, and the page says `more`). The caller reads one row past `limit` so a full page
-    /// knows that more exist.
-    pub(crate) fn push(&mut self, seq: u64, body: String) -> Result<bool, StorageError> {
-        let full = self.entries.len() >= self.limit
-            || (!self.entries.is_empty() && self.bytes + body.len() > self.max_bytes);
-        if full {
+    /// Adds the entry `seq` of `team` read from its row; `Ok(false)` once the page is full (the
+    /// entry is not taken, and the page says `more`). The caller reads one row past `limit` so a
+    /// full page knows that more exist. A row whose columns do not make an envelope (a damaged
+    /// file) is [`StorageError::Corrupt`], and fails the page rather than reaching the client.
+    pub(crate) fn push(
+        &mut self,
+        team: TeamId,
+        seq: u64,
+        row: log_row::LogRow,
+    ) -> Result<bool, StorageError> {
+        if self.entries.len() >= self.limit {
             self.more = true;
             return Ok(false);
         }
-        self.bytes += body.len();
-        // The relay wrote this JSON from a verified envelope; checking that it is still
-        // well-formed JSON (a damaged file) keeps one bad row from breaking the whole page for the
-        // client. The parser's message could quote stored bytes; log only where it failed.
-        let envelope = RawValue::from_string(body).map_err(|e| {
-            StorageError::Corrupt(format!(
-                "log entry {seq} is not JSON ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let envelope = row.into_envelope(team, seq)?;
+        let envelope = serde_json::value::to_raw_value(&envelope)
+            .map_err(|e| StorageError::Corrupt(format!("log entry {seq}: {e}")))?;
+        let len = envelope.get().len();
+        if !self.entries.is_empty() && self.bytes + len > self.max_bytes {
+            self.more = true;
+            return Ok(false);
+        }
+        self.bytes += len;
         self.entries.push(RawEntry { seq, envelope });
         Ok(true)
     }
@@ -190,13 +193,13 @@ impl PageBuilder {
     }
 }
 
-/// One log entry with its envelope as stored JSON; serializes like
+/// One log entry with its envelope's JSON; serializes like
 /// [`PullEntry`](streetsync_wire::PullEntry).
 #[derive(Debug, Serialize)]
 pub struct RawEntry {
     /// The entry's sequence number.
     pub seq: u64,
-    /// The envelope's JSON, checked to be well-formed JSON when read.
+    /// The envelope's JSON, exactly as serializing the [`Envelope`] gives it.
     pub envelope: Box<RawValue>,
 }
 
@@ -376,7 +379,7 @@ pub trait Storage: Send + Sync + 'static {
     fn list_invites(&self, team: TeamId) -> Result<Vec<InviteInfo>, StorageError>;
 
     /// Entries with `seq > after`, ascending, at most `limit` and (past the first) at most about
-    /// `max_bytes` of envelope JSON.
+    /// `max_bytes` of envelope JSON. The envelopes are the ones pushed, field for field.
     fn pull(
         &self,
         team: TeamId,

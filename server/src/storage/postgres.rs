@@ -33,6 +33,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::log_row::{ENVELOPE_COLUMNS, LogRow};
 use super::{
     AppendOutcome, BundlePage, MailboxQuota, PageBuilder, PullPage, Storage, StorageError,
     StoredInvite,
@@ -44,6 +45,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/postgres/0002_bundle_sender.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_binary_log.sql"),
     ),
 ];
 
@@ -517,20 +522,11 @@ async fn insert_device(
     Ok(())
 }
 
-/// An envelope to append, serialized already.
-struct NewEntry {
-    id: [u8; 16],
-    doc: [u8; 16],
-    kind: EnvelopeKind,
-    covers: u64,
-    body: String,
-}
-
 /// Appends a batch (see [`Storage::append`]) inside the transaction.
 async fn append_entries(
     tx: &Transaction<'_>,
     team: TeamId,
-    entries: &[NewEntry],
+    entries: &[Envelope],
 ) -> Result<AppendOutcome, StorageError> {
     let t = team.as_bytes().as_slice();
     // The per-team lock: every append of this team, on any instance, waits here.
@@ -562,17 +558,17 @@ async fn append_entries(
     let insert = tx
         .prepare(
             "WITH e AS (INSERT INTO envelope_ids (team, id, seq) VALUES ($1, $4, $2))
-             INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .await
         .map_err(pg_err)?;
     for env in entries {
-        let id = env.id.as_slice();
-        let doc = env.doc.as_slice();
+        let id = env.id.as_bytes().as_slice();
+        let doc = env.doc.as_bytes().as_slice();
         if let Some(row) = tx.query_opt(&seen, &[&t, &id]).await.map_err(pg_err)? {
             outcome.results.push(PushResult {
-                id: streetsync_wire::EnvelopeId::from_bytes(env.id),
+                id: env.id,
                 seq: u64_of(row.get(0))?,
                 duplicate: true,
             });
@@ -585,7 +581,7 @@ async fn append_entries(
             .map_err(pg_err)?
         {
             outcome.results.push(PushResult {
-                id: streetsync_wire::EnvelopeId::from_bytes(env.id),
+                id: env.id,
                 seq: u64_of(row.get(0))?,
                 duplicate: true,
             });
@@ -601,9 +597,32 @@ async fn append_entries(
         let seq = i64_of(head)?;
         let kind = i16::from(env.kind.code());
         let covers = i64_of(env.covers)?;
-        tx.execute(&insert, &[&t, &seq, &doc, &id, &kind, &covers, &env.body])
-            .await
-            .map_err(pg_err)?;
+        // The envelope's `team` is `team` (the HTTP layer refuses an envelope of another team).
+        let v = i16::from(env.v);
+        let epoch = i64::from(env.epoch);
+        let author = env.author.as_bytes().as_slice();
+        let nonce = env.nonce.as_slice();
+        let sig = env.sig.as_slice();
+        let ciphertext = env.ciphertext.as_slice();
+        tx.execute(
+            &insert,
+            &[
+                &t,
+                &seq,
+                &doc,
+                &id,
+                &kind,
+                &covers,
+                &v,
+                &epoch,
+                &author,
+                &nonce,
+                &sig,
+                &ciphertext,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
         outcome.dropped += match env.kind {
             EnvelopeKind::Change => 0,
             EnvelopeKind::Snapshot => tx
@@ -632,7 +651,7 @@ async fn append_entries(
         };
         outcome.appended += 1;
         outcome.results.push(PushResult {
-            id: streetsync_wire::EnvelopeId::from_bytes(env.id),
+            id: env.id,
             seq: head,
             duplicate: false,
         });
@@ -935,20 +954,7 @@ impl Storage for PgStorage {
     }
 
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError> {
-        let entries = envelopes
-            .iter()
-            .map(|env| {
-                Ok(NewEntry {
-                    id: *env.id.as_bytes(),
-                    doc: *env.doc.as_bytes(),
-                    kind: env.kind,
-                    covers: env.covers,
-                    body: serde_json::to_string(env)
-                        .map_err(|e| StorageError::Corrupt(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        let entries = std::sync::Arc::new(entries);
+        let entries = std::sync::Arc::new(envelopes.to_vec());
         self.write(move |tx| {
             let entries = std::sync::Arc::clone(&entries);
             Box::pin(async move { append_entries(tx, team, &entries).await })
@@ -1164,7 +1170,9 @@ impl Storage for PgStorage {
             let head = u64_of(head)?;
             let rows = tx
                 .query(
-                    "SELECT seq, body FROM log WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &format!(
+                        "SELECT seq, {ENVELOPE_COLUMNS} FROM log WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                    ),
                     &[&t, &i64_of(after)?, &(i64::from(limit) + 1)],
                 )
                 .await
@@ -1172,7 +1180,19 @@ impl Storage for PgStorage {
             tx.commit().await.map_err(pg_err)?;
             let mut page = PageBuilder::new(limit, max_bytes);
             for row in rows {
-                if !page.push(u64_of(row.get(0))?, row.get(1))? {
+                let log_row = LogRow {
+                    v: i64::from(row.try_get::<_, i16>(1).map_err(pg_err)?),
+                    doc: row.try_get(2).map_err(pg_err)?,
+                    id: row.try_get(3).map_err(pg_err)?,
+                    kind: i64::from(row.try_get::<_, i16>(4).map_err(pg_err)?),
+                    epoch: row.try_get(5).map_err(pg_err)?,
+                    author: row.try_get(6).map_err(pg_err)?,
+                    covers: row.try_get(7).map_err(pg_err)?,
+                    nonce: row.try_get(8).map_err(pg_err)?,
+                    ciphertext: row.try_get(9).map_err(pg_err)?,
+                    sig: row.try_get(10).map_err(pg_err)?,
+                };
+                if !page.push(team, u64_of(row.try_get(0).map_err(pg_err)?)?, log_row)? {
                     break;
                 }
             }

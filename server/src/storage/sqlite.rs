@@ -12,22 +12,40 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use streetsync_wire::{
-    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeId, EnvelopeKind,
-    InviteId, InviteInfo, PushResult, RecordId, Role, TeamId,
+    Bundle, CreateInvite, DeviceId, DeviceInfo, DeviceKeys, Envelope, EnvelopeKind, InviteId,
+    InviteInfo, PushResult, Role, TeamId,
 };
 
+use super::log_row::{self, ENVELOPE_COLUMNS, LogRow};
 use super::writer::{AfterCommit, Writer};
 use super::{
     AppendOutcome, BundlePage, DeviceLookup, MailboxQuota, PageBuilder, PullPage, Storage,
     StorageError, StoredInvite,
 };
 
-/// The numbered migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/0001_init.sql")),
-    (2, include_str!("../../migrations/0002_invites.sql")),
-    (3, include_str!("../../migrations/0003_invite_confirm.sql")),
-    (4, include_str!("../../migrations/0004_bundle_sender.sql")),
+/// A step of a migration that SQL cannot do, run after its SQL in the same transaction.
+type MigrationStep = fn(&Connection) -> Result<(), StorageError>;
+
+/// The numbered migrations, in order, each its SQL and maybe a step in Rust after it;
+/// `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[(i64, &str, Option<MigrationStep>)] = &[
+    (1, include_str!("../../migrations/0001_init.sql"), None),
+    (2, include_str!("../../migrations/0002_invites.sql"), None),
+    (
+        3,
+        include_str!("../../migrations/0003_invite_confirm.sql"),
+        None,
+    ),
+    (
+        4,
+        include_str!("../../migrations/0004_bundle_sender.sql"),
+        None,
+    ),
+    (
+        5,
+        include_str!("../../migrations/0005_binary_log.sql"),
+        Some(convert_json_log),
+    ),
 ];
 
 /// Reader connections, opened on demand and kept open. Reads beyond this many wait for one
@@ -231,20 +249,88 @@ fn open_reader(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-/// Runs every migration newer than the file's `user_version`, each in its own transaction.
-fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
-    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+/// Runs every migration newer than the file's `user_version`, each in its own transaction;
+/// returns the version the file had (0 for a new file).
+fn migrate(conn: &mut Connection) -> Result<i64, StorageError> {
+    let known = MIGRATIONS.last().map_or(0, |(v, _, _)| *v);
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
         return Err(StorageError::SchemaTooNew { found, known });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+    for (version, sql, step) in MIGRATIONS.iter().filter(|(v, _, _)| *v > found) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         tx.execute_batch(sql)?;
+        if let Some(step) = step {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "applied relay database migration");
     }
+    Ok(found)
+}
+
+/// Migration 5's step: moves every row of `log_json` (the log as JSON bodies, renamed by
+/// `0005_binary_log.sql`) into the new binary `log`, each body decoded and checked against its
+/// row ([`log_row::envelope_of_json_body`]), then drops `log_json`. Rows are read and written one
+/// at a time, so a large log does not have to fit in memory.
+fn convert_json_log(tx: &Connection) -> Result<(), StorageError> {
+    let mut read = tx.prepare(
+        "SELECT team, seq, doc, envelope_id, kind, covers, body FROM log_json ORDER BY team, seq",
+    )?;
+    let mut insert = tx.prepare(INSERT_LOG)?;
+    let mut rows = read.query([])?;
+    let mut moved = 0u64;
+    while let Some(row) = rows.next()? {
+        let team: Vec<u8> = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let doc: Vec<u8> = row.get(2)?;
+        let id: Vec<u8> = row.get(3)?;
+        let kind: i64 = row.get(4)?;
+        let covers: i64 = row.get(5)?;
+        let body: String = row.get(6)?;
+        let env = log_row::envelope_of_json_body(&team, seq, (&doc, &id, kind, covers), &body)?;
+        insert_log_row(&mut insert, &team, &env, seq)?;
+        moved += 1;
+    }
+    drop(rows);
+    drop(read);
+    drop(insert);
+    tx.execute_batch("DROP TABLE log_json")?;
+    tracing::info!(
+        envelopes = moved,
+        "moved the log's envelopes from JSON into binary columns"
+    );
+    Ok(())
+}
+
+/// The one insert of a `log` row, in the order of [`insert_log_row`]'s parameters.
+const INSERT_LOG: &str = "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// Writes `env` as entry `seq` of `team`'s log: every field in its column, bytes as bytes. The
+/// envelope's `team` is not written twice: it is `team` (the HTTP layer refuses an envelope of
+/// another team than the request's, and migration 5 checks it of every old row).
+fn insert_log_row(
+    insert: &mut rusqlite::Statement<'_>,
+    team: &[u8],
+    env: &Envelope,
+    seq: i64,
+) -> Result<(), StorageError> {
+    insert.execute(params![
+        team,
+        seq,
+        env.doc.as_bytes(),
+        env.id.as_bytes(),
+        env.kind.code(),
+        i64_of(env.covers)?,
+        env.v,
+        env.epoch,
+        env.author.as_bytes(),
+        env.nonce,
+        env.sig,
+        env.ciphertext,
+    ])?;
     Ok(())
 }
 
@@ -312,7 +398,13 @@ impl SqliteStorage {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
-        migrate(&mut writer)?;
+        let found = migrate(&mut writer)?;
+        if (1..5).contains(&found) {
+            // Migration 5 rewrote the whole log and dropped the JSON copy; VACUUM (which cannot
+            // run inside the migration's transaction) gives the freed pages back to the disk.
+            writer.execute_batch("VACUUM")?;
+            tracing::info!("compacted the database after moving the log into binary columns");
+        }
         // An erasure acknowledged as pending (or cut off by a crash before its checkpoint) is
         // wiped here, before any request is served.
         if !super::writer::wipe(&writer, super::writer::WIPE_BUDGET)? {
@@ -606,20 +698,8 @@ impl Storage for SqliteStorage {
     }
 
     fn append(&self, team: TeamId, envelopes: &[Envelope]) -> Result<AppendOutcome, StorageError> {
-        // Serialized here, on the caller's thread, so the one writer thread only writes.
-        let entries = envelopes
-            .iter()
-            .map(|env| {
-                Ok(NewEntry {
-                    id: env.id,
-                    doc: env.doc,
-                    kind: env.kind,
-                    covers: env.covers,
-                    body: serde_json::to_string(env)
-                        .map_err(|e| StorageError::Corrupt(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        // The writer thread needs its own copy; the envelopes go into their columns as they are.
+        let entries = envelopes.to_vec();
         // An erasure checkpoints the WAL before it is acknowledged: old frames of the erased
         // pages would otherwise stay in the WAL until the next checkpoint.
         self.writer.run(
@@ -643,9 +723,9 @@ impl Storage for SqliteStorage {
                 .query_row([team.as_bytes()], |r| r.get(0))
                 .optional()?;
             let head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, body FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT seq, {ENVELOPE_COLUMNS} FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
             let mut rows = stmt.query(params![
                 team.as_bytes(),
                 i64_of(after)?,
@@ -653,7 +733,19 @@ impl Storage for SqliteStorage {
             ])?;
             let mut page = PageBuilder::new(limit, max_bytes);
             while let Some(row) = rows.next()? {
-                if !page.push(u64_of(row.get(0)?)?, row.get(1)?)? {
+                let log_row = LogRow {
+                    v: row.get(1)?,
+                    doc: row.get(2)?,
+                    id: row.get(3)?,
+                    kind: row.get(4)?,
+                    epoch: row.get(5)?,
+                    author: row.get(6)?,
+                    covers: row.get(7)?,
+                    nonce: row.get(8)?,
+                    ciphertext: row.get(9)?,
+                    sig: row.get(10)?,
+                };
+                if !page.push(team, u64_of(row.get(0)?)?, log_row)? {
                     break;
                 }
             }
@@ -851,21 +943,11 @@ impl Storage for SqliteStorage {
     }
 }
 
-/// An envelope to append, serialized already.
-struct NewEntry {
-    id: EnvelopeId,
-    doc: RecordId,
-    kind: EnvelopeKind,
-    covers: u64,
-    /// The envelope's JSON, as pulls hand it out.
-    body: String,
-}
-
 /// Appends a batch (see [`Storage::append`]) inside the writer's transaction.
 fn append_entries(
     tx: &Connection,
     team: TeamId,
-    entries: &[NewEntry],
+    entries: &[Envelope],
 ) -> Result<AppendOutcome, StorageError> {
     let head: Option<i64> = tx
         .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
@@ -884,9 +966,7 @@ fn append_entries(
         tx.prepare_cached("SELECT seq FROM tombstones WHERE team = ?1 AND doc = ?2")?;
     let mut remember =
         tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_LOG)?;
     for env in entries {
         let existing: Option<i64> = seen
             .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
@@ -924,15 +1004,7 @@ fn append_entries(
         }
         head += 1;
         let seq = i64_of(head)?;
-        insert.execute(params![
-            team.as_bytes(),
-            seq,
-            env.doc.as_bytes(),
-            env.id.as_bytes(),
-            env.kind.code(),
-            i64_of(env.covers)?,
-            env.body
-        ])?;
+        insert_log_row(&mut insert, team.as_bytes(), env, seq)?;
         remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
         outcome.dropped += match env.kind {
             EnvelopeKind::Change => 0,
@@ -1005,8 +1077,8 @@ mod tests {
         let v: i64 = s
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
-        assert_eq!(v, MIGRATIONS.last().map(|(v, _)| *v).unwrap());
-        assert_eq!(v, 4);
+        assert_eq!(v, MIGRATIONS.last().map(|(v, _, _)| *v).unwrap());
+        assert_eq!(v, 5);
         let mode: String = s
             .write(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();
@@ -1018,7 +1090,7 @@ mod tests {
             SqliteStorage::open(dir.path()),
             Err(StorageError::SchemaTooNew {
                 found: 99,
-                known: 4
+                known: 5
             })
         ));
     }
@@ -1043,7 +1115,7 @@ mod tests {
         };
         {
             let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-            for (_, sql) in &MIGRATIONS[..2] {
+            for (_, sql, _) in &MIGRATIONS[..2] {
                 conn.execute_batch(sql).unwrap();
             }
             conn.pragma_update(None, "user_version", 2).unwrap();
@@ -1080,7 +1152,7 @@ mod tests {
         let v: i64 = s
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(v, MIGRATIONS.last().map(|(v, _, _)| *v).unwrap());
         let left = s.list_invites(team).unwrap();
         assert_eq!(
             left.iter().map(|i| i.id).collect::<Vec<_>>(),
@@ -1103,10 +1175,182 @@ mod tests {
         );
     }
 
+    /// Real signed envelopes of every kind, with the edge values of each field.
+    fn signed_envelopes(team: TeamId) -> (Vec<Envelope>, Vec<u8>) {
+        use ring::signature::{Ed25519KeyPair, KeyPair as _};
+        let key = Ed25519KeyPair::from_seed_unchecked(&[5; 32]).unwrap();
+        let author = DeviceId::from_public_key(key.public_key().as_ref());
+        let doc = RecordId::random();
+        let shapes: [(EnvelopeKind, u64, u32, Vec<u8>); 5] = [
+            (EnvelopeKind::Change, 0, 0, vec![0]),
+            (EnvelopeKind::Change, 0, u32::MAX, (0..=255).collect()),
+            (EnvelopeKind::Change, 0, 7, vec![0xff; 3000]),
+            (EnvelopeKind::Snapshot, 2, 1, b"\"\\\n<>".to_vec()),
+            (EnvelopeKind::Tombstone, 0, 1, Vec::new()),
+        ];
+        let envelopes = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(n, (kind, covers, epoch, ciphertext))| {
+                let mut e = Envelope {
+                    v: ENVELOPE_VERSION,
+                    team,
+                    doc: if n == 0 { RecordId::random() } else { doc },
+                    id: EnvelopeId::random(),
+                    kind,
+                    epoch,
+                    author,
+                    covers,
+                    nonce: [n as u8; 12],
+                    ciphertext,
+                    sig: [0; 64],
+                };
+                e.sign(&key);
+                e
+            })
+            .collect();
+        (envelopes, key.public_key().as_ref().to_vec())
+    }
+
+    /// Writes a version-4 file (the log as JSON bodies) holding `envelopes` as the relay of
+    /// version 4 wrote them, seq 1, 2, ...
+    fn write_version_4(path: &Path, team: TeamId, envelopes: &[Envelope]) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        for (_, sql, _) in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO teams (id, head, created_ms) VALUES (?1, ?2, 0)",
+            params![team.as_bytes(), envelopes.len() as i64],
+        )
+        .unwrap();
+        envelopes
+            .iter()
+            .zip(1i64..)
+            .map(|(e, seq)| {
+                // The version-4 relay's append: the body is the envelope's JSON.
+                let body = serde_json::to_string(e).unwrap();
+                conn.execute(
+                    "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        team.as_bytes(),
+                        seq,
+                        e.doc.as_bytes(),
+                        e.id.as_bytes(),
+                        e.kind.code(),
+                        e.covers as i64,
+                        body
+                    ],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)",
+                    params![team.as_bytes(), e.id.as_bytes(), seq],
+                )
+                .unwrap();
+                body
+            })
+            .collect()
+    }
+
+    /// Migration 5 converts a version-4 file in place: every envelope pulls back as the same
+    /// JSON, byte for byte, as the version-4 relay handed out (its stored body), its signature
+    /// still verifies, the JSON table is gone, and the log keeps working (duplicates, appends).
+    #[test]
+    fn migration_5_moves_json_bodies_into_binary_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let team = TeamId::random();
+        let (envelopes, pk) = signed_envelopes(team);
+        let bodies = write_version_4(&dir.path().join(DB_FILE), team, &envelopes);
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (version, json_tables): (i64, i64) = s
+            .write(|c| {
+                Ok((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'log_json'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                ))
+            })
+            .unwrap();
+        assert_eq!((version, json_tables), (5, 0));
+        // The migrated schema is the one a fresh file gets.
+        let schema = |s: &SqliteStorage| -> Vec<(String, Option<String>)> {
+            s.write(|c| {
+                let mut stmt =
+                    c.prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+        };
+        let fresh_dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            schema(&s),
+            schema(&SqliteStorage::open(fresh_dir.path()).unwrap())
+        );
+        let page = s.pull(team, 0, 100, usize::MAX).unwrap();
+        assert_eq!(page.head, envelopes.len() as u64);
+        assert_eq!(page.entries.len(), envelopes.len());
+        for ((entry, body), pushed) in page.entries.iter().zip(&bodies).zip(&envelopes) {
+            assert_eq!(entry.envelope.get(), body, "entry {}", entry.seq);
+            let back: Envelope = serde_json::from_str(entry.envelope.get()).unwrap();
+            assert_eq!(&back, pushed);
+            back.verify(&pk).unwrap();
+        }
+        // A retry of a migrated envelope is still a duplicate; a new one gets the next seq.
+        let again = s.append(team, &envelopes[..1]).unwrap();
+        assert!(again.results[0].duplicate);
+        let (more, _) = signed_envelopes(team);
+        let next = s.append(team, &more[..1]).unwrap();
+        assert_eq!(next.results[0].seq, envelopes.len() as u64 + 1);
+    }
+
+    /// A body that does not decode, or disagrees with its row, fails migration 5, and its
+    /// transaction leaves the file at version 4 with the log as it was.
+    #[test]
+    fn migration_5_refuses_a_damaged_body_and_changes_nothing() {
+        for damage in [
+            "UPDATE log SET body = '{\"v\":1,' WHERE seq = 2",
+            "UPDATE log SET doc = x'00000000000000000000000000000000' WHERE seq = 3",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(DB_FILE);
+            let team = TeamId::random();
+            let (envelopes, _) = signed_envelopes(team);
+            write_version_4(&path, team, &envelopes);
+            Connection::open(&path)
+                .unwrap()
+                .execute(damage, [])
+                .unwrap();
+            match SqliteStorage::open(dir.path()) {
+                Err(StorageError::Corrupt(why)) => assert!(why.contains("log entry"), "{why}"),
+                Err(other) => panic!("{damage}: expected Corrupt, got {other:?}"),
+                Ok(_) => panic!("{damage}: the migration took a damaged body"),
+            }
+            let conn = Connection::open(&path).unwrap();
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            let rows: i64 = conn
+                .query_row("SELECT count(*) FROM log WHERE body IS NOT NULL", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!((version, rows), (4, envelopes.len() as i64), "{damage}");
+        }
+    }
+
     /// Cancel, revocation and the creator check, below the HTTP layer.
-    /// A damaged row is refused as corrupt instead of breaking the page's JSON (the page format
-    /// itself is `storage_conformance::pull_pages_serialize_as_the_wire_pull_response`, on both
-    /// backends).
+    /// A damaged row (here a signature cut short, which the schema's checks keep the relay from
+    /// writing) is refused as corrupt instead of reaching the client (the page format itself is
+    /// `storage_conformance::pull_pages_serialize_as_the_wire_pull_response`, on both backends).
     #[test]
     fn a_damaged_log_row_is_refused_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
@@ -1117,8 +1361,13 @@ mod tests {
             .map(|_| env(team, RecordId::random(), EnvelopeKind::Change, 0))
             .collect();
         s.append(team, &batch).unwrap();
-        s.write(|c| Ok(c.execute("UPDATE log SET body = '{\"v\":1,' WHERE seq = 2", [])?))
-            .unwrap();
+        s.write(|c| {
+            c.pragma_update(None, "ignore_check_constraints", "ON")?;
+            let n = c.execute("UPDATE log SET sig = x'0102' WHERE seq = 2", [])?;
+            c.pragma_update(None, "ignore_check_constraints", "OFF")?;
+            Ok(n)
+        })
+        .unwrap();
         assert!(matches!(
             s.pull(team, 0, 10, usize::MAX),
             Err(StorageError::Corrupt(_))

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use streetsync_core::{DeviceId, RecordId, Role, TeamId};
-use streetsync_wire::{DeviceKeys, Envelope, EnvelopeId};
+use streetsync_wire::{DeviceKeys, Envelope, EnvelopeId, EnvelopeKind};
 
 use crate::common::Relay;
 
@@ -94,19 +94,34 @@ impl Operator {
     /// Every log entry with `seq > after`, as stored: (seq, envelope).
     pub fn log_after(&self, team: TeamId, after: u64) -> Vec<(u64, Envelope)> {
         self.rows_after(team, after)
-            .into_iter()
-            .map(|(seq, body)| (seq, serde_json::from_str(&body).unwrap()))
-            .collect()
     }
 
-    /// Every log entry with `seq > after`, as the raw JSON the relay serves.
-    pub fn rows_after(&self, team: TeamId, after: u64) -> Vec<(u64, String)> {
+    /// Every log entry with `seq > after`, read from the log's columns (the relay stores each
+    /// field of the envelope in its own column, byte strings raw).
+    pub fn rows_after(&self, team: TeamId, after: u64) -> Vec<(u64, Envelope)> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT seq, body FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq")?;
+            let mut stmt = c.prepare(
+                "SELECT seq, v, doc, envelope_id, kind, epoch, author, covers, nonce, ciphertext, sig
+                 FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
             let rows = stmt
                 .query_map(params![team.as_bytes(), after as i64], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        Envelope {
+                            v: r.get(1)?,
+                            team,
+                            doc: RecordId::from_bytes(r.get(2)?),
+                            id: EnvelopeId::from_bytes(r.get(3)?),
+                            kind: EnvelopeKind::from_code(r.get(4)?).unwrap(),
+                            epoch: r.get(5)?,
+                            author: DeviceId::from_bytes(r.get(6)?),
+                            covers: r.get::<_, i64>(7)? as u64,
+                            nonce: r.get(8)?,
+                            ciphertext: r.get(9)?,
+                            sig: r.get(10)?,
+                        },
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
@@ -285,43 +300,16 @@ pub fn forget_erasure(tx: &Transaction<'_>, team: TeamId, doc: RecordId) -> rusq
     Ok(())
 }
 
-/// Appends copies of stored log rows (their JSON exactly as the author pushed it) at new sequence
-/// numbers after the head. The log's `envelope_id` column must be unique, so each copy gets a
-/// random value there; the envelope a device pulls is the original, byte for byte.
+/// Appends copies of stored log rows at new sequence numbers after the head; the envelope a
+/// device pulls is the original, byte for byte (the log has no unique index of its own on the
+/// envelope id; `envelope_ids`, which the copies bypass, is where the relay recognises repeats).
 pub fn reappend(
     tx: &Transaction<'_>,
     team: TeamId,
-    rows: &[(u64, String)],
+    rows: &[(u64, Envelope)],
 ) -> rusqlite::Result<Vec<u64>> {
-    let mut head: i64 = tx.query_row(
-        "SELECT head FROM teams WHERE id = ?1",
-        [team.as_bytes()],
-        |r| r.get(0),
-    )?;
-    let mut seqs = Vec::new();
-    for (_, body) in rows {
-        let env: Envelope = serde_json::from_str(body).unwrap();
-        head += 1;
-        tx.execute(
-            "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                team.as_bytes(),
-                head,
-                env.doc.as_bytes(),
-                EnvelopeId::random().as_bytes(),
-                env.kind.code(),
-                env.covers as i64,
-                body
-            ],
-        )?;
-        seqs.push(head as u64);
-    }
-    tx.execute(
-        "UPDATE teams SET head = ?1 WHERE id = ?2",
-        params![head, team.as_bytes()],
-    )?;
-    Ok(seqs)
+    let envs: Vec<Envelope> = rows.iter().map(|(_, e)| e.clone()).collect();
+    append(tx, team, &envs)
 }
 
 /// Appends envelopes at new sequence numbers after the head, as the relay's push would store
@@ -337,8 +325,8 @@ pub fn append(tx: &Transaction<'_>, team: TeamId, envs: &[Envelope]) -> rusqlite
     for env in envs {
         head += 1;
         tx.execute(
-            "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 team.as_bytes(),
                 head,
@@ -346,7 +334,12 @@ pub fn append(tx: &Transaction<'_>, team: TeamId, envs: &[Envelope]) -> rusqlite
                 env.id.as_bytes(),
                 env.kind.code(),
                 env.covers as i64,
-                serde_json::to_string(env).unwrap()
+                env.v,
+                env.epoch,
+                env.author.as_bytes(),
+                env.nonce,
+                env.sig,
+                env.ciphertext,
             ],
         )?;
         seqs.push(head as u64);

@@ -37,6 +37,9 @@ pub struct Scan {
     pub long_binary: usize,
     /// Values decoded from base64/base64url/hex runs.
     pub decoded: usize,
+    /// Values of the relay log's `ciphertext` column (raw bytes since the relay's migration 5),
+    /// each scanned as binary: markers, Automerge, and compression if it is [`LONG`].
+    pub ciphertexts: usize,
     /// Binary values that loaded as Automerge.
     pub automerge: usize,
     /// Tables read.
@@ -120,6 +123,9 @@ pub fn scan_connection(conn: &rusqlite::Connection, name: &str, markers: &[&str]
         scan.tables += 1;
         let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
         let cols = stmt.column_count();
+        let ciphertext_col = (t == "log")
+            .then(|| stmt.column_names().position(|c| c == "ciphertext"))
+            .flatten();
         let mut rows = stmt.query([]).unwrap();
         let mut n = 0;
         while let Some(row) = rows.next().unwrap() {
@@ -127,6 +133,16 @@ pub fn scan_connection(conn: &rusqlite::Connection, name: &str, markers: &[&str]
             for c in 0..cols {
                 scan.values += 1;
                 let at = format!("{name} table {t} row {n} column {c}");
+                if ciphertext_col == Some(c) {
+                    scan.ciphertexts += 1;
+                    // Binary whatever it holds: a short ciphertext can be valid UTF-8 by chance,
+                    // and then would be scanned as text only.
+                    if let rusqlite::types::ValueRef::Blob(b) = row.get_ref(c).unwrap()
+                        && std::str::from_utf8(b).is_ok()
+                    {
+                        scan_binary(b, &at, markers, scan);
+                    }
+                }
                 match row.get_ref(c).unwrap() {
                     rusqlite::types::ValueRef::Text(b) => scan_bytes(b, &at, markers, scan, 0),
                     rusqlite::types::ValueRef::Blob(b) => scan_bytes(b, &at, markers, scan, 0),
