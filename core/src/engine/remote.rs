@@ -689,6 +689,9 @@ mod tests {
         assert!(e.to_string().contains("alters a revocation"), "{e}");
     }
 
+    /// A change of the team that adds one entry recorded `by` someone.
+    type AddsEntry<'a> = Box<dyn Fn(DeviceId) -> Team + 'a>;
+
     #[test]
     fn new_epochs_revocations_and_reports_name_their_author_an_active_lead() {
         use crate::model::retention::ReportedPeriod;
@@ -700,7 +703,7 @@ mod tests {
         );
         let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
         // Each change adds one entry recorded `by` someone.
-        let changes: [(&str, Box<dyn Fn(DeviceId) -> Team>); 3] = [
+        let changes: [(&str, AddsEntry); 3] = [
             (
                 "epoch",
                 Box::new(|by| {
