@@ -661,6 +661,184 @@ mod tests {
         assert!(team_change_allowed(&before, &forged, Some(&by(&before, 0))).is_err());
     }
 
+    /// A team with a second lead (roster index 2) and a revoked worker (index 1), so each
+    /// authorship clause can be broken on its own.
+    fn two_leads_one_revoked() -> Team {
+        let mut t = team();
+        t.roster.push(device(3, Role::Lead));
+        revoke(&mut t, 1, 2);
+        t
+    }
+
+    fn snapshot_by(team: &Team, i: usize) -> RemoteAuthor {
+        RemoteAuthor {
+            snapshot: true,
+            ..by(team, i)
+        }
+    }
+
+    #[test]
+    fn a_team_with_a_revocation_still_takes_a_leads_change() {
+        let before = two_leads_one_revoked();
+        let mut after = before.clone();
+        after.name = "renamed".into();
+        team_change_allowed(&before, &after, Some(&by(&before, 0))).unwrap();
+        let mut altered = before.clone();
+        altered.revocations[0].after_seq = 8;
+        let e = team_change_allowed(&before, &altered, Some(&by(&before, 0))).unwrap_err();
+        assert!(e.to_string().contains("alters a revocation"), "{e}");
+    }
+
+    /// A change of the team that adds one entry recorded `by` someone.
+    type AddsEntry<'a> = Box<dyn Fn(DeviceId) -> Team + 'a>;
+
+    #[test]
+    fn new_epochs_revocations_and_reports_name_their_author_an_active_lead() {
+        use crate::model::retention::ReportedPeriod;
+        let before = two_leads_one_revoked();
+        let (lead, worker, other_lead) = (
+            before.roster[0].device_id,
+            before.roster[1].device_id,
+            before.roster[2].device_id,
+        );
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        // Each change adds one entry recorded `by` someone.
+        let changes: [(&str, AddsEntry); 3] = [
+            (
+                "epoch",
+                Box::new(|by| {
+                    let mut t = before.clone();
+                    t.epochs.push(EpochCommitment {
+                        epoch: 3,
+                        commitment: [3; 32],
+                        by,
+                    });
+                    t
+                }),
+            ),
+            (
+                "revocation",
+                Box::new(|by| {
+                    let mut t = before.clone();
+                    t.roster[2].revoked = true;
+                    t.revocations.push(Revocation {
+                        device: other_lead,
+                        after_seq: 9,
+                        by,
+                    });
+                    t
+                }),
+            ),
+            (
+                "report",
+                Box::new(|by| {
+                    let mut t = before.clone();
+                    t.reported.push(ReportedPeriod {
+                        from: day(1),
+                        to: day(31),
+                        on: day(31),
+                        by,
+                    });
+                    t
+                }),
+            ),
+        ];
+        for (what, change) in &changes {
+            let ok = |by, author: &RemoteAuthor| {
+                team_change_allowed(&before, &change(by), Some(author)).is_ok()
+            };
+            assert!(ok(lead, &by(&before, 0)), "{what}: a lead's own entry");
+            assert!(
+                !ok(other_lead, &by(&before, 0)),
+                "{what}: a change envelope carries only its author's entries"
+            );
+            assert!(
+                ok(other_lead, &snapshot_by(&before, 0)),
+                "{what}: a snapshot carries the other lead's entry"
+            );
+            assert!(
+                !ok(worker, &snapshot_by(&before, 0)),
+                "{what}: an entry by a revoked worker, even in a snapshot"
+            );
+            assert!(
+                !ok(worker, &by(&before, 0)),
+                "{what}: an entry by a revoked worker"
+            );
+        }
+    }
+
+    fn identity_in(t: &mut Team) -> DeviceIdentity {
+        let id = DeviceIdentity::generate().unwrap();
+        t.roster.push(RosterDevice {
+            device_id: id.device_id(),
+            member: "m9".into(),
+            role: Role::Worker,
+            sign_pk: id.sign_public(),
+            kx_pk: id.kx_public(),
+            revoked: false,
+        });
+        id
+    }
+
+    fn head() -> Head {
+        Head {
+            doc: RecordId::from_bytes([5; 16]),
+            id: EnvelopeId::random(),
+            kind: EnvelopeKind::Change,
+            covers: 0,
+        }
+    }
+
+    #[test]
+    fn a_sealed_envelope_opens_only_under_its_team_author_and_key() {
+        let mut t = team();
+        let me = identity_in(&mut t);
+        let key = TeamKey::generate(1).unwrap();
+        let env = seal_envelope(t.id, &key, &me, head(), b"changes").unwrap();
+        assert_eq!(env.author, me.device_id());
+        assert_eq!(env.epoch, 1);
+        assert!(!env.ciphertext.windows(7).any(|w| w == b"changes"));
+        let keys = [TeamKey::generate(0).unwrap(), key];
+        assert_eq!(
+            open_envelope(&env, &t, &keys).unwrap().as_slice(),
+            b"changes"
+        );
+
+        let mut other = t.clone();
+        other.id = TeamId::random();
+        assert_eq!(
+            open_envelope(&env, &other, &keys).unwrap_err(),
+            QuarantineReason::WrongTeam
+        );
+        let mut stranger = team();
+        stranger.id = t.id;
+        assert_eq!(
+            open_envelope(&env, &stranger, &keys).unwrap_err(),
+            QuarantineReason::UnknownDevice
+        );
+        let mut shape = env.clone();
+        shape.covers = 1;
+        assert_eq!(
+            open_envelope(&shape, &t, &keys).unwrap_err(),
+            QuarantineReason::Malformed
+        );
+        let mut forged = env.clone();
+        forged.ciphertext[0] ^= 1;
+        assert_eq!(
+            open_envelope(&forged, &t, &keys).unwrap_err(),
+            QuarantineReason::BadSignature
+        );
+        forged.sign(me.signing_key());
+        assert_eq!(
+            open_envelope(&forged, &t, &keys).unwrap_err(),
+            QuarantineReason::TagFailed
+        );
+        assert_eq!(
+            open_envelope(&env, &t, &keys[..1]).unwrap_err(),
+            QuarantineReason::NoKeyForEpoch
+        );
+    }
+
     #[test]
     fn quarantine_reasons_round_trip_their_names() {
         for r in [
