@@ -3,6 +3,8 @@
 # workspace (the relay binary the end-to-end tests start), and runs all test suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step prints the seconds since the start, so a slow CI run shows where its time went.
+step() { echo "==> [${SECONDS}s] $*"; }
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
@@ -16,6 +18,7 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)"; exit 1; }
 
 # The end-to-end tests start the real relay and CLI binaries; build them once for all tests.
+step "build the workspace binaries"
 cargo build --workspace --bins
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export STREETSYNC_RELAY_BIN="$TARGET_DIR/debug/streetsync-relay"
@@ -30,6 +33,7 @@ STREETSYNC_TEST_DATABASE_URL="$(tests/postgres/cluster.sh start "$PG_DIR")"
 export STREETSYNC_TEST_DATABASE_URL
 
 # Benches are not tests: they run with `cargo bench --workspace` (README).
+step "Rust test suites"
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 
@@ -37,11 +41,13 @@ cargo test --workspace --doc
 # playwright-core (npm, cached under ~/.cache/streetsync/desk-node; no browser download) against
 # the real desk, a real relay and workers logging through the CLI; axe-core on every page;
 # screenshots in target/desk-screenshots/ (docs/testing.md).
+step "desk in Chromium"
 bash tests/desk/run.sh
 
 # A representative subset of the end-to-end sync, membership and fault suites once more, on
 # PostgreSQL with two relay instances behind a round-robin proxy (tests/tests/common/postgres.rs):
 # the tests that do not read the relay's SQLite file or expect the only relay to be down.
+step "end-to-end suites on PostgreSQL"
 STREETSYNC_TEST_RELAY_BACKEND=postgres cargo test -p streetsync-tests \
   --test sync --test membership --test faults -- --exact \
   three_devices_write_offline_then_sync_in_every_order_and_converge \
@@ -56,6 +62,7 @@ STREETSYNC_TEST_RELAY_BACKEND=postgres cargo test -p streetsync-tests \
 # The bindings from the languages app developers write: Kotlin on the JVM and Python against the
 # real library and a real relay, and the Swift generation (installs a JDK, JNA, pytest, maturin and
 # the Kotlin compiler itself, cached under ~/.cache/streetsync).
+step "bindings"
 bash bindings/tests/run.sh
 
 # A short smoke fuzz of every libFuzzer target (fuzz/, its own crate and build): SMOKE_SECONDS each
@@ -64,6 +71,8 @@ bash bindings/tests/run.sh
 # overrides; kept between runs like the other downloads there, because the instrumented build of
 # every dependency takes 5 to 9 minutes on 2 cores and changes only with the code), and fails on
 # any crash, leaving the input in fuzz/artifacts/; see docs/fuzzing.md.
+step "smoke fuzz"
 SMOKE_SECONDS="${SMOKE_SECONDS:-15}" \
   FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/streetsync/fuzz-target}" \
   bash fuzz/smoke.sh
+step "all tests passed"
