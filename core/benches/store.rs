@@ -228,6 +228,17 @@ fn main() {
     let db = dir.path().join("lead.db");
     let mut figures = Figures(Map::new());
     println!("store benchmark: {n_contacts} contacts in {}", db.display());
+    // As the CLI and desk run (`tune_host_allocator`); `STORE_BENCH_GLIBC_DEFAULT=1` measures
+    // glibc's default malloc settings instead, for the before/after in docs/benchmarks.md.
+    let tuned = std::env::var_os("STORE_BENCH_GLIBC_DEFAULT").is_none()
+        && streetsync_core::tune_host_allocator();
+    println!("  host allocator tuned: {tuned}");
+    figures.add(
+        "host_allocator_tuned",
+        f64::from(u8::from(tuned)),
+        "bool",
+        None,
+    );
 
     let raw_fsync = raw_fsync_p50_ms(dir.path());
 

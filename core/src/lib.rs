@@ -49,6 +49,7 @@
 
 #![warn(unreachable_pub)]
 
+mod allocator;
 mod clock;
 mod crypto;
 mod doc;
@@ -64,6 +65,7 @@ mod workspace;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use allocator::tune_host_allocator;
 pub use crypto::{
     DeviceIdentity, KeySource, PASSPHRASE_ITERATIONS, StorageKey, TeamKey, seal_to_device,
 };

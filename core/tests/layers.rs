@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("kinds", 0),
     ("clock", 0),
+    ("allocator", 0),
     ("error", 1),
     ("crypto", 2),
     ("model", 3),
