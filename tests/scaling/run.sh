@@ -5,10 +5,12 @@
 # `target/bench/scaling.json` and prints the table for docs/benchmarks.md.
 #
 # A bench, not a test: about 30 minutes on the project machine, most of it saving and uploading
-# 100,000 contacts. `SCALING_NS` overrides the sizes (comma-separated, at least two).
+# 100,000 contacts. `SCALING_NS` overrides the sizes (comma-separated, at least two);
+# `SCALING_ONE_CORE_NS` those of the one-core run (default: the same).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NS="${SCALING_NS:-1000,10000,100000}"
+ONE_CORE_NS="${SCALING_ONE_CORE_NS:-$NS}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$TARGET_DIR/bench"
 RUNS="$OUT/scaling-runs"
@@ -26,7 +28,7 @@ SIDE_BY_SIDE_PEER=0 SIDE_BY_SIDE_NS="$NS" SIDE_BY_SIDE_EDITS=20 SIDE_BY_SIDE_TIM
 cp "$OUT/side_by_side.json" "$RUNS/bootstrap_two_cores.json"
 
 echo "== side-by-side, streetsync alone, device B on one core"
-SIDE_BY_SIDE_PEER=0 SIDE_BY_SIDE_NS="$NS" SIDE_BY_SIDE_EDITS=5 SIDE_BY_SIDE_TIMEOUT_SECS=1200 \
+SIDE_BY_SIDE_PEER=0 SIDE_BY_SIDE_NS="$ONE_CORE_NS" SIDE_BY_SIDE_EDITS=5 SIDE_BY_SIDE_TIMEOUT_SECS=1200 \
   SIDE_BY_SIDE_B_WRAPPER="taskset -c 0" \
   cargo bench -q -p streetsync-tests --bench side_by_side
 cp "$OUT/side_by_side.json" "$RUNS/bootstrap_one_core.json"
