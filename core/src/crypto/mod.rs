@@ -610,6 +610,27 @@ mod tests {
         assert_ne!(a.expose_bytes(), c.expose_bytes());
     }
 
+    /// The passphrase limit counts characters, not bytes, and 8 is enough (cargo-mutants: `<`
+    /// against `<=` survived, no test used a passphrase of exactly 8 characters).
+    #[test]
+    fn a_passphrase_of_exactly_8_characters_is_taken() {
+        for (taken, refused) in [("12345678", "1234567"), ("äöüßäöüß", "äöüßäöü")] {
+            StorageKey::from_passphrase(taken, b"salt", 1).expect("8 characters");
+            assert!(matches!(
+                StorageKey::from_passphrase(refused, b"salt", 1),
+                Err(Error::Invalid(_))
+            ));
+        }
+    }
+
+    /// A storage key never shows its bytes in logs or panics, and still says what it is
+    /// (cargo-mutants: an empty `Debug` survived).
+    #[test]
+    fn storage_key_debug_hides_the_bytes() {
+        let key = StorageKey::from_bytes(&[0xab; 32]).expect("key");
+        assert_eq!(format!("{key:?}"), "StorageKey(..)");
+    }
+
     #[test]
     fn bundle_opens_only_for_its_recipient() {
         let alice = DeviceIdentity::generate().expect("id");
@@ -620,6 +641,24 @@ mod tests {
             b"team key"
         );
         assert!(bob.open_bundle(&blob).is_err());
+    }
+
+    /// The shortest bundle (empty plaintext: ephemeral key, nonce and tag) opens, and every
+    /// shorter blob is refused without slicing past its end (cargo-mutants: `<` against `==` and
+    /// `<=`, and `+` against `-` in the length check, survived).
+    #[test]
+    fn bundle_length_check_takes_the_shortest_and_refuses_truncated_blobs() {
+        let alice = DeviceIdentity::generate().expect("id");
+        let empty = seal_to_device(&alice.kx_public(), b"").expect("seal");
+        assert_eq!(empty.len(), 32 + NONCE_LEN + 16);
+        assert!(alice.open_bundle(&empty).expect("open").is_empty());
+        let full = seal_to_device(&alice.kx_public(), b"team key").expect("seal");
+        for len in 0..empty.len() {
+            assert!(
+                matches!(alice.open_bundle(&full[..len]), Err(Error::Protocol(_))),
+                "{len} bytes"
+            );
+        }
     }
 
     #[test]

@@ -689,6 +689,27 @@ mod tests {
         assert!(e.to_string().contains("alters a revocation"), "{e}");
     }
 
+    /// Entries already on the team keep the name of whoever recorded them; a change envelope of
+    /// another lead need not be theirs (cargo-mutants: `&&` against `||` in the "new entry"
+    /// test of revocations and of reported periods survived, since every change in these tests
+    /// came from the lead who had recorded the existing entries).
+    #[test]
+    fn another_lead_changes_a_team_whose_entries_the_first_lead_recorded() {
+        use crate::model::retention::ReportedPeriod;
+        let mut before = two_leads_one_revoked();
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        before.reported.push(ReportedPeriod {
+            from: day(1),
+            to: day(31),
+            on: day(31),
+            by: before.roster[0].device_id,
+        });
+        assert_eq!(before.revocations[0].by, before.roster[0].device_id);
+        let mut after = before.clone();
+        after.name = "renamed".into();
+        team_change_allowed(&before, &after, Some(&by(&before, 2))).unwrap();
+    }
+
     /// A change of the team that adds one entry recorded `by` someone.
     type AddsEntry<'a> = Box<dyn Fn(DeviceId) -> Team + 'a>;
 
@@ -837,6 +858,84 @@ mod tests {
             open_envelope(&env, &t, &keys[..1]).unwrap_err(),
             QuarantineReason::NoKeyForEpoch
         );
+    }
+
+    /// A store file in `dir` with a device identity and no team.
+    fn engine(dir: &std::path::Path, name: &str) -> Engine {
+        let key =
+            crate::crypto::KeySource::Key(crate::crypto::StorageKey::from_bytes(&[3; 32]).unwrap());
+        Engine::open(&dir.join(name), key, crate::store::schema::SCHEMA_VERSION).unwrap()
+    }
+
+    /// A store file in `dir` whose device founded a team.
+    fn founded(dir: &std::path::Path, name: &str) -> Engine {
+        let e = engine(dir, name);
+        e.create_team(crate::engine::team::TeamSetup {
+            team_name: "T".into(),
+            member_name: "L".into(),
+            areas: vec!["Nord".into()],
+            topics: vec![],
+            materials: vec![],
+        })
+        .unwrap();
+        e
+    }
+
+    /// `apply_checked` writes the projection of what it merged (removed once the record is
+    /// deleted), takes further changes of the device's own Team document and refuses a second
+    /// one (cargo-mutants: all five mutants of these two conditions survived; the core's own
+    /// suites never merged a record into a store that belongs to a team).
+    #[test]
+    fn remote_apply_follows_the_record_and_keeps_one_team_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let lead = founded(dir.path(), "lead.db");
+        let peer = engine(dir.path(), "peer.db");
+        let team_doc = lead.team_doc_id().unwrap();
+        let hand = |from: &Engine, to: &Engine, id| {
+            to.apply_remote(id, &from.export_document(id).unwrap())
+        };
+        let applied = |kind, deleted| RemoteApplied { kind, deleted };
+        hand(&lead, &peer, team_doc).unwrap();
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 9, 4).unwrap();
+        let time = chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+        let c = peer
+            .create_contact(crate::model::contact::ContactDraft::new(date, time, "nord"))
+            .unwrap();
+
+        // A contact merged into the lead's store is listed, and gone from the list once deleted.
+        assert_eq!(
+            hand(&peer, &lead, c.id).unwrap(),
+            applied(RecordKind::Contact, false)
+        );
+        let listed = |e: &Engine| -> Vec<RecordId> {
+            e.contact_summaries()
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        assert_eq!(listed(&lead), vec![c.id]);
+        peer.delete_contact(c.id).unwrap();
+        assert_eq!(
+            hand(&peer, &lead, c.id).unwrap(),
+            applied(RecordKind::Contact, true)
+        );
+        assert!(listed(&lead).is_empty());
+
+        // The lead's own Team document comes back (as every sync of it does) and is taken.
+        let team = lead.team().unwrap();
+        assert_eq!(
+            hand(&lead, &lead, team_doc).unwrap(),
+            applied(RecordKind::Team, false)
+        );
+        // Another team's Team document is refused, whoever's it is; the roster stays.
+        let other = founded(dir.path(), "other.db");
+        let err = hand(&other, &lead, other.team_doc_id().unwrap()).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAllowed(ref m) if m.contains("second team document")),
+            "{err:?}"
+        );
+        assert_eq!(lead.team().unwrap(), team);
     }
 
     #[test]
