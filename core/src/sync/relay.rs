@@ -74,6 +74,15 @@ impl RelayClient {
             )
             .into());
         }
+        if !base.is_ascii() {
+            // The URL parser carries no Unicode tables (the `idna_adapter` stub keeps them out of
+            // the library apps ship): an international domain name goes in as punycode.
+            return Err(crate::error::ValidationError::new(
+                "relay_url",
+                "must be ASCII: write an international domain name as punycode (xn--...)",
+            )
+            .into());
+        }
         let tls = tls_config(extra_roots_pem)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -261,6 +270,18 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+
+    #[test]
+    fn a_relay_url_must_be_ascii_and_punycode_is_taken() {
+        let e = RelayClient::new("https://streetwork-bücher.example", None)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Invalid(v) if v.field == "relay_url"),
+            "{e:?}"
+        );
+        assert!(RelayClient::new("https://xn--streetwork-bcher-uzb.example", None).is_ok());
+    }
 
     /// A fake relay on 127.0.0.1 that answers every request with `head` and then `body_len`
     /// bytes of JSON-looking filler (as fast as the client reads).
