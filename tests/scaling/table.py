@@ -15,10 +15,10 @@ from pathlib import Path
 # (row label, source file, figure name with {n}, unit, goal by size)
 ROWS = [
     ("durable save, p50", "store", "save_p50_ms", "ms", {"*": 0.4}),
-    ("open store + first page", "store", "open_first_page_ms", "ms", {"*": 100.0}),
-    ("filter by topic + 3 months", "store", "filter_topic_date_ms", "ms", {"*": 30.0}),
-    ("full-text search", "store", "fulltext_ms", "ms", {"*": 50.0}),
-    ("statistics of a year", "store", "statistics_year_ms", "ms", {"*": 50.0}),
+    ("open store + first page", "store", "open_first_page_ms", "ms", {10000: 100.0}),
+    ("filter by topic + 3 months", "store", "filter_topic_date_ms", "ms", {10000: 30.0}),
+    ("full-text search", "store", "fulltext_ms", "ms", {10000: 50.0}),
+    ("statistics of a year", "store", "statistics_year_ms", "ms", {10000: 50.0}),
     ("peak RSS while saving", "store", "peak_rss_saving_mb", "MB", {10000: 80.0}),
     ("store bytes per contact", "store", "store_bytes_per_contact", "B", {"*": 1500.0}),
     ("bootstrap, two cores", "two", "streetsync_{n}_bootstrap_ms", "ms", {10000: 1500.0, 100000: 10000.0}),
@@ -49,10 +49,12 @@ def growth(k):
 
 def main():
     runs, ns, out = Path(sys.argv[1]), [int(n) for n in sys.argv[2].split(",")], Path(sys.argv[3])
-    sources = {
-        "two": json.loads((runs / "bootstrap_two_cores.json").read_text()),
-        "one": json.loads((runs / "bootstrap_one_core.json").read_text()),
-    }
+    def load(name):
+        """A run's figures, or none when that run was not made (its cells stay empty)."""
+        path = runs / name
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    sources = {"two": load("bootstrap_two_cores.json"), "one": load("bootstrap_one_core.json")}
     figures = {}
     lines = [
         "| figure | " + " | ".join(f"{n:,}" for n in ns) + " | growth (exponent k, value ~ n^k) |",
@@ -61,11 +63,7 @@ def main():
     for label, src, name, unit, goals in ROWS:
         values = []
         for n in ns:
-            data = (
-                json.loads((runs / f"store_{n}.json").read_text())
-                if src == "store"
-                else sources[src]
-            )
+            data = load(f"store_{n}.json") if src == "store" else sources[src]
             entry = data.get(name.format(n=n)) or {}
             v = entry.get("value")
             values.append(v)

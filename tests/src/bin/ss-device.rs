@@ -11,6 +11,10 @@
 //!   live sync, printing `live-ready` once it is idle and `changed <unix-ms>` whenever a contact
 //!   changed by a teammate is stored. Runs until killed (the side-by-side benchmark's device B).
 //!
+//! It runs with `tune_host_allocator` as the CLI does (a Linux host's setting; without it glibc's
+//! heap grows with every Automerge load of a long bootstrap); `SS_DEVICE_GLIBC_DEFAULT=1` keeps
+//! glibc's defaults.
+//!
 //! The store's key is 32 bytes of `SS_DEVICE_KEY_BYTE` (default: the crash-test key).
 //! Errors go to stderr as `error <kind>: <message>` with exit code 3 (storage), 4 (relay or
 //! network) or 1 (anything else); usage errors exit with 2.
@@ -33,6 +37,9 @@ impl SyncListener for Printer {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os("SS_DEVICE_GLIBC_DEFAULT").is_none() {
+        streetsync_core::tune_host_allocator();
+    }
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!("usage: ss-device <store> <relay-url> write <n> <prefix> | sync [page] | count");
