@@ -323,14 +323,7 @@ mod tests {
             crate::store::schema::SCHEMA_VERSION,
         )
         .unwrap();
-        e.create_team(TeamSetup {
-            team_name: "T".into(),
-            member_name: "L".into(),
-            areas: vec!["Nord".into()],
-            topics: vec![],
-            materials: vec![],
-        })
-        .unwrap();
+        e.create_team(TeamSetup::for_tests()).unwrap();
         (dir, e)
     }
 

@@ -870,14 +870,8 @@ mod tests {
     /// A store file in `dir` whose device founded a team.
     fn founded(dir: &std::path::Path, name: &str) -> Engine {
         let e = engine(dir, name);
-        e.create_team(crate::engine::team::TeamSetup {
-            team_name: "T".into(),
-            member_name: "L".into(),
-            areas: vec!["Nord".into()],
-            topics: vec![],
-            materials: vec![],
-        })
-        .unwrap();
+        e.create_team(crate::engine::team::TeamSetup::for_tests())
+            .unwrap();
         e
     }
 

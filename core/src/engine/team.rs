@@ -31,6 +31,20 @@ pub struct TeamSetup {
     pub materials: Vec<String>,
 }
 
+#[cfg(test)]
+impl TeamSetup {
+    /// The smallest team the engine's unit tests found: one area, the default catalogs.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            team_name: "T".into(),
+            member_name: "L".into(),
+            areas: vec!["Nord".into()],
+            topics: vec![],
+            materials: vec![],
+        }
+    }
+}
+
 impl Engine {
     // ---- team -------------------------------------------------------------------------
 

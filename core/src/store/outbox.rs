@@ -328,6 +328,19 @@ mod tests {
         (dir, store)
     }
 
+    /// Queues a change of record 1 and records the relay's acknowledgement at log position
+    /// `relay_seq`, as a push does; returns the change's envelope id.
+    fn pushed_and_acknowledged(store: &Store, relay_seq: u64) -> EnvelopeId {
+        let id = store
+            .write(|w| w.push_outbox(&doc(1), RecordKind::Contact, b"change"))
+            .unwrap();
+        let seq = store.read(|r| r.outbox(10)).unwrap()[0].seq;
+        store
+            .write(|w| w.ack_outbox(&[(seq, id, relay_seq)]))
+            .unwrap();
+        id
+    }
+
     fn doc(n: u8) -> RecordId {
         RecordId::from_bytes([n; 16])
     }
@@ -389,11 +402,7 @@ mod tests {
     #[test]
     fn a_snapshot_confirms_the_acknowledged_changes_it_covers() {
         let (_dir, store) = store();
-        let id = store
-            .write(|w| w.push_outbox(&doc(1), RecordKind::Contact, b"change"))
-            .unwrap();
-        let seq = store.read(|r| r.outbox(10)).unwrap()[0].seq;
-        store.write(|w| w.ack_outbox(&[(seq, id, 5)])).unwrap();
+        pushed_and_acknowledged(&store, 5);
         store.write(|w| w.confirm_covered(&doc(1), 4)).unwrap();
         assert_eq!(store.read(|r| r.outbox_len()).unwrap(), 1, "not covered");
         store.write(|w| w.confirm_covered(&doc(2), 5)).unwrap();
@@ -405,11 +414,7 @@ mod tests {
     #[test]
     fn a_change_whose_echo_never_came_goes_out_again_under_a_fresh_id() {
         let (_dir, store) = store();
-        let id = store
-            .write(|w| w.push_outbox(&doc(1), RecordKind::Contact, b"change"))
-            .unwrap();
-        let seq = store.read(|r| r.outbox(10)).unwrap()[0].seq;
-        store.write(|w| w.ack_outbox(&[(seq, id, 5)])).unwrap();
+        let id = pushed_and_acknowledged(&store, 5);
         assert_eq!(store.write(|w| w.requeue_unechoed()).unwrap(), 1);
         assert!(store.read(|r| r.awaiting_echo()).unwrap().is_empty());
         let again = store.read(|r| r.outbox(10)).unwrap();
