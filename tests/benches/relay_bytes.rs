@@ -47,40 +47,9 @@ fn checkpointed_size(db: &Path) -> u64 {
     std::fs::metadata(db).unwrap().len() + wal
 }
 
-/// Every envelope of the relay's log, from its columns (the binary layout).
-fn stored_envelopes(conn: &Connection) -> Vec<(i64, Envelope)> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, team, v, doc, envelope_id, kind, epoch, author, covers, nonce, ciphertext, sig
-             FROM log ORDER BY team, seq",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            Envelope {
-                team: streetsync_wire::TeamId::from_bytes(r.get(1)?),
-                v: r.get(2)?,
-                doc: streetsync_wire::RecordId::from_bytes(r.get(3)?),
-                id: streetsync_wire::EnvelopeId::from_bytes(r.get(4)?),
-                kind: streetsync_wire::EnvelopeKind::from_code(r.get(5)?).unwrap(),
-                epoch: r.get(6)?,
-                author: streetsync_wire::DeviceId::from_bytes(r.get(7)?),
-                covers: r.get::<_, i64>(8)? as u64,
-                nonce: r.get(9)?,
-                ciphertext: r.get(10)?,
-                sig: r.get(11)?,
-            },
-        ))
-    })
-    .unwrap()
-    .collect::<rusqlite::Result<_>>()
-    .unwrap()
-}
-
 /// Writes `envelopes` into a fresh file of the JSON layout as the version-4 relay's append did
 /// (log row with the envelope's JSON, `envelope_ids`, the team's head).
-fn write_json_layout(db: &Path, envelopes: &[(i64, Envelope)]) {
+fn write_json_layout(db: &Path, envelopes: &[(u64, Envelope)]) {
     let mut conn = Connection::open(db).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     for sql in JSON_LAYOUT {
@@ -98,7 +67,7 @@ fn write_json_layout(db: &Path, envelopes: &[(i64, Envelope)]) {
             "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 e.team.as_bytes(),
-                seq,
+                *seq as i64,
                 e.doc.as_bytes(),
                 e.id.as_bytes(),
                 e.kind.code(),
@@ -109,12 +78,12 @@ fn write_json_layout(db: &Path, envelopes: &[(i64, Envelope)]) {
         .unwrap();
         tx.execute(
             "INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)",
-            params![e.team.as_bytes(), e.id.as_bytes(), seq],
+            params![e.team.as_bytes(), e.id.as_bytes(), *seq as i64],
         )
         .unwrap();
         tx.execute(
             "UPDATE teams SET head = max(head, ?1) WHERE id = ?2",
-            params![seq, e.team.as_bytes()],
+            params![*seq as i64, e.team.as_bytes()],
         )
         .unwrap();
     }
@@ -168,7 +137,7 @@ fn main() {
 
     let db = data.join("relay.sqlite3");
     let binary_bytes = checkpointed_size(&db);
-    let envelopes = stored_envelopes(&Connection::open(&db).unwrap());
+    let envelopes = streetsync_tests::relay_log(&Connection::open(&db).unwrap(), None);
     let ciphertext: u64 = envelopes
         .iter()
         .map(|(_, e)| e.ciphertext.len() as u64)

@@ -64,3 +64,40 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Every envelope of a relay database's log (only record `doc`'s if given), in log order, read
+/// from the log's columns as the relay stores them (each field in its own column, byte strings
+/// raw: the relay's migration 5).
+pub fn relay_log(
+    conn: &rusqlite::Connection,
+    doc: Option<streetsync_wire::RecordId>,
+) -> Vec<(u64, streetsync_wire::Envelope)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, team, v, doc, envelope_id, kind, epoch, author, covers, nonce, ciphertext, sig
+             FROM log WHERE ?1 IS NULL OR doc = ?1 ORDER BY team, seq",
+        )
+        .expect("the relay's log table");
+    stmt.query_map([doc.map(|d| d.as_bytes().to_vec())], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            streetsync_wire::Envelope {
+                team: streetsync_wire::TeamId::from_bytes(r.get(1)?),
+                v: r.get(2)?,
+                doc: streetsync_wire::RecordId::from_bytes(r.get(3)?),
+                id: streetsync_wire::EnvelopeId::from_bytes(r.get(4)?),
+                kind: streetsync_wire::EnvelopeKind::from_code(r.get(5)?)
+                    .expect("a known envelope kind"),
+                epoch: r.get(6)?,
+                author: streetsync_wire::DeviceId::from_bytes(r.get(7)?),
+                covers: r.get::<_, i64>(8)? as u64,
+                nonce: r.get(9)?,
+                ciphertext: r.get(10)?,
+                sig: r.get(11)?,
+            },
+        ))
+    })
+    .expect("the relay's log rows")
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .expect("the relay's log rows")
+}

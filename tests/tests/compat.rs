@@ -241,7 +241,7 @@ async fn a_v1_store_and_relay_log_open_sync_and_onboard_a_new_device() {
     // It migrated the log into binary columns; every envelope is the same JSON, byte for byte.
     let migrated: Vec<(i64, String)> = {
         let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-        common::relay_log(&conn, None)
+        streetsync_tests::relay_log(&conn, None)
             .into_iter()
             .map(|(seq, e)| (seq as i64, serde_json::to_string(&e).unwrap()))
             .collect()

@@ -42,7 +42,7 @@ fn sealed_bodies(db: &std::path::Path, id: RecordId) -> Vec<Vec<u8>> {
 /// log's `ciphertext` column.
 fn relay_ciphertexts(db: &std::path::Path, id: RecordId) -> Vec<Vec<u8>> {
     let conn = Connection::open(db).unwrap();
-    common::relay_log(&conn, Some(id))
+    streetsync_tests::relay_log(&conn, Some(id))
         .into_iter()
         .map(|(_, e)| e.ciphertext)
         .collect()

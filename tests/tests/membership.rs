@@ -292,7 +292,7 @@ async fn a_removed_device_is_refused_and_cannot_read_what_comes_after() {
         "the rotation made a new key, not the old bytes again"
     );
     let conn = rusqlite::Connection::open(copy_dir.path().join("relay.sqlite3")).unwrap();
-    let sealed_after: Vec<streetsync_wire::Envelope> = common::relay_log(&conn, None)
+    let sealed_after: Vec<streetsync_wire::Envelope> = streetsync_tests::relay_log(&conn, None)
         .into_iter()
         .map(|(_, e)| e)
         .filter(|e| e.epoch == 2)
@@ -364,7 +364,7 @@ async fn erasure_removes_every_trace_from_every_device_and_the_relay() {
     // sealed document. After erasure none of them may remain anywhere.
     let mut fragments: Vec<Vec<u8>> = Vec::new();
     let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-    for (_, env) in common::relay_log(&conn, Some(victim.id)) {
+    for (_, env) in streetsync_tests::relay_log(&conn, Some(victim.id)) {
         let ct = &env.ciphertext;
         fragments.push(ct[ct.len() / 2..ct.len() / 2 + 24].to_vec());
     }

@@ -42,7 +42,7 @@ fn draft(date: NaiveDate, tag: &str, class: RetentionClass) -> ContactDraft {
 fn fragments(relay: &Relay, devices: &[Device], id: RecordId) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let conn = rusqlite::Connection::open(relay.db_path()).unwrap();
-    let log = common::relay_log(&conn, Some(id));
+    let log = streetsync_tests::relay_log(&conn, Some(id));
     assert!(!log.is_empty());
     for (_, env) in log {
         out.extend(erasure::fragments(
