@@ -181,8 +181,7 @@ impl Engine {
     /// Lists contacts matching `filter`, newest first.
     pub(crate) fn list_contacts(&self, filter: &ContactFilter) -> Result<ContactPage> {
         filter.validate()?;
-        self.store
-            .read(|r| Ok(filter.run(r.cache.contacts.values())))
+        self.store.read(|r| Ok(filter.run(r.cache.contacts.iter())))
     }
 
     /// Every contact's projection (for statistics and export).
@@ -190,8 +189,8 @@ impl Engine {
         self.store.read(|r| {
             Ok(r.cache
                 .contacts
-                .values()
-                .map(|c| c.summary.clone())
+                .iter()
+                .map(|(id, c)| c.summary(*id))
                 .collect())
         })
     }

@@ -20,11 +20,11 @@ impl Engine {
     pub(crate) fn retention_due(&self, until: NaiveDate) -> Result<Vec<DueRecord>> {
         self.store.read(|r| {
             let team = r.cache.team.as_deref().ok_or(Error::NoTeam)?;
-            let subjects = r.cache.contacts.values().map(|c| RetentionSubject {
-                id: c.summary.id,
-                date: c.summary.date,
-                class: c.summary.retention,
-                safeguarding: c.summary.safeguarding,
+            let subjects = r.cache.contacts.iter().map(|(id, c)| RetentionSubject {
+                id: *id,
+                date: c.date,
+                class: c.retention,
+                safeguarding: c.safeguarding,
             });
             Ok(due_until(&team.retention, &team.reported, subjects, until))
         })

@@ -6,6 +6,7 @@
 
 pub(crate) mod disclosure;
 pub(crate) mod export;
+pub(crate) mod row;
 pub(crate) mod stats;
 
 use chrono::{NaiveDate, NaiveTime};
@@ -15,6 +16,7 @@ use streetsync_wire::RecordId;
 use crate::model::client::Client;
 use crate::model::contact::{Contact, MaterialCount};
 use crate::model::vocab::{AgeBand, Gender, RetentionClass, ReviewState, Setting};
+pub(crate) use row::{ContactRow, SharedIds};
 
 /// What a list shows of a contact (and what statistics count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,19 +137,28 @@ impl ClientSummary {
 
 /// Folds text for search: lowercase, `ß` as `ss`.
 pub(crate) fn fold(s: &str) -> String {
-    s.to_lowercase().replace('ß', "ss")
+    let mut folded = String::with_capacity(s.len());
+    fold_into(&mut folded, s);
+    folded
 }
 
-/// A cached projection with its search text prepared once.
-pub(crate) struct ContactRow {
-    pub(crate) summary: ContactSummary,
-    haystack: String,
-}
-
-impl ContactRow {
-    pub(crate) fn new(summary: ContactSummary) -> Self {
-        let haystack = fold(&format!("{}\n{}", summary.note, summary.place));
-        Self { summary, haystack }
+/// Appends `s` folded to `buf` ([`fold`] without an allocation of its own: search folds every row
+/// it scans into one buffer). Character by character, so a query and a row fold alike.
+pub(crate) fn fold_into(buf: &mut String, s: &str) {
+    if s.is_ascii() {
+        let start = buf.len();
+        buf.push_str(s);
+        buf[start..].make_ascii_lowercase();
+        return;
+    }
+    for c in s.chars() {
+        for lower in c.to_lowercase() {
+            if lower == 'ß' {
+                buf.push_str("ss");
+            } else {
+                buf.push(lower);
+            }
+        }
     }
 }
 
@@ -221,43 +232,50 @@ impl ContactFilter {
         Ok(())
     }
 
-    fn matches(&self, row: &ContactRow, words: &[String]) -> bool {
-        let s = &row.summary;
-        self.from.is_none_or(|f| s.date >= f)
-            && self.to.is_none_or(|t| s.date <= t)
-            && self.area_id.as_ref().is_none_or(|a| &s.area_id == a)
-            && self.topic_id.as_ref().is_none_or(|t| s.topics.contains(t))
-            && self.author.as_ref().is_none_or(|a| &s.author == a)
-            && self.review.is_none_or(|r| s.review == r)
-            && self.client_code.as_ref().is_none_or(|c| {
-                s.client_code
-                    .as_ref()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(c))
-            })
-            && self.safeguarding.is_none_or(|f| s.safeguarding == f)
-            && words.iter().all(|w| row.haystack.contains(w.as_str()))
+    /// Whether `row` passes every set field; the search words last, since only they need the
+    /// row's text folded (into `text`, a buffer reused across rows).
+    fn matches(&self, row: &ContactRow, words: &[String], text: &mut String) -> bool {
+        let passes = self.from.is_none_or(|f| row.date >= f)
+            && self.to.is_none_or(|t| row.date <= t)
+            && self.area_id.as_deref().is_none_or(|a| row.area_id() == a)
+            && self.topic_id.as_deref().is_none_or(|t| row.has_topic(t))
+            && self.author.as_deref().is_none_or(|a| row.author() == a)
+            && self.review.is_none_or(|r| row.review == r)
+            && self
+                .client_code
+                .as_deref()
+                .is_none_or(|c| row.client_code().is_some_and(|x| x.eq_ignore_ascii_case(c)))
+            && self.safeguarding.is_none_or(|f| row.safeguarding == f);
+        if !passes || words.is_empty() {
+            return passes;
+        }
+        row.search_text_into(text);
+        words.iter().all(|w| text.contains(w.as_str()))
     }
 
-    pub(crate) fn run<'a>(&self, rows: impl Iterator<Item = &'a ContactRow>) -> ContactPage {
+    pub(crate) fn run<'a>(
+        &self,
+        rows: impl Iterator<Item = (&'a RecordId, &'a ContactRow)>,
+    ) -> ContactPage {
         let words: Vec<String> = self
             .text
             .as_deref()
             .map(|t| fold(t).split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let mut hits: Vec<&ContactSummary> = rows
-            .filter(|r| self.matches(r, &words))
-            .map(|r| &r.summary)
+        let mut text = String::new();
+        let mut hits: Vec<(&RecordId, &ContactRow)> = rows
+            .filter(|(_, r)| self.matches(r, &words, &mut text))
             .collect();
         let total = hits.len();
-        let key = |s: &ContactSummary| (s.date, s.start_time, s.id);
+        let key = |(id, r): &(&RecordId, &ContactRow)| (r.date, r.start_time, **id);
         if self.safeguarding_first {
             hits.sort_unstable_by(|a, b| {
-                b.safeguarding
-                    .cmp(&a.safeguarding)
+                b.1.safeguarding
+                    .cmp(&a.1.safeguarding)
                     .then(key(b).cmp(&key(a)))
             });
         } else {
-            hits.sort_unstable_by_key(|s| std::cmp::Reverse(key(s)));
+            hits.sort_unstable_by_key(|h| std::cmp::Reverse(key(h)));
         }
         let limit = if self.limit == 0 {
             DEFAULT_PAGE
@@ -269,7 +287,7 @@ impl ContactFilter {
                 .into_iter()
                 .skip(self.offset)
                 .take(limit)
-                .cloned()
+                .map(|(id, r)| r.summary(*id))
                 .collect(),
             total,
         }

@@ -12,12 +12,14 @@ use crate::crypto::{Purpose, Sealer};
 use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
 use crate::model::team::Team;
-use crate::query::{ClientSummary, ContactRow, ContactSummary};
+use crate::query::{ClientSummary, ContactRow, ContactSummary, SharedIds};
 
 /// Decrypted projections and the team, kept in memory so listing never touches Automerge.
 #[derive(Default)]
 pub(crate) struct Cache {
     pub(crate) contacts: HashMap<RecordId, ContactRow>,
+    /// The ids the contact rows share (areas, topics, materials, partners, authors).
+    pub(crate) ids: SharedIds,
     pub(crate) clients: HashMap<RecordId, ClientSummary>,
     /// Shared, because every envelope of a pull page checks its author against it.
     pub(crate) team: Option<std::sync::Arc<Team>>,
@@ -111,7 +113,8 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
                 });
                 summary
                     .map(|s| {
-                        cache.contacts.insert(id, ContactRow::new(s));
+                        let row = ContactRow::new(s, &mut cache.ids);
+                        cache.contacts.insert(id, row);
                     })
                     .is_some()
             }

@@ -292,7 +292,8 @@ impl Store {
             for u in updates {
                 match u {
                     CacheUpdate::Contact(id, s) => {
-                        cache.contacts.insert(id, ContactRow::new(*s));
+                        let row = ContactRow::new(*s, &mut cache.ids);
+                        cache.contacts.insert(id, row);
                     }
                     CacheUpdate::Client(id, s) => {
                         cache.clients.insert(id, s);
