@@ -18,6 +18,15 @@ use crate::model::contact::{Contact, MaterialCount};
 use crate::model::vocab::{AgeBand, Gender, RetentionClass, ReviewState, Setting};
 pub(crate) use row::{ContactRow, SharedIds};
 
+/// Whether a contact's summary taken from the cache carries its note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoteCopy {
+    /// For lists and for hosts that show or export notes.
+    With,
+    /// For counting (statistics) and exports without notes: the note stays empty.
+    Without,
+}
+
 /// What a list shows of a contact (and what statistics count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactSummary {

@@ -27,7 +27,9 @@ use crate::model::retention::{
 use crate::model::team::{Catalog, CatalogEntry, Partner, PartnerDraft, Team};
 use crate::query::export::ContactExport;
 use crate::query::stats::{Statistics, StatsQuery};
-use crate::query::{ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary};
+use crate::query::{
+    ClientFilter, ClientSummary, ContactFilter, ContactPage, ContactSummary, NoteCopy,
+};
 use crate::store::OutboxEntry;
 
 /// One opened device store. Share it across threads behind an `Arc`; every method takes `&self`.
@@ -243,7 +245,11 @@ impl Workspace {
     pub fn statistics(&self, query: &StatsQuery) -> Result<Statistics> {
         query.validate()?;
         let team = self.engine.team()?;
-        let contacts = self.engine.contact_summaries()?;
+        let contacts = self.engine.contact_summaries_between(
+            Some(query.from),
+            Some(query.to),
+            NoteCopy::Without,
+        )?;
         Ok(crate::query::stats::compute_from(&team, &contacts, query)?)
     }
 
@@ -256,7 +262,14 @@ impl Workspace {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64> {
         let team = self.engine.team()?;
-        let contacts = self.engine.contact_summaries()?;
+        let note = if export.include_notes {
+            NoteCopy::With
+        } else {
+            NoteCopy::Without
+        };
+        let contacts = self
+            .engine
+            .contact_summaries_between(export.from, export.to, note)?;
         crate::query::export::write_contacts(&team, &contacts, export, out, progress)
     }
 
