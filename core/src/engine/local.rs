@@ -205,7 +205,7 @@ impl Engine {
             Ok(r.cache
                 .contacts
                 .iter()
-                .filter(|(_, c)| from.is_none_or(|f| c.date >= f) && to.is_none_or(|t| c.date <= t))
+                .filter(|(_, c)| c.dated_within(from, to))
                 .map(|(id, c)| match note {
                     NoteCopy::With => c.summary(*id),
                     NoteCopy::Without => c.summary_without_note(*id),

@@ -244,8 +244,7 @@ impl ContactFilter {
     /// Whether `row` passes every set field; the search words last, since only they need the
     /// row's text folded (into `text`, a buffer reused across rows).
     fn matches(&self, row: &ContactRow, words: &[String], text: &mut String) -> bool {
-        let passes = self.from.is_none_or(|f| row.date >= f)
-            && self.to.is_none_or(|t| row.date <= t)
+        let passes = row.dated_within(self.from, self.to)
             && self.area_id.as_deref().is_none_or(|a| row.area_id() == a)
             && self.topic_id.as_deref().is_none_or(|t| row.has_topic(t))
             && self.author.as_deref().is_none_or(|a| row.author() == a)

@@ -146,6 +146,12 @@ impl ContactRow {
         self.summary_with(id, String::new())
     }
 
+    /// Whether the contact's day lies within `from..=to` (either end open): the one date check of
+    /// filters, statistics and exports.
+    pub(crate) fn dated_within(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
+        from.is_none_or(|f| self.date >= f) && to.is_none_or(|t| self.date <= t)
+    }
+
     pub(crate) fn area_id(&self) -> &str {
         &self.area_id
     }
