@@ -509,6 +509,84 @@ async fn live_sync_delivers_changes_and_survives_a_relay_restart() {
     ));
 }
 
+/// How often the relay answered a device's read of its mailbox of key grants.
+async fn mailbox_reads(url: &str) -> u64 {
+    relay_metric(
+        url,
+        "http_requests_total{route=\"/v1/teams/{team}/bundles\",method=\"GET\",status=\"200\"}",
+    )
+    .await
+}
+
+/// The live loop's wakes read the mailbox only while a key is awaited: edits reach a teammate
+/// with no read of it on either side, yet a key rotation while both are live still brings the
+/// new key at once (not only at the periodic full sync a minute later), and the teammate reads
+/// what is sealed under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_wakes_read_the_mailbox_only_while_a_key_is_awaited() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = team(dir.path(), &relay.url(), 2).await;
+    let (rec_a, rec_b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let sync_a = Arc::new(SyncClient::new(d[0].ws.clone(), &relay.url()).unwrap());
+    let sync_b = Arc::new(SyncClient::new(d[1].ws.clone(), &relay.url()).unwrap());
+    let live_a = sync_a.start_live(rec_a.clone());
+    let live_b = sync_b.start_live(rec_b.clone());
+    let idle = |r: &Recorder| {
+        matches!(
+            r.statuses.lock().unwrap().last(),
+            Some(SyncStatus::Idle { .. })
+        )
+    };
+    wait_for("both idle", || idle(&rec_a) && idle(&rec_b)).await;
+    let before = mailbox_reads(&relay.url()).await;
+    assert!(
+        before >= 2,
+        "each first live sync reads the mailbox ({before})"
+    );
+
+    for day in 1..=3 {
+        let c = d[0].contact(day, &format!("live {day}"));
+        wait_for("B receives the edit", || d[1].ws.get_contact(c.id).is_ok()).await;
+    }
+    let synced = |r: &Recorder| {
+        r.statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| matches!(s, SyncStatus::Idle { .. }))
+            .count()
+    };
+    assert!(
+        synced(&rec_a) >= 4 && synced(&rec_b) >= 4,
+        "each edit woke both loops"
+    );
+    assert_eq!(
+        mailbox_reads(&relay.url()).await,
+        before,
+        "no key was awaited, so no live wake read the mailbox"
+    );
+
+    // The lead removes worker1 while both loops run: worker0 learns of the new epoch from the
+    // log, and its wakes read the mailbox until the grant is there.
+    sync_a.revoke_device(d[2].ws.device_id()).await.unwrap();
+    let after = d[0].contact(9, "GEHEIM-NACH-DER-ROTATION");
+    wait_for("B reads the contact sealed under the new key", || {
+        d[1].ws
+            .get_contact(after.id)
+            .is_ok_and(|c| c.fields.note == "GEHEIM-NACH-DER-ROTATION")
+    })
+    .await;
+    assert_eq!(d[1].ws.key_epochs().unwrap(), vec![1, 2]);
+    assert!(
+        mailbox_reads(&relay.url()).await > before,
+        "the awaited key was fetched from the mailbox"
+    );
+    live_a.stop().await;
+    live_b.stop().await;
+}
+
 /// Markers written into the team's records: long and unique, so a hit is never chance.
 const MARKERS: &[&str] = &[
     "QZNOTE7c41",

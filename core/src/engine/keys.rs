@@ -152,6 +152,26 @@ impl Engine {
         Ok(key)
     }
 
+    /// Whether the Team document settles an epoch on a key this device holds neither as a team
+    /// key nor as its own pending rotation. Key grants are the only thing the relay's mailbox
+    /// carries, and a grant is of use only for such an epoch, so the live loop's wakes read the
+    /// mailbox only then (a full sync reads it always).
+    pub(crate) fn awaits_key(&self) -> Result<bool> {
+        let team = self.team()?;
+        let mut known: Vec<[u8; 32]> = self
+            .team_keys()?
+            .iter()
+            .map(|k| k.commitment(&team.id))
+            .collect();
+        if let Some(p) = self.pending_rotation()? {
+            known.push(p.key.commitment(&team.id));
+        }
+        Ok(team.epochs.iter().any(|e| {
+            team.epoch_commitment(e.epoch)
+                .is_some_and(|settled| !known.contains(&settled.commitment))
+        }))
+    }
+
     /// The rotation in progress, if any.
     pub(crate) fn pending_rotation(&self) -> Result<Option<PendingRotation>> {
         self.store.read(|r| {

@@ -83,7 +83,8 @@ impl Drop for LiveHandle {
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Even with notifications, sync this often (a missed frame costs at most this much delay).
+/// Even with notifications, run a full sync this often (a missed frame costs at most this much
+/// delay, and the mailbox is read at least this often).
 const PERIODIC: Duration = Duration::from_secs(60);
 
 pub(super) fn start(client: Arc<SyncClient>, listener: Arc<dyn SyncListener>) -> LiveHandle {
@@ -107,9 +108,22 @@ fn refused(e: &Error) -> bool {
     ) || matches!(e, Error::NoTeam | Error::NotAllowed(_))
 }
 
-async fn sync(client: &SyncClient, listener: &Arc<dyn SyncListener>) -> Result<()> {
+/// Which sync a wake runs: a full one, or the live one that reads the mailbox only when a key
+/// is awaited ([`SyncClient::sync_live`]).
+#[derive(Clone, Copy)]
+enum Wake {
+    /// Connected, or the periodic sync.
+    Full,
+    /// A local change or a new head.
+    Change,
+}
+
+async fn sync(client: &SyncClient, listener: &Arc<dyn SyncListener>, wake: Wake) -> Result<()> {
     listener.on_status(SyncStatus::Syncing);
-    let report = client.sync_once(Some(listener.as_ref())).await?;
+    let report = match wake {
+        Wake::Full => client.sync_once(Some(listener.as_ref())).await?,
+        Wake::Change => client.sync_live(Some(listener.as_ref())).await?,
+    };
     listener.on_synced(&report);
     listener.on_status(SyncStatus::Idle {
         cursor: report.cursor,
@@ -223,9 +237,12 @@ async fn connected(
         Ok(Err(e)) => return Err(Error::Offline(format!("live connection failed: {e}"))),
         Ok(Ok(s)) => s,
     };
-    sync(client, listener).await?;
+    sync(client, listener, Wake::Full).await?;
     *backoff = MIN_BACKOFF;
     let local = client.engine.events.clone();
+    // A deadline, not a sleep restarted by every wake: a busy team's stream of heads must not
+    // put off the full sync (and its read of the mailbox) for ever.
+    let mut full_at = tokio::time::Instant::now() + PERIODIC;
     loop {
         tokio::select! {
             _ = stop.notified() => {
@@ -239,7 +256,7 @@ async fn connected(
                         .unwrap_or(u64::MAX);
                     let cursor = client.engine.store.read(|r| r.sync_value(crate::engine::page::SYNC_CURSOR))? as u64;
                     if head > cursor {
-                        sync(client, listener).await?;
+                        sync(client, listener, Wake::Change).await?;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => {
@@ -248,8 +265,11 @@ async fn connected(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(Error::Offline(format!("live connection lost: {e}"))),
             },
-            _ = local.local_change.notified() => sync(client, listener).await?,
-            _ = tokio::time::sleep(PERIODIC) => sync(client, listener).await?,
+            _ = local.local_change.notified() => sync(client, listener, Wake::Change).await?,
+            _ = tokio::time::sleep_until(full_at) => {
+                sync(client, listener, Wake::Full).await?;
+                full_at = tokio::time::Instant::now() + PERIODIC;
+            }
         }
     }
 }

@@ -166,6 +166,15 @@ impl Default for SyncOptions {
     }
 }
 
+/// When a sync reads the relay's mailbox of key grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mailbox {
+    /// Every time: manual syncs, and the live loop's first and periodic ones.
+    Always,
+    /// Only while the Team document settles an epoch on a key this device lacks.
+    WhenAwaitingKey,
+}
+
 /// Syncs one workspace with one relay.
 pub struct SyncClient {
     ws: Arc<Workspace>,
@@ -282,12 +291,37 @@ impl SyncClient {
     /// snapshots. Safe to call at any time; a failure leaves the store consistent and the next call
     /// picks up where this one stopped.
     pub async fn sync_once(&self, listener: Option<&dyn SyncListener>) -> Result<SyncReport> {
+        self.sync_with(Mailbox::Always, listener).await
+    }
+
+    /// One sync of the live loop, woken by a local change or by the relay's announcement of a new
+    /// head: the same as [`SyncClient::sync_once`], except that the mailbox is read only while a
+    /// key grant can be of use ([`Engine::awaits_key`]). That spares a request on each side of
+    /// an edit's way to a teammate; the loop's first sync after connecting, and its periodic one,
+    /// read the mailbox always.
+    pub(crate) async fn sync_live(
+        &self,
+        listener: Option<&dyn SyncListener>,
+    ) -> Result<SyncReport> {
+        self.sync_with(Mailbox::WhenAwaitingKey, listener).await
+    }
+
+    async fn sync_with(
+        &self,
+        mailbox: Mailbox,
+        listener: Option<&dyn SyncListener>,
+    ) -> Result<SyncReport> {
         let _guard = self.running.lock().await;
         let team = self.engine.team()?;
         self.ensure_registered(&team).await?;
         let mut alerts = Vec::new();
         // New epoch keys first, so this sync already seals with the newest key.
-        let keys_received = self.receive_bundles(team.id, &mut alerts).await?;
+        let mailbox_read = mailbox == Mailbox::Always || self.engine.awaits_key()?;
+        let keys_received = if mailbox_read {
+            self.receive_bundles(team.id, &mut alerts).await?
+        } else {
+            0
+        };
         let devices_enrolled = self.complete_invites(team.id, &mut alerts).await?;
         let mut report = SyncReport {
             keys_received,
@@ -306,6 +340,11 @@ impl SyncClient {
         let lost = self.engine.store.write(|w| w.requeue_unechoed())?;
         if lost > 0 {
             alerts.push(SecurityAlert::DroppedChanges { count: lost });
+        }
+        if !mailbox_read && self.engine.awaits_key()? {
+            // This pull brought a commitment to an epoch whose key is not here: its grant may be
+            // waiting (what the pull could not open is retried below, once it is taken).
+            report.keys_received += self.receive_bundles(team.id, &mut alerts).await?;
         }
         // A key this device took for an epoch the Team document now settles on another key goes
         // first; then grants whose epoch was committed to only in this pull are taken.
