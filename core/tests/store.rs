@@ -862,6 +862,138 @@ fn migration_0006_keeps_every_pending_outbox_entry() {
     assert!(after[before.len()].0 > before.last().unwrap().0);
 }
 
+/// Migration 0007 re-encodes the documents and contact projections of an existing store in
+/// place: the same contacts, summaries, search hits and outbox changes come back, documents,
+/// projections and the file shrink, a projection that does not open is rebuilt from its
+/// document, and a second open rewrites nothing.
+#[test]
+fn migration_0007_compacts_documents_and_projections_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let ws = streetsync_core::testing::open_at_schema_version(&path, key(1), 6).unwrap();
+    ws.create_team(setup()).unwrap();
+    let mut rng = Rng(7007);
+    let mut ids = Vec::new();
+    for day in 0..60 {
+        ids.push(ws.create_contact(draft(&mut rng, day)).unwrap().id);
+    }
+    // An edit, so one outbox entry holds changes of its own rather than pointing at a document.
+    let mut edit = draft(&mut rng, 61);
+    edit.note = "Termin beim Jobcenter verschoben".into();
+    ws.update_contact(ids[3], edit).unwrap();
+    let sorted = |mut v: Vec<ContactSummary>| {
+        v.sort_by_key(|s| s.id);
+        v
+    };
+    let search = |ws: &Workspace| -> Vec<RecordId> {
+        let mut hits: Vec<RecordId> = ws
+            .list_contacts(&ContactFilter {
+                text: Some("notunterkunft".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        hits.sort();
+        hits
+    };
+    let contacts = |ws: &Workspace| -> Vec<Contact> {
+        ids.iter().map(|id| ws.get_contact(*id).unwrap()).collect()
+    };
+    let outbox = |ws: &Workspace| -> Vec<(RecordId, Vec<u8>)> {
+        ws.pending_outbox(1_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.doc_id, e.changes.to_vec()))
+            .collect()
+    };
+    let before = sorted(ws.contact_summaries().unwrap());
+    let hits = search(&ws);
+    let full = contacts(&ws);
+    let queued = outbox(&ws);
+    assert_eq!(before.len(), 60);
+    assert!(!hits.is_empty() && hits.len() < 60, "{} hits", hits.len());
+    assert!(queued.len() > 60, "team, 60 creates and an edit queued");
+    drop(ws);
+
+    let bodies = |p: &std::path::Path, table: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let conn = Connection::open(p).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT id, body FROM {table} ORDER BY id"))
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let total = |b: &[(Vec<u8>, Vec<u8>)]| -> usize { b.iter().map(|r| r.1.len()).sum() };
+    let file_bytes = |p: &std::path::Path| -> i64 {
+        let conn = Connection::open(p).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            * conn
+                .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+    };
+    // One projection that no longer opens: it must come back from its document.
+    let damaged = ids[17];
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE projections SET body = x'00010203' WHERE id = ?1",
+            [damaged.as_bytes().as_slice()],
+        )
+        .unwrap();
+    let old_projections = bodies(&path, "projections");
+    let old_documents = bodies(&path, "documents");
+    let old_file = file_bytes(&path);
+
+    let ws = Workspace::open(&path, key(1)).unwrap();
+    assert_eq!(sorted(ws.contact_summaries().unwrap()), before);
+    assert_eq!(search(&ws), hits);
+    assert_eq!(contacts(&ws), full);
+    assert_eq!(
+        outbox(&ws),
+        queued,
+        "what is pushed is byte for byte what was queued"
+    );
+    drop(ws);
+    let new_projections = bodies(&path, "projections");
+    let new_documents = bodies(&path, "documents");
+    assert_eq!(new_projections.len(), old_projections.len());
+    assert_eq!(new_documents.len(), old_documents.len());
+    let (p0, p1) = (total(&old_projections), total(&new_projections));
+    assert!(p1 * 10 < p0 * 7, "projections {p0} -> {p1} bytes");
+    let (d0, d1) = (total(&old_documents), total(&new_documents));
+    assert!(d1 * 10 < d0 * 9, "documents {d0} -> {d1} bytes");
+    assert!(file_bytes(&path) < old_file, "the file shrank (VACUUM)");
+    let conn = Connection::open(&path).unwrap();
+    let mark: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'compact_records'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mark, 0, "the migration's mark is gone");
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    drop(conn);
+
+    // Done once: the next open reseals nothing (a rewrite would draw new nonces).
+    let ws = Workspace::open(&path, key(1)).unwrap();
+    assert_eq!(contacts(&ws), full);
+    drop(ws);
+    assert_eq!(bodies(&path, "projections"), new_projections);
+    assert_eq!(bodies(&path, "documents"), new_documents);
+}
+
 /// A new record's outbox entry points at its stored document instead of holding a second sealed
 /// copy (migration 0006). What it sends must stay the change it was when queued: an edit before
 /// the push gives the entry its own copy first, and a storage-key change keeps both readable.

@@ -7,6 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use streetsync_wire::RecordId;
 use zeroize::Zeroizing;
 
+use super::document_format;
+use super::projection_format::{self, Decoded};
 use super::{Writer, record_id};
 use crate::crypto::{Purpose, Sealer};
 use crate::error::{Error, Result};
@@ -41,7 +43,7 @@ pub(crate) enum Projection {
 }
 
 /// A contact's projection computed from its stored document, or `None` if it does not open.
-fn contact_from_document(
+pub(super) fn contact_from_document(
     conn: &Connection,
     sealer: &Sealer,
     id_bytes: &[u8],
@@ -53,15 +55,14 @@ fn contact_from_document(
             |r| r.get(0),
         )
         .ok()?;
-    let plain = sealer
-        .open(
-            Purpose::Document,
-            RecordKind::Contact.code(),
-            id_bytes,
-            &body,
-            String::new,
-        )
-        .ok()?;
+    let plain = document_format::open(
+        sealer,
+        RecordKind::Contact.code(),
+        id_bytes,
+        &body,
+        String::new,
+    )
+    .ok()?;
     let doc = crate::doc::load(&plain).ok()?;
     let d: crate::doc::contact::ContactDoc = autosurgeon::hydrate(&doc).ok()?;
     Some(ContactSummary::of(&d.to_contact().ok()?))
@@ -69,13 +70,13 @@ fn contact_from_document(
 
 /// Writes a rebuilt projection back in place (best effort: a failure only means it is rebuilt
 /// again at the next load).
-fn rewrite_projection(
+pub(super) fn rewrite_projection(
     conn: &Connection,
     sealer: &Sealer,
     id_bytes: &[u8],
     s: &ContactSummary,
 ) -> Result<()> {
-    let bytes = Zeroizing::new(postcard::to_stdvec(s).map_err(|_| Error::Internal("projection"))?);
+    let bytes = Zeroizing::new(projection_format::encode_contact(s)?);
     let body = sealer.seal(
         Purpose::Projection,
         RecordKind::Contact.code(),
@@ -104,13 +105,15 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         let opened = sealer.open(Purpose::Projection, kind, &id_bytes, &body, String::new);
         let ok = match (RecordKind::from_code(kind), opened) {
             (Some(RecordKind::Contact), Ok(p)) => {
-                // A projection written before it held the retention class is one field short:
-                // rebuilt from the document, and written back so this happens once.
-                let summary = postcard::from_bytes::<ContactSummary>(&p).ok().or_else(|| {
-                    let s = contact_from_document(conn, sealer, &id_bytes)?;
-                    rebuilt.push((id_bytes.clone(), s.clone()));
-                    Some(s)
-                });
+                // Format 1 is left to migration 0007 (only a store opened at an older schema
+                // still has it). One that does not decode (format 1 from before the retention
+                // class, one field short) is rebuilt from the document and written back once.
+                let summary = match projection_format::decode_contact(id, &p) {
+                    Some(Decoded::Current(s) | Decoded::Format1(s)) => Some(s),
+                    None => contact_from_document(conn, sealer, &id_bytes).inspect(|s| {
+                        rebuilt.push((id_bytes.clone(), s.clone()));
+                    }),
+                };
                 summary
                     .map(|s| {
                         let row = ContactRow::new(s, &mut cache.ids);
@@ -153,13 +156,9 @@ pub(super) fn load_cache(conn: &Connection, sealer: &Sealer) -> Result<Cache> {
         )
         .optional()?;
     if let Some((id, body)) = team_row {
-        let plain = sealer.open(
-            Purpose::Document,
-            RecordKind::Team.code(),
-            &id,
-            &body,
-            || "team document".into(),
-        )?;
+        let plain = document_format::open(sealer, RecordKind::Team.code(), &id, &body, || {
+            "team document".into()
+        })?;
         let doc = crate::doc::load(&plain)?;
         let team: crate::doc::team::TeamDoc = autosurgeon::hydrate(&doc)?;
         cache.team = Some(std::sync::Arc::new(team.to_team()?));
@@ -176,10 +175,18 @@ impl Writer<'_> {
     /// Saves a record's projection, sealed, and schedules the cache update.
     pub(crate) fn put_projection(&mut self, id: &RecordId, projection: Projection) -> Result<()> {
         let (kind, bytes) = match &projection {
-            Projection::Contact(s) => (RecordKind::Contact, postcard::to_stdvec(s.as_ref())),
-            Projection::Client(s) => (RecordKind::Client, postcard::to_stdvec(s)),
+            Projection::Contact(s) if self.schema < super::schema::compact_records_version() => (
+                RecordKind::Contact,
+                postcard::to_stdvec(s.as_ref())
+                    .map_err(|_| Error::Internal("projection encoding"))?,
+            ),
+            Projection::Contact(s) => (RecordKind::Contact, projection_format::encode_contact(s)?),
+            Projection::Client(s) => (
+                RecordKind::Client,
+                postcard::to_stdvec(s).map_err(|_| Error::Internal("projection encoding"))?,
+            ),
         };
-        let bytes = Zeroizing::new(bytes.map_err(|_| Error::Internal("projection encoding"))?);
+        let bytes = Zeroizing::new(bytes);
         let sealed = self
             .sealer
             .seal(Purpose::Projection, kind.code(), id.as_bytes(), &bytes)?;

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use streetsync_wire::{EnvelopeId, RecordId};
 use zeroize::Zeroizing;
 
-use super::{Reader, Writer, record_id};
+use super::{Reader, Writer, document_format, record_id};
 use crate::crypto::Purpose;
 use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
@@ -78,10 +78,9 @@ reads! {
                     .ok_or_else(|| Error::Corrupt {
                         what: "outbox entry: its document".into(),
                     })?;
-                self.sealer
-                    .open(Purpose::Document, doc_kind, &doc, &doc_body, || {
-                        "outbox entry's document".into()
-                    })?
+                document_format::open(self.sealer, doc_kind, &doc, &doc_body, || {
+                    "outbox entry's document".into()
+                })?
             } else {
                 self.sealer.open(
                     Purpose::Outbox,
@@ -194,11 +193,9 @@ impl Writer<'_> {
             .ok_or_else(|| Error::Corrupt {
                 what: "outbox entry: its document".into(),
             })?;
-        let plain = self
-            .sealer
-            .open(Purpose::Document, doc_kind, idb, &body, || {
-                "outbox entry's document".into()
-            })?;
+        let plain = document_format::open(self.sealer, doc_kind, idb, &body, || {
+            "outbox entry's document".into()
+        })?;
         for (seq, env, kind) in pending {
             if kind != doc_kind {
                 return Err(Error::Corrupt {

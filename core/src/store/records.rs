@@ -6,8 +6,7 @@ use streetsync_wire::RecordId;
 
 use automerge::AutoCommit;
 
-use super::{CacheUpdate, Reader, Writer};
-use crate::crypto::Purpose;
+use super::{CacheUpdate, Reader, Writer, document_format};
 use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
 
@@ -28,11 +27,9 @@ reads! {
         let kind = RecordKind::from_code(kind_code).ok_or_else(|| Error::Corrupt {
             what: format!("record {id}: kind"),
         })?;
-        let plain =
-            self.sealer
-                .open(Purpose::Document, kind_code, id.as_bytes(), &body, || {
-                    format!("{kind} {id}")
-                })?;
+        let plain = document_format::open(self.sealer, kind_code, id.as_bytes(), &body, || {
+            format!("{kind} {id}")
+        })?;
         let doc = crate::doc::load(&plain).map_err(|_| Error::Corrupt {
             what: format!("{kind} {id}: document"),
         })?;
@@ -73,9 +70,16 @@ impl Writer<'_> {
         bytes: &[u8],
     ) -> Result<()> {
         self.detach_outbox_document(id)?;
-        let sealed = self
-            .sealer
-            .seal(Purpose::Document, kind.code(), id.as_bytes(), bytes)?;
+        let sealed = if self.schema < super::schema::compact_records_version() {
+            self.sealer.seal(
+                crate::crypto::Purpose::Document,
+                kind.code(),
+                id.as_bytes(),
+                bytes,
+            )?
+        } else {
+            document_format::seal(self.sealer, kind.code(), id.as_bytes(), bytes)?
+        };
         self.tx
             .prepare_cached(
                 "INSERT INTO documents (id, kind, body) VALUES (?1, ?2, ?3)

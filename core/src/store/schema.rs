@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_sent_awaiting_echo.sql"),
     include_str!("../../migrations/0005_retention_log.sql"),
     include_str!("../../migrations/0006_lean_outbox.sql"),
+    include_str!("../../migrations/0007_compact_records.sql"),
 ];
 
 /// The first schema version whose outbox entries can point at their record's stored document
@@ -24,6 +25,16 @@ pub(crate) fn lean_outbox_version() -> u32 {
     MIGRATIONS
         .iter()
         .position(|m| m.starts_with("-- 0006"))
+        .map_or(u32::MAX, |i| i as u32 + 1)
+}
+
+/// The first schema version whose documents and contact projections are in their compact forms
+/// (migration 0007). A store opened at an older version (only tests do that, to build the stores
+/// older apps left) is written as those apps wrote it.
+pub(crate) fn compact_records_version() -> u32 {
+    MIGRATIONS
+        .iter()
+        .position(|m| m.starts_with("-- 0007"))
         .map_or(u32::MAX, |i| i as u32 + 1)
 }
 
