@@ -161,6 +161,12 @@ pub(crate) fn fold_into(buf: &mut String, s: &str) {
         return;
     }
     for c in s.chars() {
+        // Most characters of a German note are ASCII even when a few are not; they need no
+        // Unicode case table.
+        if c.is_ascii() {
+            buf.push(c.to_ascii_lowercase());
+            continue;
+        }
         for lower in c.to_lowercase() {
             if lower == 'ß' {
                 buf.push_str("ss");
