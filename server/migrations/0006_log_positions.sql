@@ -1,4 +1,4 @@
--- 0006: the log keyed by one integer, and a small number for each team (issue 18: the relay's
+-- 0006: the log keyed by one integer, and small numbers for teams and authors (issue 18: the relay's
 -- file at most 1.3 times the ciphertext it holds; docs/adr/0012-relay-log-positions.md).
 --
 -- Until now every log row carried its team's 16-byte id, and SQLite kept three b-trees per
@@ -12,8 +12,10 @@
 --   team lie together in seq order, a pull is a range of rowids, and no separate index is needed
 --   for it. `team` and `seq` are virtual columns computed from `pos` (stored nowhere), for
 --   readers of the file; 2^40 seqs per team and 2^23 - 1 teams are the limits;
--- * `log_by_doc` is on `doc` alone (SQLite appends the rowid, so a team's entries of a record are
---   one range of it), and `envelope_ids` names the team by its number;
+-- * `log_by_doc` is on the first 8 bytes of `doc` alone: SQLite appends the rowid, so a team's
+--   entries of a record are one range of it, and the queries compare the whole `doc` on the row
+--   (record ids are random, so another record with the same first 8 bytes is rare, and costs
+--   only a row read); `envelope_ids` names the team by its number;
 -- * a log row names its author by a number too, `authors.n`: a relay-wide list of the device ids
 --   that authored an envelope, each once (rows are never deleted, so a number always names the
 --   same device). A team has a few dozen devices and tens of thousands of envelopes.
@@ -22,8 +24,8 @@
 -- clients' cursors and retries mean what they meant. The relay's migration step then checks that
 -- every row moved (`check_log_positions` in server/src/storage/sqlite.rs) and drops the old
 -- tables; after the migration the relay rebuilds the file with VACUUM in 16 KiB pages
--- (`SqliteStorage::open`). SQLite runs this with foreign keys off, as its documented way to
--- rebuild a table other tables refer to, and checks them before the commit.
+-- (`SqliteStorage::open`). The relay runs this with foreign keys off, SQLite's documented way to
+-- rebuild a table other tables refer to (`teams`), and checks them before the commit.
 
 CREATE TABLE teams_v6 (
     n          INTEGER PRIMARY KEY CHECK (n BETWEEN 1 AND 8388607),
@@ -70,7 +72,7 @@ SELECT t.n * 1099511627776 + l.seq, l.doc, l.envelope_id, l.kind, l.covers, l.v,
 FROM log_v5 l JOIN teams t ON t.id = l.team JOIN authors a ON a.id = l.author
 WHERE l.seq BETWEEN 1 AND 1099511627775
 ORDER BY t.n, l.seq;
-CREATE INDEX log_by_doc ON log (doc);
+CREATE INDEX log_by_doc ON log (substr(doc, 1, 8));
 
 -- Every envelope id a team's log ever accepted, with the seq it got. It outlives compaction so a
 -- late retry of a compacted envelope is still recognised as a duplicate and not appended again.

@@ -57,8 +57,8 @@ const MIGRATIONS: &[(i64, &str, Option<MigrationStep>)] = &[
 /// ciphertext): a 4 KiB page holds three and leaves a quarter unused, a 16 KiB page fifteen, so
 /// the file is about 0.2 bytes per ciphertext byte smaller (docs/benchmarks.md, "Relay bytes on
 /// disk"). Each commit writes whole pages to the WAL, so a lone push of one envelope writes about
-/// 2.6 times the WAL bytes it wrote at 4 KiB (68.6 KB instead of 26.4 KB), an envelope in a batch
-/// of 50 about 1.4 times (`relay_bytes` bench); pushes under load share their group's pages.
+/// 2.6 times the WAL bytes it wrote at 4 KiB (about 69 KB instead of 27 KB), an envelope in a
+/// batch of 50 about 1.2 times (`relay_bytes` bench); pushes under load share their group's pages.
 pub const PAGE_SIZE: i64 = 16 * 1024;
 
 /// Bits of a log position (`log.pos`, migration 6) that hold the entry's seq; the bits above
@@ -1085,6 +1085,17 @@ impl Storage for SqliteStorage {
     }
 }
 
+/// A snapshot's compaction: the change and snapshot entries of record `?1` at positions `?2..=?3`
+/// (its team's, up to `covers`). The `substr` is `log_by_doc`'s expression, so the search goes
+/// through that index; the whole doc is compared on the row.
+const COMPACT: &str = "DELETE FROM log WHERE substr(doc, 1, 8) = substr(?1, 1, 8) AND doc = ?1
+     AND pos BETWEEN ?2 AND ?3 AND kind IN (1, 2)";
+
+/// A tombstone's erasure: every entry of record `?1` at positions `?2..=?3` (its team's, before
+/// the tombstone), through `log_by_doc` like [`COMPACT`].
+const ERASE: &str = "DELETE FROM log WHERE substr(doc, 1, 8) = substr(?1, 1, 8) AND doc = ?1
+     AND pos BETWEEN ?2 AND ?3";
+
 /// The number (`authors.n`) of the device `author`, given it now if it authors its first
 /// envelope.
 fn author_number(conn: &Connection, author: DeviceId) -> Result<i64, StorageError> {
@@ -1172,27 +1183,23 @@ fn append_entries(
         last_author = Some((env.author, author_n));
         insert_log_row(&mut insert, env, pos, author_n)?;
         remember.execute(params![team_n, env.id.as_bytes(), seq])?;
-        // A team's entries of one record are a range of `log_by_doc`: (doc, pos) with pos in the
-        // team's positions.
+        // A team's entries of one record are a range of `log_by_doc`: (the doc's first 8 bytes,
+        // pos) with pos in the team's positions; the row's whole doc is compared too.
         let first = log_pos(team_n, 1)?;
         outcome.dropped += match env.kind {
             EnvelopeKind::Change => 0,
-            EnvelopeKind::Snapshot => tx
-                .prepare_cached(
-                    "DELETE FROM log WHERE doc = ?1 AND pos BETWEEN ?2 AND ?3 AND kind IN (1, 2)",
-                )?
-                .execute(params![
-                    env.doc.as_bytes(),
-                    first,
-                    log_pos(team_n, env.covers)?
-                ])? as u64,
+            EnvelopeKind::Snapshot => tx.prepare_cached(COMPACT)?.execute(params![
+                env.doc.as_bytes(),
+                first,
+                log_pos(team_n, env.covers)?
+            ])? as u64,
             EnvelopeKind::Tombstone => {
                 tx.execute(
                     "INSERT OR REPLACE INTO tombstones (team, doc, seq) VALUES (?1, ?2, ?3)",
                     params![team.as_bytes(), env.doc.as_bytes(), seq],
                 )?;
                 outcome.erased = true;
-                tx.prepare_cached("DELETE FROM log WHERE doc = ?1 AND pos BETWEEN ?2 AND ?3")?
+                tx.prepare_cached(ERASE)?
                     .execute(params![env.doc.as_bytes(), first, pos - 1])? as u64
             }
         };
@@ -1239,6 +1246,76 @@ mod tests {
             ciphertext: vec![1, 2, 3],
             sig: [0; 64],
         }
+    }
+
+    /// Pulls, compaction and erasure search by key, never scan the log.
+    #[test]
+    fn log_queries_use_the_key_and_log_by_doc() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let pull = format!(
+            "SELECT l.pos, {SQLITE_ENVELOPE_COLUMNS} FROM log l LEFT JOIN authors a ON a.n = l.author
+             WHERE l.pos > ?1 AND l.pos <= ?2 ORDER BY l.pos LIMIT ?3"
+        );
+        let plans = s
+            .write(move |c| {
+                let mut plans = Vec::new();
+                for sql in [pull.as_str(), COMPACT, ERASE] {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let steps = stmt
+                        .query_map(params![vec![0u8; 16], 1, 2], |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    plans.push(steps.join("; "));
+                }
+                Ok(plans)
+            })
+            .unwrap();
+        assert!(
+            plans[0].contains("SEARCH l USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{}",
+            plans[0]
+        );
+        for plan in &plans[1..] {
+            assert!(
+                plan.contains("USING INDEX log_by_doc (<expr>=? AND rowid>? AND rowid<?)"),
+                "{plan}"
+            );
+        }
+    }
+
+    /// Two records whose ids share the 8 bytes `log_by_doc` keeps: a snapshot or a tombstone of
+    /// one leaves the other's entries alone, in its own team and in another.
+    #[test]
+    fn records_sharing_an_id_prefix_are_compacted_and_erased_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (a, b) = (TeamId::random(), TeamId::random());
+        s.create_team(a, &keys(1, Role::Lead), 0).unwrap();
+        s.create_team(b, &keys(2, Role::Lead), 0).unwrap();
+        let (one, two) = (RecordId::from_bytes([7; 16]), {
+            let mut id = [7; 16];
+            id[15] = 8;
+            RecordId::from_bytes(id)
+        });
+        for team in [a, b] {
+            let batch = [
+                env(team, one, EnvelopeKind::Change, 0),
+                env(team, two, EnvelopeKind::Change, 0),
+                env(team, one, EnvelopeKind::Change, 0),
+            ];
+            s.append(team, &batch).unwrap();
+        }
+        let snapshot = s
+            .append(a, &[env(a, one, EnvelopeKind::Snapshot, 3)])
+            .unwrap();
+        assert_eq!(snapshot.dropped, 2);
+        assert_eq!(seqs_of(&s, a), [2, 4]);
+        let tombstone = s
+            .append(a, &[env(a, two, EnvelopeKind::Tombstone, 0)])
+            .unwrap();
+        assert_eq!(tombstone.dropped, 1);
+        assert_eq!(seqs_of(&s, a), [4, 5]);
+        assert_eq!(seqs_of(&s, b), [1, 2, 3]);
     }
 
     /// The pull reads the columns of both backends' list, in its order.
