@@ -67,15 +67,18 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 /// Every envelope of a relay database's log (only record `doc`'s if given), in log order, read
 /// from the log's columns as the relay stores them (each field in its own column, byte strings
-/// raw: the relay's migration 5).
+/// raw: the relay's migration 5; the team and the author by their numbers, `teams.n` and
+/// `authors.n`, and `team` and `seq` computed from the entry's position: migration 6).
 pub fn relay_log(
     conn: &rusqlite::Connection,
     doc: Option<streetsync_wire::RecordId>,
 ) -> Vec<(u64, streetsync_wire::Envelope)> {
     let mut stmt = conn
         .prepare(
-            "SELECT seq, team, v, doc, envelope_id, kind, epoch, author, covers, nonce, ciphertext, sig
-             FROM log WHERE ?1 IS NULL OR doc = ?1 ORDER BY team, seq",
+            "SELECT l.seq, t.id, l.v, l.doc, l.envelope_id, l.kind, l.epoch, a.id, l.covers,
+                    l.nonce, l.ciphertext, l.sig
+             FROM log l JOIN teams t ON t.n = l.team JOIN authors a ON a.n = l.author
+             WHERE ?1 IS NULL OR l.doc = ?1 ORDER BY l.pos",
         )
         .expect("the relay's log table");
     stmt.query_map([doc.map(|d| d.as_bytes().to_vec())], |r| {

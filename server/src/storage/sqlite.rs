@@ -16,7 +16,7 @@ use streetsync_wire::{
     InviteInfo, PushResult, Role, TeamId,
 };
 
-use super::log_row::{self, ENVELOPE_COLUMNS, LogRow};
+use super::log_row::{self, LogRow};
 use super::writer::{AfterCommit, Writer};
 use super::{
     AppendOutcome, BundlePage, DeviceLookup, MailboxQuota, PageBuilder, PullPage, Storage,
@@ -46,7 +46,52 @@ const MIGRATIONS: &[(i64, &str, Option<MigrationStep>)] = &[
         include_str!("../../migrations/0005_binary_log.sql"),
         Some(convert_json_log),
     ),
+    (
+        6,
+        include_str!("../../migrations/0006_log_positions.sql"),
+        Some(check_log_positions),
+    ),
 ];
+
+/// The page size of the relay's file. Log rows are about 1 KB (an envelope of about 900 bytes of
+/// ciphertext): a 4 KiB page holds three and leaves a quarter unused, a 16 KiB page fifteen, so
+/// the file is about 0.2 bytes per ciphertext byte smaller (docs/benchmarks.md, "Relay bytes on
+/// disk"). Each commit writes whole pages to the WAL, so a lone push of one envelope writes about
+/// 2.6 times the WAL bytes it wrote at 4 KiB (about 69 KB instead of 27 KB), an envelope in a
+/// batch of 50 about 1.2 times (`relay_bytes` bench); pushes under load share their group's pages.
+pub const PAGE_SIZE: i64 = 16 * 1024;
+
+/// Bits of a log position (`log.pos`, migration 6) that hold the entry's seq; the bits above
+/// hold its team's number (`teams.n`).
+const SEQ_BITS: u32 = 40;
+
+/// The highest seq a team's log can give out (about 10^12).
+const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
+
+/// The position of entry `seq` of team number `team_n` in the `log` table.
+fn log_pos(team_n: i64, seq: u64) -> Result<i64, StorageError> {
+    if seq > MAX_SEQ {
+        return Err(StorageError::Write(format!(
+            "the team's log is full: seq {seq} is past {MAX_SEQ}"
+        )));
+    }
+    team_n
+        .checked_mul(1 << SEQ_BITS)
+        .and_then(|base| base.checked_add(i64_of(seq).ok()?))
+        .filter(|_| team_n > 0)
+        .ok_or_else(|| StorageError::Corrupt(format!("team number {team_n} is out of range")))
+}
+
+/// The seq of the entry at `pos` of team number `team_n`'s log.
+fn seq_at(team_n: i64, pos: i64) -> Result<u64, StorageError> {
+    let base = log_pos(team_n, 0)?;
+    match pos.checked_sub(base).map(u64_of) {
+        Some(Ok(seq)) if seq <= MAX_SEQ => Ok(seq),
+        _ => Err(StorageError::Corrupt(format!(
+            "log position {pos} is not in team {team_n}'s range"
+        ))),
+    }
+}
 
 /// Reader connections, opened on demand and kept open. Reads beyond this many wait for one
 /// instead of opening a connection per read: opening one (file, WAL index, schema parse) costs
@@ -234,6 +279,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Takes effect only on a new, empty file (before WAL mode writes its first page); an older
+    // file keeps its page size until `rebuild`.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -251,23 +299,92 @@ fn open_reader(path: &Path) -> Result<Connection, StorageError> {
 
 /// Runs every migration newer than the file's `user_version`, each in its own transaction;
 /// returns the version the file had (0 for a new file).
+///
+/// Foreign keys are off while they run and checked before each commit
+/// (`PRAGMA foreign_key_check`), SQLite's documented way to rebuild a table that others refer to
+/// (migration 6 rebuilds `teams`): with them on, dropping the old table would fail on its
+/// children, which the new table then serves.
 fn migrate(conn: &mut Connection) -> Result<i64, StorageError> {
     let known = MIGRATIONS.last().map_or(0, |(v, _, _)| *v);
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
         return Err(StorageError::SchemaTooNew { found, known });
     }
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, found);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result?;
+    Ok(found)
+}
+
+fn run_migrations(conn: &mut Connection, found: i64) -> Result<(), StorageError> {
     for (version, sql, step) in MIGRATIONS.iter().filter(|(v, _, _)| *v > found) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         tx.execute_batch(sql)?;
         if let Some(step) = step {
             step(&tx)?;
         }
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StorageError::Corrupt(format!(
+                "migration {version}: {broken} rows refer to rows that do not exist"
+            )));
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "applied relay database migration");
     }
-    Ok(found)
+    Ok(())
+}
+
+/// Rebuilds the file with VACUUM in pages of [`PAGE_SIZE`]: after a migration that rewrote the
+/// log (the freed pages go back to the disk), and for a file made with smaller pages. SQLite
+/// cannot change the page size of a file in WAL mode, so the journal leaves WAL for the VACUUM
+/// (which is atomic under the rollback journal too) and returns to it after. Runs at open, before
+/// any other connection exists; if another process holds the file, the page size stays and the
+/// VACUUM still compacts.
+fn rebuild(conn: &Connection) -> Result<(), StorageError> {
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("delete") {
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    } else {
+        tracing::warn!(
+            mode,
+            "the database stays in WAL mode (another process has it open), so its page size stays"
+        );
+    }
+    conn.execute_batch("VACUUM")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    tracing::info!(page_size, "rebuilt the database file");
+    Ok(())
+}
+
+/// Migration 6's step: every row of the schema-5 log and `envelope_ids` moved into the new tables
+/// (the SQL moves them; a row of a team that does not exist, or with a seq outside 1..2^40, would
+/// have been left behind), then the old tables go.
+fn check_log_positions(tx: &Connection) -> Result<(), StorageError> {
+    let count =
+        |sql: &str| -> Result<i64, StorageError> { Ok(tx.query_row(sql, [], |r| r.get(0))?) };
+    for (old, new) in [("log_v5", "log"), ("envelope_ids_v5", "envelope_ids")] {
+        let (before, after) = (
+            count(&format!("SELECT count(*) FROM {old}"))?,
+            count(&format!("SELECT count(*) FROM {new}"))?,
+        );
+        if before != after {
+            return Err(StorageError::Corrupt(format!(
+                "migration 6: {} of the {before} rows of {new} belong to no team or have a seq out of range",
+                before - after
+            )));
+        }
+    }
+    tx.execute_batch("DROP TABLE log_v5; DROP TABLE envelope_ids_v5;")?;
+    tracing::info!("moved the log to positions and team numbers");
+    Ok(())
 }
 
 /// Migration 5's step: moves every row of `log_json` (the log as JSON bodies, renamed by
@@ -278,7 +395,10 @@ fn convert_json_log(tx: &Connection) -> Result<(), StorageError> {
     let mut read = tx.prepare(
         "SELECT team, seq, doc, envelope_id, kind, covers, body FROM log_json ORDER BY team, seq",
     )?;
-    let mut insert = tx.prepare(INSERT_LOG)?;
+    let mut insert = tx.prepare(
+        "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
     let mut rows = read.query([])?;
     let mut moved = 0u64;
     while let Some(row) = rows.next()? {
@@ -290,7 +410,20 @@ fn convert_json_log(tx: &Connection) -> Result<(), StorageError> {
         let covers: i64 = row.get(5)?;
         let body: String = row.get(6)?;
         let env = log_row::envelope_of_json_body(&team, seq, (&doc, &id, kind, covers), &body)?;
-        insert_log_row(&mut insert, &team, &env, seq)?;
+        insert.execute(params![
+            team,
+            seq,
+            env.doc.as_bytes(),
+            env.id.as_bytes(),
+            env.kind.code(),
+            i64_of(env.covers)?,
+            env.v,
+            env.epoch,
+            env.author.as_bytes(),
+            env.nonce,
+            env.sig,
+            env.ciphertext,
+        ])?;
         moved += 1;
     }
     drop(rows);
@@ -304,29 +437,35 @@ fn convert_json_log(tx: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The one insert of a `log` row, in the order of [`insert_log_row`]'s parameters.
-const INSERT_LOG: &str = "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+/// The columns of [`log_row::ENVELOPE_COLUMNS`] from `log l` with `authors a` joined: the row
+/// names its author by number (migration 6). An author number with no `authors` row reads as
+/// NULL and fails the page, like any damaged column.
+const SQLITE_ENVELOPE_COLUMNS: &str =
+    "l.v, l.doc, l.envelope_id, l.kind, l.epoch, a.id, l.covers, l.nonce, l.ciphertext, l.sig";
 
-/// Writes `env` as entry `seq` of `team`'s log: every field in its column, bytes as bytes. The
-/// envelope's `team` is not written twice: it is `team` (the HTTP layer refuses an envelope of
-/// another team than the request's, and migration 5 checks it of every old row).
+/// The one insert of a `log` row, in the order of [`insert_log_row`]'s parameters.
+const INSERT_LOG: &str = "INSERT INTO log (pos, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// Writes `env` at log position `pos` ([`log_pos`]) with its author's number `author`
+/// ([`author_number`]): every other field in its column, bytes as bytes. The envelope's `team`
+/// is not written: `pos` says it (the HTTP layer refuses an envelope of another team than the
+/// request's, and migration 5 checked it of every old row).
 fn insert_log_row(
     insert: &mut rusqlite::Statement<'_>,
-    team: &[u8],
     env: &Envelope,
-    seq: i64,
+    pos: i64,
+    author: i64,
 ) -> Result<(), StorageError> {
     insert.execute(params![
-        team,
-        seq,
+        pos,
         env.doc.as_bytes(),
         env.id.as_bytes(),
         env.kind.code(),
         i64_of(env.covers)?,
         env.v,
         env.epoch,
-        env.author.as_bytes(),
+        author,
         env.nonce,
         env.sig,
         env.ciphertext,
@@ -399,11 +538,17 @@ impl SqliteStorage {
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
         let found = migrate(&mut writer)?;
-        if (1..5).contains(&found) {
-            // Migration 5 rewrote the whole log and dropped the JSON copy; VACUUM (which cannot
-            // run inside the migration's transaction) gives the freed pages back to the disk.
-            writer.execute_batch("VACUUM")?;
-            tracing::info!("compacted the database after moving the log into binary columns");
+        let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        if (1..6).contains(&found) || page_size != PAGE_SIZE {
+            // Migrations 5 and 6 rewrote the whole log and dropped the old copy; VACUUM (which
+            // cannot run inside a migration's transaction) gives the freed pages back to the
+            // disk, and writes the file in pages of PAGE_SIZE.
+            rebuild(&writer)?;
+            // A fresh connection: on the one that left WAL mode and came back, the checkpoint
+            // below failed with SQLITE_LOCKED (seen with the bundled SQLite; the cause is not
+            // pinned down, a new connection does not have it).
+            drop(writer);
+            writer = open_connection(&path)?;
         }
         // An erasure acknowledged as pending (or cut off by a crash before its checkpoint) is
         // wiped here, before any request is served.
@@ -718,17 +863,14 @@ impl Storage for SqliteStorage {
     ) -> Result<PullPage, StorageError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let head: Option<i64> = tx
-                .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
-                .query_row([team.as_bytes()], |r| r.get(0))
-                .optional()?;
-            let head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+            let (team_n, head) = team_number(&tx, team)?;
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT seq, {ENVELOPE_COLUMNS} FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                "SELECT l.pos, {SQLITE_ENVELOPE_COLUMNS} FROM log l LEFT JOIN authors a ON a.n = l.author
+                 WHERE l.pos > ?1 AND l.pos <= ?2 ORDER BY l.pos LIMIT ?3"
             ))?;
             let mut rows = stmt.query(params![
-                team.as_bytes(),
-                i64_of(after)?,
+                log_pos(team_n, after.min(MAX_SEQ))?,
+                log_pos(team_n, MAX_SEQ)?,
                 i64::from(limit) + 1
             ])?;
             let mut page = PageBuilder::new(limit, max_bytes);
@@ -745,7 +887,7 @@ impl Storage for SqliteStorage {
                     ciphertext: row.get(9)?,
                     sig: row.get(10)?,
                 };
-                if !page.push(team, u64_of(row.get(0)?)?, log_row)? {
+                if !page.push(team, seq_at(team_n, row.get(0)?)?, log_row)? {
                     break;
                 }
             }
@@ -943,17 +1085,44 @@ impl Storage for SqliteStorage {
     }
 }
 
+/// A snapshot's compaction: the change and snapshot entries of record `?1` at positions `?2..=?3`
+/// (its team's, up to `covers`). The `substr` is `log_by_doc`'s expression, so the search goes
+/// through that index; the whole doc is compared on the row.
+const COMPACT: &str = "DELETE FROM log WHERE substr(doc, 1, 8) = substr(?1, 1, 8) AND doc = ?1
+     AND pos BETWEEN ?2 AND ?3 AND kind IN (1, 2)";
+
+/// A tombstone's erasure: every entry of record `?1` at positions `?2..=?3` (its team's, before
+/// the tombstone), through `log_by_doc` like [`COMPACT`].
+const ERASE: &str = "DELETE FROM log WHERE substr(doc, 1, 8) = substr(?1, 1, 8) AND doc = ?1
+     AND pos BETWEEN ?2 AND ?3";
+
+/// The number (`authors.n`) of the device `author`, given it now if it authors its first
+/// envelope.
+fn author_number(conn: &Connection, author: DeviceId) -> Result<i64, StorageError> {
+    conn.prepare_cached("INSERT INTO authors (id) VALUES (?1) ON CONFLICT (id) DO NOTHING")?
+        .execute([author.as_bytes()])?;
+    Ok(conn
+        .prepare_cached("SELECT n FROM authors WHERE id = ?1")?
+        .query_row([author.as_bytes()], |r| r.get(0))?)
+}
+
+/// The number (`teams.n`) and head of `team`; [`StorageError::TeamNotFound`] if there is none.
+fn team_number(conn: &Connection, team: TeamId) -> Result<(i64, u64), StorageError> {
+    let found: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT n, head FROM teams WHERE id = ?1")?
+        .query_row([team.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (n, head) = found.ok_or(StorageError::TeamNotFound)?;
+    Ok((n, u64_of(head)?))
+}
+
 /// Appends a batch (see [`Storage::append`]) inside the writer's transaction.
 fn append_entries(
     tx: &Connection,
     team: TeamId,
     entries: &[Envelope],
 ) -> Result<AppendOutcome, StorageError> {
-    let head: Option<i64> = tx
-        .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
-        .query_row([team.as_bytes()], |r| r.get(0))
-        .optional()?;
-    let mut head = u64_of(head.ok_or(StorageError::TeamNotFound)?)?;
+    let (team_n, mut head) = team_number(tx, team)?;
     let mut outcome = AppendOutcome {
         results: Vec::with_capacity(entries.len()),
         head,
@@ -967,9 +1136,10 @@ fn append_entries(
     let mut remember =
         tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
     let mut insert = tx.prepare_cached(INSERT_LOG)?;
+    let mut last_author: Option<(DeviceId, i64)> = None;
     for env in entries {
         let existing: Option<i64> = seen
-            .query_row(params![team.as_bytes(), env.id.as_bytes()], |r| r.get(0))
+            .query_row(params![team_n, env.id.as_bytes()], |r| r.get(0))
             .optional()?;
         if let Some(seq) = existing {
             // A tombstone pushed again (its first push was answered `erasure_pending`): the
@@ -1004,24 +1174,33 @@ fn append_entries(
         }
         head += 1;
         let seq = i64_of(head)?;
-        insert_log_row(&mut insert, team.as_bytes(), env, seq)?;
-        remember.execute(params![team.as_bytes(), env.id.as_bytes(), seq])?;
+        let pos = log_pos(team_n, head)?;
+        // A batch is almost always one device's.
+        let author_n = match last_author {
+            Some((id, n)) if id == env.author => n,
+            _ => author_number(tx, env.author)?,
+        };
+        last_author = Some((env.author, author_n));
+        insert_log_row(&mut insert, env, pos, author_n)?;
+        remember.execute(params![team_n, env.id.as_bytes(), seq])?;
+        // A team's entries of one record are a range of `log_by_doc`: (the doc's first 8 bytes,
+        // pos) with pos in the team's positions; the row's whole doc is compared too.
+        let first = log_pos(team_n, 1)?;
         outcome.dropped += match env.kind {
             EnvelopeKind::Change => 0,
-            EnvelopeKind::Snapshot => tx.execute(
-                "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind IN (1, 2) AND seq <= ?3",
-                params![team.as_bytes(), env.doc.as_bytes(), i64_of(env.covers)?],
-            )? as u64,
+            EnvelopeKind::Snapshot => tx.prepare_cached(COMPACT)?.execute(params![
+                env.doc.as_bytes(),
+                first,
+                log_pos(team_n, env.covers)?
+            ])? as u64,
             EnvelopeKind::Tombstone => {
                 tx.execute(
                     "INSERT OR REPLACE INTO tombstones (team, doc, seq) VALUES (?1, ?2, ?3)",
                     params![team.as_bytes(), env.doc.as_bytes(), seq],
                 )?;
                 outcome.erased = true;
-                tx.execute(
-                    "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND seq < ?3",
-                    params![team.as_bytes(), env.doc.as_bytes(), seq],
-                )? as u64
+                tx.prepare_cached(ERASE)?
+                    .execute(params![env.doc.as_bytes(), first, pos - 1])? as u64
             }
         };
         outcome.appended += 1;
@@ -1069,6 +1248,89 @@ mod tests {
         }
     }
 
+    /// Pulls, compaction and erasure search by key, never scan the log.
+    #[test]
+    fn log_queries_use_the_key_and_log_by_doc() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let pull = format!(
+            "SELECT l.pos, {SQLITE_ENVELOPE_COLUMNS} FROM log l LEFT JOIN authors a ON a.n = l.author
+             WHERE l.pos > ?1 AND l.pos <= ?2 ORDER BY l.pos LIMIT ?3"
+        );
+        let plans = s
+            .write(move |c| {
+                let mut plans = Vec::new();
+                for sql in [pull.as_str(), COMPACT, ERASE] {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let steps = stmt
+                        .query_map(params![vec![0u8; 16], 1, 2], |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    plans.push(steps.join("; "));
+                }
+                Ok(plans)
+            })
+            .unwrap();
+        assert!(
+            plans[0].contains("SEARCH l USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{}",
+            plans[0]
+        );
+        for plan in &plans[1..] {
+            assert!(
+                plan.contains("USING INDEX log_by_doc (<expr>=? AND rowid>? AND rowid<?)"),
+                "{plan}"
+            );
+        }
+    }
+
+    /// Two records whose ids share the 8 bytes `log_by_doc` keeps: a snapshot or a tombstone of
+    /// one leaves the other's entries alone, in its own team and in another.
+    #[test]
+    fn records_sharing_an_id_prefix_are_compacted_and_erased_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (a, b) = (TeamId::random(), TeamId::random());
+        s.create_team(a, &keys(1, Role::Lead), 0).unwrap();
+        s.create_team(b, &keys(2, Role::Lead), 0).unwrap();
+        let (one, two) = (RecordId::from_bytes([7; 16]), {
+            let mut id = [7; 16];
+            id[15] = 8;
+            RecordId::from_bytes(id)
+        });
+        for team in [a, b] {
+            let batch = [
+                env(team, one, EnvelopeKind::Change, 0),
+                env(team, two, EnvelopeKind::Change, 0),
+                env(team, one, EnvelopeKind::Change, 0),
+            ];
+            s.append(team, &batch).unwrap();
+        }
+        let snapshot = s
+            .append(a, &[env(a, one, EnvelopeKind::Snapshot, 3)])
+            .unwrap();
+        assert_eq!(snapshot.dropped, 2);
+        assert_eq!(seqs_of(&s, a), [2, 4]);
+        let tombstone = s
+            .append(a, &[env(a, two, EnvelopeKind::Tombstone, 0)])
+            .unwrap();
+        assert_eq!(tombstone.dropped, 1);
+        assert_eq!(seqs_of(&s, a), [4, 5]);
+        assert_eq!(seqs_of(&s, b), [1, 2, 3]);
+    }
+
+    /// The pull reads the columns of both backends' list, in its order.
+    #[test]
+    fn sqlite_envelope_columns_are_the_shared_list() {
+        let names: Vec<&str> = SQLITE_ENVELOPE_COLUMNS
+            .split(", ")
+            .map(|c| match c {
+                "a.id" => "author",
+                other => other.trim_start_matches("l."),
+            })
+            .collect();
+        assert_eq!(names.join(", "), log_row::ENVELOPE_COLUMNS);
+    }
+
     #[test]
     fn migrations_are_idempotent_and_versioned() {
         let dir = tempfile::tempdir().unwrap();
@@ -1078,11 +1340,20 @@ mod tests {
             .write(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
         assert_eq!(v, MIGRATIONS.last().map(|(v, _, _)| *v).unwrap());
-        assert_eq!(v, 5);
-        let mode: String = s
-            .write(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
+        assert_eq!(v, 6);
+        let (mode, page_size, foreign_keys): (String, i64, bool) = s
+            .write(|c| {
+                Ok((
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+                    c.pragma_query_value(None, "page_size", |r| r.get(0))?,
+                    c.pragma_query_value(None, "foreign_keys", |r| r.get(0))?,
+                ))
+            })
             .unwrap();
-        assert_eq!(mode, "wal");
+        assert_eq!(
+            (mode.as_str(), page_size, foreign_keys),
+            ("wal", PAGE_SIZE, true)
+        );
         s.write(|c| Ok(c.pragma_update(None, "user_version", 99)?))
             .unwrap();
         drop(s);
@@ -1090,7 +1361,7 @@ mod tests {
             SqliteStorage::open(dir.path()),
             Err(StorageError::SchemaTooNew {
                 found: 99,
-                known: 5
+                known: 6
             })
         ));
     }
@@ -1277,19 +1548,8 @@ mod tests {
                 ))
             })
             .unwrap();
-        assert_eq!((version, json_tables), (5, 0));
+        assert_eq!((version, json_tables), (6, 0));
         // The migrated schema is the one a fresh file gets.
-        let schema = |s: &SqliteStorage| -> Vec<(String, Option<String>)> {
-            s.write(|c| {
-                let mut stmt =
-                    c.prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
-            .unwrap()
-        };
         let fresh_dir = tempfile::tempdir().unwrap();
         assert_eq!(
             schema(&s),
@@ -1310,6 +1570,274 @@ mod tests {
         let (more, _) = signed_envelopes(team);
         let next = s.append(team, &more[..1]).unwrap();
         assert_eq!(next.results[0].seq, envelopes.len() as u64 + 1);
+    }
+
+    /// Every table and index of the file, with its SQL.
+    fn schema(s: &SqliteStorage) -> Vec<(String, Option<String>)> {
+        s.write(|c| {
+            let mut stmt = c.prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .unwrap()
+    }
+
+    /// Writes a version-5 file (4 KiB pages, WAL, the log keyed by `(team, seq)` with the team's
+    /// 16-byte id) holding each team's `(seq, envelope)` entries as the relay of version 5 wrote
+    /// them: the log row, its `envelope_ids` row, the team's head. Each team also gets a device,
+    /// which refers to it.
+    fn write_version_5(path: &Path, teams: &[(TeamId, Vec<(i64, Envelope)>)]) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        for (_, sql, step) in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+            if let Some(step) = step {
+                step(&conn).unwrap();
+            }
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        for (n, (team, entries)) in teams.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO teams (id, head, created_ms) VALUES (?1, 0, ?2)",
+                params![team.as_bytes(), n as i64],
+            )
+            .unwrap();
+            let d = keys(n as u8 + 1, Role::Lead);
+            conn.execute(
+                "INSERT INTO devices (team, id, sign_pk, kx_pk, role, revoked, added_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'lead', 0, 0)",
+                params![team.as_bytes(), d.id.as_bytes(), d.sign_pk, d.kx_pk],
+            )
+            .unwrap();
+            for (seq, e) in entries {
+                conn.execute(
+                    "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        team.as_bytes(),
+                        seq,
+                        e.doc.as_bytes(),
+                        e.id.as_bytes(),
+                        e.kind.code(),
+                        e.covers as i64,
+                        e.v,
+                        e.epoch,
+                        e.author.as_bytes(),
+                        e.nonce,
+                        e.sig,
+                        e.ciphertext
+                    ],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)",
+                    params![team.as_bytes(), e.id.as_bytes(), seq],
+                )
+                .unwrap();
+                conn.execute(
+                    "UPDATE teams SET head = max(head, ?1) WHERE id = ?2",
+                    params![seq, team.as_bytes()],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    /// Migration 6 converts a version-5 file in place: every team's entries pull back with the
+    /// seqs they had and as the same envelopes, signatures and all; heads stay; a retry of a live
+    /// or of a compacted envelope is still a duplicate with its old seq; an erased record stays
+    /// erased; appends go on at head + 1 in each team; the devices still refer to their teams;
+    /// and the file is rebuilt in 16 KiB pages with the schema of a fresh file.
+    #[test]
+    fn migration_6_moves_the_log_to_positions_keeping_every_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let (a, b) = (TeamId::random(), TeamId::random());
+        let (a_envs, pk) = signed_envelopes(a);
+        let (b_envs, _) = signed_envelopes(b);
+        let a_entries: Vec<(i64, Envelope)> = (1i64..).zip(a_envs.iter().cloned()).collect();
+        let b_entries: Vec<(i64, Envelope)> = (1i64..).zip(b_envs[..2].iter().cloned()).collect();
+        write_version_5(&path, &[(a, a_entries.clone()), (b, b_entries.clone())]);
+        let erased = RecordId::random();
+        {
+            let conn = Connection::open(&path).unwrap();
+            // Compaction deleted entry 2 of `a`; its id stays in `envelope_ids`. A record of `a`
+            // was erased.
+            conn.execute(
+                "DELETE FROM log WHERE seq = 2 AND team = ?1",
+                [a.as_bytes()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO tombstones (team, doc, seq) VALUES (?1, ?2, 5)",
+                params![a.as_bytes(), erased.as_bytes()],
+            )
+            .unwrap();
+            let page_size: i64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap();
+            assert_eq!(page_size, 4096);
+        }
+
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        let (version, page_size, old_tables, broken): (i64, i64, i64, i64) = s
+            .write(|c| {
+                Ok((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.pragma_query_value(None, "page_size", |r| r.get(0))?,
+                    c.query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v5'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                    c.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                        r.get(0)
+                    })?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(
+            (version, page_size, old_tables, broken),
+            (6, PAGE_SIZE, 0, 0)
+        );
+        let fresh_dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            schema(&s),
+            schema(&SqliteStorage::open(fresh_dir.path()).unwrap())
+        );
+
+        // The same entries at the same seqs, the same envelopes.
+        for (team, entries, head) in [(a, &a_entries, 5), (b, &b_entries, 2)] {
+            let page = s.pull(team, 0, 100, usize::MAX).unwrap();
+            assert_eq!(page.head, head);
+            let expected: Vec<_> = entries
+                .iter()
+                .filter(|(seq, _)| team != a || *seq != 2)
+                .collect();
+            assert_eq!(page.entries.len(), expected.len());
+            for (entry, (seq, pushed)) in page.entries.iter().zip(expected) {
+                assert_eq!(entry.seq, *seq as u64);
+                assert_eq!(entry.envelope.get(), serde_json::to_string(pushed).unwrap());
+                let back: Envelope = serde_json::from_str(entry.envelope.get()).unwrap();
+                back.verify(&pk).unwrap();
+            }
+        }
+        let seqs = |team, after| -> Vec<u64> {
+            let page = s.pull(team, after, 100, usize::MAX).unwrap();
+            page.entries.iter().map(|e| e.seq).collect()
+        };
+        assert_eq!(seqs(a, 3), [4, 5]);
+        assert_eq!(seqs(a, 1), [3, 4, 5]);
+        assert_eq!(seqs(b, 1), [2]);
+        assert_eq!(seqs(b, u64::MAX), Vec::<u64>::new());
+
+        // Retries of a compacted and of a live envelope are duplicates with their old seqs; an
+        // erased record's late change is acknowledged and not stored.
+        let mut late = env(a, erased, EnvelopeKind::Change, 0);
+        let again = s
+            .append(a, &[a_envs[1].clone(), a_envs[3].clone(), late.clone()])
+            .unwrap();
+        let answered: Vec<_> = again.results.iter().map(|r| (r.seq, r.duplicate)).collect();
+        assert_eq!(answered, [(2, true), (4, true), (5, true)]);
+        assert_eq!((again.head, again.appended), (5, 0));
+        // A retry in the other team is that team's own: `b`'s first envelope is not `a`'s.
+        assert!(s.append(b, &b_envs[..1]).unwrap().results[0].duplicate);
+
+        // New entries go on at head + 1 in each team, and a snapshot still compacts.
+        late.doc = a_envs[1].doc;
+        late.id = EnvelopeId::random();
+        let next = s.append(a, &[late]).unwrap();
+        assert_eq!((next.results[0].seq, next.results[0].duplicate), (6, false));
+        let mut snapshot = env(a, a_envs[1].doc, EnvelopeKind::Snapshot, 6);
+        snapshot.id = EnvelopeId::random();
+        let compacted = s.append(a, &[snapshot]).unwrap();
+        // Entries 3, 4 and 6 go; 5 is the record's tombstone envelope, which snapshots keep.
+        assert_eq!((compacted.head, compacted.dropped), (7, 3));
+        assert_eq!(seqs(a, 0), [1, 5, 7]);
+        assert_eq!(
+            s.append(b, &[env(b, RecordId::random(), EnvelopeKind::Change, 0)])
+                .unwrap()
+                .head,
+            3
+        );
+
+        // The devices still belong to their teams, and a team created now gets the next number.
+        assert_eq!(
+            s.list_devices(a).unwrap()[0].keys.id,
+            keys(1, Role::Lead).id
+        );
+        assert_eq!(
+            s.list_devices(b).unwrap()[0].keys.id,
+            keys(2, Role::Lead).id
+        );
+        let c = TeamId::random();
+        s.create_team(c, &keys(7, Role::Lead), 9).unwrap();
+        let numbers: Vec<i64> = s
+            .write(|conn| {
+                let mut stmt = conn.prepare("SELECT n FROM teams ORDER BY created_ms")?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(numbers, [1, 2, 3]);
+        assert_eq!(
+            s.append(c, &[env(c, RecordId::random(), EnvelopeKind::Change, 0)])
+                .unwrap()
+                .results[0]
+                .seq,
+            1
+        );
+        drop(s);
+        // Reopening a migrated file neither migrates nor rebuilds it again.
+        let s = SqliteStorage::open(dir.path()).unwrap();
+        assert_eq!(seqs_of(&s, a), [1, 5, 7]);
+    }
+
+    fn seqs_of(s: &SqliteStorage, team: TeamId) -> Vec<u64> {
+        let page = s.pull(team, 0, 100, usize::MAX).unwrap();
+        page.entries.iter().map(|e| e.seq).collect()
+    }
+
+    /// A version-5 log row of a team that does not exist (the relay never wrote one; a damaged or
+    /// hand-edited file) would be lost by migration 6, so it fails instead, and its transaction
+    /// leaves the file at version 5 with the log as it was.
+    #[test]
+    fn migration_6_refuses_a_row_of_no_team_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let team = TeamId::random();
+        let (envelopes, _) = signed_envelopes(team);
+        let entries: Vec<(i64, Envelope)> = (1i64..).zip(envelopes).collect();
+        write_version_5(&path, &[(team, entries.clone())]);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        conn.execute(
+            "UPDATE log SET team = ?1 WHERE seq = 3",
+            [TeamId::random().as_bytes()],
+        )
+        .unwrap();
+        drop(conn);
+        match SqliteStorage::open(dir.path()) {
+            Err(StorageError::Corrupt(why)) => assert!(why.contains("migration 6"), "{why}"),
+            Err(other) => panic!("expected Corrupt, got {other:?}"),
+            Ok(_) => panic!("the migration lost a row"),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM log WHERE length(team) = 16",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((version, rows), (5, entries.len() as i64));
     }
 
     /// A body that does not decode, or disagrees with its row, fails migration 5, and its

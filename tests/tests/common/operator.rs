@@ -101,8 +101,10 @@ impl Operator {
     pub fn rows_after(&self, team: TeamId, after: u64) -> Vec<(u64, Envelope)> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT seq, v, doc, envelope_id, kind, epoch, author, covers, nonce, ciphertext, sig
-                 FROM log WHERE team = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT l.seq, l.v, l.doc, l.envelope_id, l.kind, l.epoch, a.id, l.covers, l.nonce,
+                        l.ciphertext, l.sig
+                 FROM log l JOIN authors a ON a.n = l.author
+                 WHERE l.team = (SELECT n FROM teams WHERE id = ?1) AND l.seq > ?2 ORDER BY l.seq",
             )?;
             let rows = stmt
                 .query_map(params![team.as_bytes(), after as i64], |r| {
@@ -294,7 +296,7 @@ pub fn forget_erasure(tx: &Transaction<'_>, team: TeamId, doc: RecordId) -> rusq
         params![team.as_bytes(), doc.as_bytes()],
     )?;
     tx.execute(
-        "DELETE FROM log WHERE team = ?1 AND doc = ?2 AND kind = 3",
+        "DELETE FROM log WHERE team = (SELECT n FROM teams WHERE id = ?1) AND doc = ?2 AND kind = 3",
         params![team.as_bytes(), doc.as_bytes()],
     )?;
     Ok(())
@@ -316,19 +318,25 @@ pub fn reappend(
 /// them, but without any of its checks (role, tombstones): what a colluding operator writes into
 /// its own log. Returns their sequence numbers.
 pub fn append(tx: &Transaction<'_>, team: TeamId, envs: &[Envelope]) -> rusqlite::Result<Vec<u64>> {
-    let mut head: i64 = tx.query_row(
-        "SELECT head FROM teams WHERE id = ?1",
+    let (n, mut head): (i64, i64) = tx.query_row(
+        "SELECT n, head FROM teams WHERE id = ?1",
         [team.as_bytes()],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let mut seqs = Vec::new();
     for env in envs {
         head += 1;
         tx.execute(
-            "INSERT INTO log (team, seq, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO authors (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+            [env.author.as_bytes()],
+        )?;
+        tx.execute(
+            // The entry's position: the team's number times 2^40 plus its seq (migration 6).
+            "INSERT INTO log (pos, doc, envelope_id, kind, covers, v, epoch, author, nonce, sig, ciphertext)
+             VALUES (?1 * 1099511627776 + ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                     (SELECT n FROM authors WHERE id = ?9), ?10, ?11, ?12)",
             params![
-                team.as_bytes(),
+                n,
                 head,
                 env.doc.as_bytes(),
                 env.id.as_bytes(),
