@@ -59,35 +59,65 @@ impl Model {
         }
     }
 
-    /// Whether some assignment within `bounds` satisfies every equation (depth first, pruning on
-    /// each equation's reachable range).
-    fn feasible(&self, bounds: &mut Vec<(i64, i64)>) -> bool {
-        for (vs, target) in &self.eqs {
-            let lo: i64 = vs
-                .iter()
-                .map(|&(v, k)| (k * bounds[v].0).min(k * bounds[v].1))
-                .sum();
-            let hi: i64 = vs
-                .iter()
-                .map(|&(v, k)| (k * bounds[v].0).max(k * bounds[v].1))
-                .sum();
-            if *target < lo || *target > hi {
-                return false;
+    /// Narrows `b` to the values each unknown can still take given every equation and the other
+    /// unknowns' bounds, until nothing changes; false if some equation cannot hold. Sound (only
+    /// values no solution uses are removed), so [`Model::feasible`] stays exact. The equations'
+    /// coefficients are 1 and -1.
+    fn propagate(&self, b: &mut [(i64, i64)]) -> bool {
+        loop {
+            let mut changed = false;
+            for (vs, target) in &self.eqs {
+                let range = |b: &[(i64, i64)], v: usize, k: i64| {
+                    let (x, y) = (k * b[v].0, k * b[v].1);
+                    (x.min(y), x.max(y))
+                };
+                let lo: i64 = vs.iter().map(|&(v, k)| range(b, v, k).0).sum();
+                let hi: i64 = vs.iter().map(|&(v, k)| range(b, v, k).1).sum();
+                if *target < lo || *target > hi {
+                    return false;
+                }
+                for &(v, k) in vs {
+                    let (vmin, vmax) = range(b, v, k);
+                    // k * x must make up what the others (between lo - vmin and hi - vmax) leave.
+                    let (tlo, thi) = (target - (hi - vmax), target - (lo - vmin));
+                    let (nlo, nhi) = match k {
+                        1 => (tlo, thi),
+                        -1 => (-thi, -tlo),
+                        _ => continue,
+                    };
+                    let (olo, ohi) = b[v];
+                    let (nlo, nhi) = (olo.max(nlo), ohi.min(nhi));
+                    if nlo > nhi {
+                        return false;
+                    }
+                    if (nlo, nhi) != (olo, ohi) {
+                        b[v] = (nlo, nhi);
+                        changed = true;
+                    }
+                }
             }
-        }
-        let Some(v) = (0..bounds.len()).find(|&v| bounds[v].0 < bounds[v].1) else {
-            return true;
-        };
-        let (lo, hi) = bounds[v];
-        for x in lo..=hi {
-            bounds[v] = (x, x);
-            if self.feasible(bounds) {
-                bounds[v] = (lo, hi);
+            if !changed {
                 return true;
             }
         }
-        bounds[v] = (lo, hi);
-        false
+    }
+
+    /// Whether some assignment within `bounds` satisfies every equation (bounds narrowed by
+    /// [`Model::propagate`] at every step, then depth first over the first unknown not fixed).
+    fn feasible(&self, bounds: &mut Vec<(i64, i64)>) -> bool {
+        let mut b = bounds.clone();
+        if !self.propagate(&mut b) {
+            return false;
+        }
+        let Some(v) = (0..b.len()).find(|&v| b[v].0 < b[v].1) else {
+            return true;
+        };
+        let (lo, hi) = b[v];
+        (lo..=hi).any(|x| {
+            let mut c = b.clone();
+            c[v] = (x, x);
+            self.feasible(&mut c)
+        })
     }
 
     /// The unknowns that take only one value across all consistent assignments.
