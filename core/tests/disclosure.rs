@@ -104,8 +104,8 @@ impl Model {
 
     /// Whether some assignment within `bounds` satisfies every equation (bounds narrowed by
     /// [`Model::propagate`] at every step, then depth first over the first unknown not fixed).
-    fn feasible(&self, bounds: &mut Vec<(i64, i64)>) -> bool {
-        let mut b = bounds.clone();
+    fn feasible(&self, bounds: &[(i64, i64)]) -> bool {
+        let mut b = bounds.to_vec();
         if !self.propagate(&mut b) {
             return false;
         }
@@ -116,7 +116,7 @@ impl Model {
         (lo..=hi).any(|x| {
             let mut c = b.clone();
             c[v] = (x, x);
-            self.feasible(&mut c)
+            self.feasible(&c)
         })
     }
 
@@ -129,7 +129,7 @@ impl Model {
                 .filter(|&x| {
                     let mut b = base.clone();
                     b[i] = (x, x);
-                    self.feasible(&mut b)
+                    self.feasible(&b)
                 })
                 .take(2)
                 .count();
