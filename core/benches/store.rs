@@ -432,21 +432,22 @@ fn main() {
                 Some(8.0),
             );
             drop(ws);
-            let trees = bytes_by_tree(&d.path().join("lead.db"));
-            let total: u64 = trees.iter().map(|t| t.1).sum();
+            let db = d.path().join("lead.db");
+            let per_contact = |db: &Path| -> f64 {
+                let total: u64 = bytes_by_tree(db).iter().map(|t| t.1).sum();
+                total as f64 / (2_000 + TRACED_SAVES) as f64
+            };
             figures.add(
                 &format!("store_bytes_per_contact_2000_{label}"),
-                total as f64 / (2_000 + TRACED_SAVES) as f64,
+                per_contact(&db),
                 "B",
                 Some(1_500.0),
             );
             if version == Some(6) {
-                drop(Workspace::open(d.path().join("lead.db"), common::key(1)).unwrap());
-                let trees = bytes_by_tree(&d.path().join("lead.db"));
-                let total: u64 = trees.iter().map(|t| t.1).sum();
+                drop(Workspace::open(&db, common::key(1)).unwrap());
                 figures.add(
                     &format!("store_bytes_per_contact_2000_{label}_migrated"),
-                    total as f64 / (2_000 + TRACED_SAVES) as f64,
+                    per_contact(&db),
                     "B",
                     Some(1_500.0),
                 );
