@@ -61,8 +61,9 @@ pub(super) fn inflate(deflated: &[u8], dictionary: &[u8], cap: usize) -> Option<
                 if out.len() >= cap {
                     return None;
                 }
-                let grown = out.len().saturating_mul(2).clamp(64, cap);
-                out.reserve(grown - out.len() + usize::from(grown == out.len()));
+                // At least 64 bytes more, at most up to `cap` (which is past `out.len()` here).
+                let grown = out.len().saturating_mul(2).max(64).min(cap);
+                out.reserve(grown - out.len());
             }
             let fed = usize::try_from(d.total_in()).ok()?;
             let before = (d.total_in(), d.total_out());
