@@ -82,9 +82,11 @@ struct StoredContact<'a> {
 /// Encodes a contact's projection in format 2.
 pub(crate) fn encode_contact(s: &ContactSummary) -> Result<Vec<u8>> {
     use chrono::Datelike;
+    // Only the canonical form (32 lowercase hex characters) parses, so `Device` gives back the
+    // same text.
     let author = match s.author.parse::<DeviceId>() {
-        Ok(d) if d.to_string() == s.author => StoredAuthor::Device(*d.as_bytes()),
-        _ => StoredAuthor::Text(Cow::Borrowed(&s.author)),
+        Ok(d) => StoredAuthor::Device(*d.as_bytes()),
+        Err(_) => StoredAuthor::Text(Cow::Borrowed(&s.author)),
     };
     let note = match deflate_note(&s.note)? {
         Some(d) if d.len() < s.note.len() => StoredNote::Deflated(Cow::Owned(d)),
