@@ -175,7 +175,7 @@ impl Writer<'_> {
     /// Saves a record's projection, sealed, and schedules the cache update.
     pub(crate) fn put_projection(&mut self, id: &RecordId, projection: Projection) -> Result<()> {
         let (kind, bytes) = match &projection {
-            Projection::Contact(s) if self.schema < super::schema::compact_records_version() => (
+            Projection::Contact(s) if !self.writes_compact_records() => (
                 RecordKind::Contact,
                 postcard::to_stdvec(s.as_ref())
                     .map_err(|_| Error::Internal("projection encoding"))?,

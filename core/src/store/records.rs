@@ -61,6 +61,13 @@ reads! {
 }
 
 impl Writer<'_> {
+    /// Whether documents and contact projections are written in their compact forms (migration
+    /// 0007); a store left at an older schema (migration tests only) is written as those apps
+    /// wrote it.
+    pub(super) fn writes_compact_records(&self) -> bool {
+        self.schema >= super::schema::compact_records_version()
+    }
+
     /// Stores a saved document (`Automerge::save` bytes), sealed. An outbox entry that points at
     /// the document it replaces gets its own copy first.
     pub(crate) fn put_doc_bytes(
@@ -70,7 +77,7 @@ impl Writer<'_> {
         bytes: &[u8],
     ) -> Result<()> {
         self.detach_outbox_document(id)?;
-        let sealed = if self.schema < super::schema::compact_records_version() {
+        let sealed = if !self.writes_compact_records() {
             self.sealer.seal(
                 crate::crypto::Purpose::Document,
                 kind.code(),
