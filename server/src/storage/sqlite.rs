@@ -1137,6 +1137,9 @@ fn append_entries(
         tx.prepare_cached("INSERT INTO envelope_ids (team, id, seq) VALUES (?1, ?2, ?3)")?;
     let mut insert = tx.prepare_cached(INSERT_LOG)?;
     let mut last_author: Option<(DeviceId, i64)> = None;
+    // A team's entries of one record are a range of `log_by_doc`: (the doc's first 8 bytes, pos)
+    // with pos in the team's positions from `first`; the row's whole doc is compared too.
+    let first = log_pos(team_n, 1)?;
     for env in entries {
         let existing: Option<i64> = seen
             .query_row(params![team_n, env.id.as_bytes()], |r| r.get(0))
@@ -1183,9 +1186,6 @@ fn append_entries(
         last_author = Some((env.author, author_n));
         insert_log_row(&mut insert, env, pos, author_n)?;
         remember.execute(params![team_n, env.id.as_bytes(), seq])?;
-        // A team's entries of one record are a range of `log_by_doc`: (the doc's first 8 bytes,
-        // pos) with pos in the team's positions; the row's whole doc is compared too.
-        let first = log_pos(team_n, 1)?;
         outcome.dropped += match env.kind {
             EnvelopeKind::Change => 0,
             EnvelopeKind::Snapshot => tx.prepare_cached(COMPACT)?.execute(params![
